@@ -1,0 +1,1 @@
+//! ig-image: build gadget images without Docker, keep them in upstream's store, and prove them.

@@ -1,1 +1,191 @@
-//! Shared support for the end-to-end tests: temp stores, the `ig-image` binary, the image checker.
+//! Shared support for the end-to-end tests: temp stores, running the `ig-image` binary, the
+//! independent image checker, and the kernel requirement rule.
+//!
+//! The `ig-image` binary must be built first with the same profile (`scripts/test` does it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
+}
+
+/// A sample gadget directory.
+pub fn sample(name: &str) -> PathBuf {
+    workspace_root().join("sample-gadgets").join(name)
+}
+
+/// A test fixture directory.
+pub fn fixture(name: &str) -> PathBuf {
+    workspace_root().join("tests").join("fixtures").join(name)
+}
+
+/// The names of every C sample gadget.
+pub const C_SAMPLES: &[&str] = &["trace_exec", "trace_open", "snapshot_process", "top_file"];
+
+/// The `ig-image` binary next to this test executable's profile directory.
+pub fn ig_image_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("ig-image");
+    assert!(
+        bin.exists(),
+        "`{}` is missing: build it first with `cargo build -p ig-image` in the same profile (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The independent checker from ../shared/tools.
+pub fn checker() -> PathBuf {
+    let path = workspace_root().join("../shared/tools/gadget-image-check");
+    assert!(path.exists(), "`{}` is missing: ../shared must sit beside the project", path.display());
+    path
+}
+
+/// A private store and build cache for one test.
+pub struct TempStore {
+    /// Holds the store and the cache.
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for TempStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TempStore {
+    /// A fresh empty store with its own cache.
+    pub fn new() -> TempStore {
+        TempStore { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    /// The store directory.
+    pub fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// The build cache directory.
+    pub fn cache(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// `ig-image --store <store> ARGS` with this test's cache and a fixed SOURCE_DATE_EPOCH.
+    pub fn cmd<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut c = Command::new(ig_image_bin());
+        c.arg("--store").arg(self.store()).args(args);
+        c.env("IG_IMAGE_CACHE_DIR", self.cache());
+        c.env("SOURCE_DATE_EPOCH", "1700000000");
+        c.env_remove("IG_IMAGE_STORE");
+        c
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let out = run(self.cmd(args));
+        assert_success(&out);
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Run and require failure; returns stderr.
+    pub fn fails<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let out = run(self.cmd(args));
+        assert!(
+            !out.status.success(),
+            "expected failure, got success\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).expect("utf-8 stderr")
+    }
+
+    /// Run gadget-image-check on the store (optionally for some references); returns its output.
+    pub fn check(&self, refs: &[&str], platforms: &str) -> String {
+        let out = run({
+            let mut c = Command::new("python3");
+            c.arg(checker()).arg(self.store()).args(refs).arg("--platforms").arg(platforms);
+            c
+        });
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "gadget-image-check failed:\n{text}");
+        assert!(text.contains(" 0 failed"), "gadget-image-check reported failures:\n{text}");
+        text
+    }
+
+    /// A snapshot of the store's files (path -> content), to prove a failure changed nothing.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        collect(&self.store(), &self.store(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect(root, &p, out);
+        } else if p.file_name().is_some_and(|n| n != "index.json.lock") {
+            out.push((p.strip_prefix(root).expect("under root").to_path_buf(), std::fs::read(&p).expect("read")));
+        }
+    }
+}
+
+/// Run a command, capturing output.
+pub fn run(mut cmd: Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Panic with both streams unless the command succeeded.
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "command failed ({})\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Parse JSON lines.
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+/// Whether this process can use the kernel for eBPF (root and kernel BTF). Without it a kernel
+/// test returns early with a loud reason, unless `IG_REQUIRE_KERNEL=1` (set by CI), in which
+/// case it panics: CI never skips kernel tests silently.
+pub fn require_kernel(test: &str) -> bool {
+    // SAFETY-free check: the effective uid from /proc.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false);
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    if root && btf {
+        return true;
+    }
+    let reason = format!("{test}: needs root and /sys/kernel/btf/vmlinux (root: {root}, btf: {btf})");
+    assert!(std::env::var("IG_REQUIRE_KERNEL").as_deref() != Ok("1"), "IG_REQUIRE_KERNEL=1 but {reason}");
+    eprintln!("SKIPPED (not a pass): {reason}");
+    false
+}

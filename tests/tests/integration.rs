@@ -1,1 +1,6 @@
-//! End-to-end tests (one binary, modules per area).
+//! End-to-end tests of the `ig-image` binary: real clang builds, the real store, the independent
+//! checker. One binary, one module per area.
+
+mod build;
+mod store;
+mod validation;

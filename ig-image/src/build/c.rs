@@ -1,0 +1,208 @@
+//! Compiling one C eBPF source for one platform: clang, then llvm-strip, through the build cache.
+//! Argument vectors only, never a shell.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::cache::{BuildCache, KeyBuilder, parse_depfile};
+use super::toolchain::CToolchain;
+use crate::platform::Platform;
+
+/// What to compile.
+#[derive(Debug)]
+pub struct CompileRequest<'a> {
+    /// The `.bpf.c` file, as the user names it (so compiler messages show the gadget's paths).
+    pub source: &'a Path,
+    /// Target platform.
+    pub platform: Platform,
+    /// Include directories searched first (gadget dir, `-I`, build.yaml `includeDirs`).
+    pub include_dirs: &'a [PathBuf],
+    /// SDK include roots in priority order (an external `--sdk-dir` first, then the bundled one).
+    pub sdk_dirs: &'a [PathBuf],
+    /// Extra compiler arguments from build.yaml.
+    pub cflags: &'a [String],
+    /// The tools.
+    pub toolchain: &'a CToolchain,
+    /// The cache, unless `--no-cache`.
+    pub cache: Option<&'a BuildCache>,
+    /// The unpacked bundled SDK: content-addressed, so its files need no re-hashing.
+    pub immutable_root: &'a Path,
+}
+
+/// A stripped object.
+#[derive(Debug, Clone)]
+pub struct CompiledObject {
+    /// Its platform.
+    pub platform: Platform,
+    /// The ELF bytes (DWARF stripped, BTF kept).
+    pub bytes: Vec<u8>,
+    /// Whether it came from the cache.
+    pub cached: bool,
+    /// Compiler warnings (stderr of a successful compile).
+    pub warnings: String,
+}
+
+/// A compile that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// clang reported errors.
+    #[error("clang failed to compile `{source_path}` for {platform}:\n{stderr}{hint}")]
+    Compiler {
+        /// The source.
+        source_path: PathBuf,
+        /// The platform.
+        platform: Platform,
+        /// clang's messages.
+        stderr: String,
+        /// An extra hint line, or empty.
+        hint: String,
+    },
+    /// llvm-strip failed.
+    #[error("llvm-strip failed on the {platform} object of `{source_path}`:\n{stderr}")]
+    Strip {
+        /// The source.
+        source_path: PathBuf,
+        /// The platform.
+        platform: Platform,
+        /// llvm-strip's messages.
+        stderr: String,
+    },
+    /// A tool could not be started or its output read.
+    #[error("cannot run `{tool}`")]
+    Run {
+        /// The tool path.
+        tool: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The host's multiarch include directory (for `<asm/types.h>`), as upstream passes it.
+fn multiarch_include() -> Option<PathBuf> {
+    let triple = match std::env::consts::ARCH {
+        "x86_64" => "x86_64-linux-gnu",
+        "aarch64" => "aarch64-linux-gnu",
+        "powerpc64" => "powerpc64le-linux-gnu",
+        "riscv64" => "riscv64-linux-gnu",
+        "s390x" => "s390x-linux-gnu",
+        _ => return None,
+    };
+    let dir = PathBuf::from("/usr/include").join(triple);
+    dir.is_dir().then_some(dir)
+}
+
+/// The clang arguments before the output-specific ones (also the cache key's flags).
+fn clang_args(req: &CompileRequest<'_>) -> Vec<String> {
+    let p = req.platform;
+    let mut args = vec![
+        "-target".to_string(),
+        p.clang_target().to_string(),
+        "-Wall".into(),
+        "-g".into(),
+        "-O2".into(),
+        format!("-D__TARGET_ARCH_{}", p.target_arch_define()),
+    ];
+    for dir in req.include_dirs {
+        args.push(format!("-I{}", dir.display()));
+    }
+    for sdk in req.sdk_dirs {
+        args.push(format!("-I{}", sdk.display()));
+        args.push(format!("-I{}", sdk.join("gadget").join(p.oci_arch()).display()));
+    }
+    if let Some(dir) = multiarch_include() {
+        args.push(format!("-I{}", dir.display()));
+    }
+    args.extend(req.cflags.iter().cloned());
+    args
+}
+
+/// Compile and strip, or reuse the cached object.
+pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError> {
+    let args = clang_args(req);
+    let source_abs = std::fs::canonicalize(req.source).unwrap_or_else(|_| req.source.to_path_buf());
+    let key = {
+        let mut k = KeyBuilder::new();
+        k.add(req.toolchain.identity()).add(crate::sdk::HASH).add(source_abs.as_os_str().as_encoded_bytes());
+        for a in &args {
+            k.add(a);
+        }
+        k.finish()
+    };
+    if let Some(bytes) = req.cache.and_then(|c| c.lookup(&key, req.immutable_root)) {
+        return Ok(CompiledObject { platform: req.platform, bytes, cached: true, warnings: String::new() });
+    }
+
+    let work = tempfile::Builder::new()
+        .prefix("ig-image-build-")
+        .tempdir()
+        .map_err(|source| CompileError::Run { tool: req.toolchain.clang.path.clone(), source })?;
+    let object = work.path().join("program.o");
+    let stripped = work.path().join("program.stripped.o");
+    let depfile = work.path().join("program.d");
+
+    let output = Command::new(&req.toolchain.clang.path)
+        .args(&args)
+        .arg("-MD")
+        .arg("-MF")
+        .arg(&depfile)
+        .arg("-c")
+        .arg(req.source)
+        .arg("-o")
+        .arg(&object)
+        .output()
+        .map_err(|source| CompileError::Run { tool: req.toolchain.clang.path.clone(), source })?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        let missing_vmlinux = !req
+            .sdk_dirs
+            .iter()
+            .any(|d| d.join("gadget").join(req.platform.oci_arch()).join("vmlinux.h").exists());
+        let hint = if missing_vmlinux {
+            format!(
+                "hint: no SDK has `gadget/{arch}/vmlinux.h`; pass `--sdk-dir DIR` with `DIR/gadget/{arch}/vmlinux.h` to build for {arch}",
+                arch = req.platform.oci_arch()
+            )
+        } else {
+            String::new()
+        };
+        return Err(CompileError::Compiler {
+            source_path: req.source.to_path_buf(),
+            platform: req.platform,
+            stderr,
+            hint,
+        });
+    }
+
+    let strip = Command::new(&req.toolchain.strip.path)
+        .arg("-g")
+        .arg(&object)
+        .arg("-o")
+        .arg(&stripped)
+        .output()
+        .map_err(|source| CompileError::Run { tool: req.toolchain.strip.path.clone(), source })?;
+    if !strip.status.success() {
+        return Err(CompileError::Strip {
+            source_path: req.source.to_path_buf(),
+            platform: req.platform,
+            stderr: String::from_utf8_lossy(&strip.stderr).into_owned(),
+        });
+    }
+    let bytes = std::fs::read(&stripped)
+        .map_err(|source| CompileError::Run { tool: req.toolchain.strip.path.clone(), source })?;
+
+    if let Some(cache) = req.cache {
+        let deps: Vec<PathBuf> = std::fs::read_to_string(&depfile)
+            .map(|t| parse_depfile(&t))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+            .collect();
+        if deps.is_empty() {
+            log::warn!("clang wrote no dependency list for `{}`; not caching", req.source.display());
+        } else {
+            cache.store(&key, &bytes, &deps, req.immutable_root);
+        }
+    }
+    Ok(CompiledObject { platform: req.platform, bytes, cached: false, warnings: stderr })
+}

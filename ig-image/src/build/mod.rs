@@ -1,0 +1,461 @@
+//! `ig-image build`: gadget directories in, tagged images in the store out.
+//!
+//! Per directory: read build.yaml, compile the eBPF source once per platform (in parallel, through
+//! the cache), check each object and the gadget.yaml against it, optionally update gadget.yaml,
+//! assemble the image and store it with its tag in one store transaction. Several directories
+//! build in parallel, with at most `jobs` compiler processes at once.
+
+pub mod build_yaml;
+pub mod c;
+pub mod cache;
+pub mod toolchain;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+use gadget_object::{GadgetObject, Severity};
+use gadget_store::Store;
+use gadget_store::reference::Reference;
+
+use crate::image::{self, media_types as mt};
+use crate::metadata;
+use crate::platform::{self, Platform};
+use build_yaml::BuildSpec;
+use cache::BuildCache;
+use toolchain::CToolchain;
+
+/// The builder version written into every image's annotations.
+pub const BUILDER_VERSION: &str = concat!("ig-image/v", env!("CARGO_PKG_VERSION"));
+
+/// Options of one `ig-image build` call.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Gadget directories.
+    pub dirs: Vec<PathBuf>,
+    /// Tag template; `{name}` is replaced by the directory name. Default `{name}:latest`.
+    pub tag: Option<String>,
+    /// Build file, relative to each directory unless absolute.
+    pub file: Option<PathBuf>,
+    /// Platforms from the command line (override build.yaml).
+    pub platforms: Option<Vec<Platform>>,
+    /// External SDK tree searched before the bundled one.
+    pub sdk_dir: Option<PathBuf>,
+    /// Extra include directories (`-I`).
+    pub include_dirs: Vec<PathBuf>,
+    /// Create or update gadget.yaml from the object.
+    pub update_metadata: bool,
+    /// Check gadget.yaml against the object.
+    pub validate_metadata: bool,
+    /// Also write each platform's object to this directory.
+    pub output_dir: Option<PathBuf>,
+    /// Maximum compiler processes at once.
+    pub jobs: usize,
+    /// The cache directory, or `None` for `--no-cache`.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// What one built gadget produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuiltImage {
+    /// The gadget directory.
+    pub dir: PathBuf,
+    /// Full normalized reference the image was tagged with.
+    pub reference: String,
+    /// Index digest.
+    pub digest: String,
+    /// Platforms in the image.
+    pub platforms: Vec<String>,
+    /// Objects reused from the cache (out of `platforms.len()`).
+    pub cached_objects: usize,
+    /// Warnings from build.yaml, the compiler and the checks.
+    pub warnings: Vec<String>,
+    /// Wall time in milliseconds.
+    pub millis: u128,
+    /// Whether gadget.yaml was written by `--update-metadata`.
+    pub metadata_updated: bool,
+}
+
+/// Why a gadget did not build.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// build.yaml problem.
+    #[error(transparent)]
+    BuildYaml(#[from] build_yaml::BuildYamlError),
+    /// No usable clang / llvm-strip.
+    #[error(transparent)]
+    Toolchain(#[from] toolchain::ToolchainError),
+    /// Compiler or strip failure.
+    #[error(transparent)]
+    Compile(#[from] c::CompileError),
+    /// The bundled SDK could not be unpacked.
+    #[error(transparent)]
+    Sdk(#[from] crate::sdk::SdkError),
+    /// The object or the metadata failed the checks.
+    #[error("`{dir}` failed {count} check(s):\n{details}")]
+    Checks {
+        /// The gadget directory.
+        dir: PathBuf,
+        /// How many errors.
+        count: usize,
+        /// One line per error, naming the culprit.
+        details: String,
+    },
+    /// The built object is not a readable gadget object.
+    #[error("the {platform} object built from `{source_path}` is unreadable")]
+    Object {
+        /// The source.
+        source_path: PathBuf,
+        /// The platform.
+        platform: Platform,
+        /// Why.
+        #[source]
+        source: gadget_object::ObjectError,
+    },
+    /// gadget.yaml could not be read, parsed or written.
+    #[error(transparent)]
+    Metadata(#[from] metadata::MetadataError),
+    /// A file could not be read or written.
+    #[error("cannot {action} `{path}`")]
+    Io {
+        /// read / write.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--update-metadata` without an eBPF object.
+    #[error("`--update-metadata` needs an eBPF program, and `{dir}` has none")]
+    UpdateWithoutObject {
+        /// The gadget directory.
+        dir: PathBuf,
+    },
+    /// The tag is not a valid reference.
+    #[error("invalid tag for `{dir}`")]
+    Tag {
+        /// The gadget directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: gadget_store::reference::ReferenceError,
+    },
+    /// Rust eBPF gadgets are built by a later version.
+    #[error("`{source_path}`: Rust eBPF gadgets (a Cargo package as `ebpfsource`) are not supported by this version of ig-image")]
+    RustUnsupported {
+        /// The Cargo.toml.
+        source_path: PathBuf,
+    },
+    /// Assembling the image failed.
+    #[error(transparent)]
+    Assemble(#[from] image::assemble::AssembleError),
+    /// Writing to the store failed.
+    #[error("cannot store the image of `{dir}`")]
+    Store {
+        /// The gadget directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: gadget_store::StoreError,
+    },
+}
+
+/// Receives progress of a build (the CLI prints it; the library never does).
+pub trait BuildReporter: Sync {
+    /// A gadget started building for these platforms.
+    fn started(&self, _dir: &Path, _platforms: &[Platform]) {}
+    /// A gadget finished.
+    fn finished(&self, _result: &Result<BuiltImage, BuildError>, _dir: &Path) {}
+}
+
+/// A reporter that says nothing.
+#[derive(Debug, Default)]
+pub struct SilentReporter;
+impl BuildReporter for SilentReporter {}
+
+/// A counting semaphore bounding concurrent compiler processes.
+struct Slots {
+    free: Mutex<usize>,
+    cond: Condvar,
+}
+
+impl Slots {
+    fn new(n: usize) -> Slots {
+        Slots { free: Mutex::new(n.max(1)), cond: Condvar::new() }
+    }
+
+    fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        {
+            let mut free = self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            while *free == 0 {
+                free = self.cond.wait(free).unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            *free -= 1;
+        }
+        let out = f();
+        *self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        self.cond.notify_one();
+        out
+    }
+}
+
+/// The tag for a directory: the template with `{name}` replaced, default `<dirname>:latest`.
+pub fn tag_for(template: Option<&str>, dir: &Path) -> String {
+    let name = std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "gadget".to_string());
+    template.unwrap_or("{name}").replace("{name}", &name)
+}
+
+/// Build every directory of `opts` into `store`. One result per directory, in order.
+pub fn build_all(store: &Store, opts: &BuildOptions, reporter: &dyn BuildReporter) -> Vec<Result<BuiltImage, BuildError>> {
+    let slots = Slots::new(opts.jobs);
+    let results: Vec<Mutex<Option<Result<BuiltImage, BuildError>>>> = opts.dirs.iter().map(|_| Mutex::new(None)).collect();
+    let next = Mutex::new(0usize);
+    let workers = opts.jobs.clamp(1, opts.dirs.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = {
+                        let mut n = next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let i = *n;
+                        *n += 1;
+                        i
+                    };
+                    let Some(dir) = opts.dirs.get(i) else { break };
+                    let result = build_one(store, opts, dir, &slots, reporter);
+                    reporter.finished(&result, dir);
+                    *results[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .expect("every directory was built")
+        })
+        .collect()
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, BuildError> {
+    std::fs::read(path).map_err(|source| BuildError::Io { action: "read", path: path.to_path_buf(), source })
+}
+
+fn build_one(
+    store: &Store,
+    opts: &BuildOptions,
+    dir: &Path,
+    slots: &Slots,
+    reporter: &dyn BuildReporter,
+) -> Result<BuiltImage, BuildError> {
+    let started = Instant::now();
+    let spec = BuildSpec::load(dir, opts.file.as_deref())?;
+    let mut warnings = spec.warnings.clone();
+    let platforms = opts
+        .platforms
+        .clone()
+        .or_else(|| spec.platforms.clone())
+        .unwrap_or_else(|| platform::DEFAULT_PLATFORMS.to_vec());
+    let reference_text = tag_for(opts.tag.as_deref(), dir);
+    let reference: Reference = reference_text
+        .parse()
+        .map_err(|source| BuildError::Tag { dir: dir.to_path_buf(), source })?;
+    reporter.started(dir, &platforms);
+
+    // 1. Objects, one per platform, compiled in parallel.
+    let objects: Vec<Option<c::CompiledObject>> = match &spec.ebpf_source {
+        None => platforms.iter().map(|_| None).collect(),
+        Some(src) if src.file_name().is_some_and(|n| n == "Cargo.toml") => {
+            return Err(BuildError::RustUnsupported { source_path: src.clone() });
+        }
+        Some(src) => compile_platforms(opts, &spec, src, &platforms, slots)?
+            .into_iter()
+            .map(Some)
+            .collect(),
+    };
+    for object in objects.iter().flatten() {
+        if !object.warnings.trim().is_empty() {
+            warnings.push(object.warnings.trim_end().to_string());
+        }
+    }
+
+    // 2. Object checks on every platform's object.
+    let mut errors = Vec::new();
+    let mut parsed = Vec::new();
+    for object in objects.iter().flatten() {
+        let source_path = spec.ebpf_source.clone().unwrap_or_default();
+        let obj = GadgetObject::parse(&object.bytes)
+            .map_err(|source| BuildError::Object { source_path, platform: object.platform, source })?;
+        let order = match object.platform.byte_order() {
+            platform::ByteOrder::Little => gadget_object::Endianness::Little,
+            platform::ByteOrder::Big => gadget_object::Endianness::Big,
+        };
+        for d in obj.check(order) {
+            let line = format!("[{}] {d}", object.platform);
+            match d.severity {
+                Severity::Error => errors.push(line),
+                Severity::Warning => warnings.push(line),
+            }
+        }
+        parsed.push(obj);
+    }
+    // The platforms' objects come from one source: report each object finding once.
+    dedup_platform_lines(&mut errors);
+    dedup_platform_lines(&mut warnings);
+
+    // 3. gadget.yaml: update, then validate against the first object.
+    let mut metadata_updated = false;
+    if opts.update_metadata {
+        let obj = parsed.first().ok_or_else(|| BuildError::UpdateWithoutObject { dir: dir.to_path_buf() })?;
+        let existing = match std::fs::read_to_string(&spec.metadata) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(BuildError::Io { action: "read", path: spec.metadata.clone(), source }),
+        };
+        let updated = metadata::update(existing.as_deref(), obj)?;
+        if existing.as_deref() != Some(updated.as_str()) {
+            cache::write_atomic(&spec.metadata, updated.as_bytes())
+                .map_err(|source| BuildError::Io { action: "write", path: spec.metadata.clone(), source })?;
+            metadata_updated = true;
+        }
+    }
+    let metadata_bytes = if spec.metadata.exists() { Some(read(&spec.metadata)?) } else { None };
+    if let (Some(bytes), true) = (&metadata_bytes, opts.validate_metadata) {
+        let text = String::from_utf8_lossy(bytes);
+        for d in metadata::validate(&text, &spec.metadata, parsed.first())? {
+            let line = d.to_string();
+            match d.severity {
+                Severity::Error => errors.push(line),
+                Severity::Warning => warnings.push(line),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(BuildError::Checks { dir: dir.to_path_buf(), count: errors.len(), details: errors.join("\n") });
+    }
+
+    // 4. Image.
+    let created = image::assemble::created_timestamp()?;
+    let annotations = match &metadata_bytes {
+        Some(bytes) => {
+            let info = metadata::descriptive(&String::from_utf8_lossy(bytes), &spec.metadata)?;
+            let fields = [
+                (mt::TITLE, info.name.clone()),
+                (mt::DESCRIPTION, info.description.clone()),
+                (mt::URL, info.homepage_url.clone()),
+                (mt::DOCUMENTATION, info.documentation_url.clone()),
+                (mt::SOURCE, info.source_url.clone()),
+            ];
+            image::assemble::image_annotations(Some(&fields), &info.annotations, BUILDER_VERSION, &created)
+        }
+        None => image::assemble::image_annotations(None, &[], BUILDER_VERSION, &created),
+    };
+    let wasm = spec.wasm.as_deref().map(read).transpose()?;
+    let inputs = image::ImageInputs {
+        metadata: metadata_bytes,
+        annotations,
+        objects: platforms
+            .iter()
+            .zip(&objects)
+            .map(|(p, o)| (*p, o.as_ref().map(|o| o.bytes.clone())))
+            .collect(),
+        wasm,
+    };
+    let assembled = image::assemble(&inputs)?;
+    store
+        .transaction(|tx| {
+            for (_, bytes) in &assembled.blobs {
+                tx.write_blob(bytes)?;
+            }
+            tx.tag(&reference, assembled.index.clone())
+        })
+        .map_err(|source| BuildError::Store { dir: dir.to_path_buf(), source })?;
+
+    if let Some(out) = &opts.output_dir {
+        write_objects(out, &reference_text, &objects)?;
+    }
+    Ok(BuiltImage {
+        dir: dir.to_path_buf(),
+        reference: reference.full(),
+        digest: assembled.index.digest().to_string(),
+        platforms: platforms.iter().map(|p| p.oci_arch().to_string()).collect(),
+        cached_objects: objects.iter().flatten().filter(|o| o.cached).count(),
+        warnings,
+        millis: started.elapsed().as_millis(),
+        metadata_updated,
+    })
+}
+
+fn dedup_platform_lines(lines: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    lines.retain(|l| {
+        let body = l.split_once("] ").map_or(l.as_str(), |(_, b)| b).to_string();
+        seen.insert(body)
+    });
+}
+
+fn compile_platforms(
+    opts: &BuildOptions,
+    spec: &BuildSpec,
+    source: &Path,
+    platforms: &[Platform],
+    slots: &Slots,
+) -> Result<Vec<c::CompiledObject>, BuildError> {
+    let toolchain = CToolchain::discover()?;
+    let cache_root = opts.cache_dir.clone().unwrap_or_else(cache::default_dir);
+    let bundled = crate::sdk::ensure_unpacked(&cache_root)?;
+    let immutable_root = std::fs::canonicalize(&bundled).unwrap_or(bundled.clone());
+    let cache = opts.cache_dir.as_ref().map(|d| BuildCache::new(d.clone()));
+    let mut sdk_dirs = Vec::new();
+    if let Some(external) = &opts.sdk_dir {
+        sdk_dirs.push(external.clone());
+    }
+    sdk_dirs.push(bundled);
+    let mut include_dirs = vec![spec.dir.clone()];
+    include_dirs.extend(opts.include_dirs.iter().cloned());
+    include_dirs.extend(spec.include_dirs.iter().cloned());
+
+    let results: Vec<Result<c::CompiledObject, c::CompileError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = platforms
+            .iter()
+            .map(|&platform| {
+                let request = c::CompileRequest {
+                    source,
+                    platform,
+                    include_dirs: &include_dirs,
+                    sdk_dirs: &sdk_dirs,
+                    cflags: &spec.cflags,
+                    toolchain: &toolchain,
+                    cache: cache.as_ref(),
+                    immutable_root: &immutable_root,
+                };
+                scope.spawn(move || slots.run(|| c::compile(&request)))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("compile thread does not panic")).collect()
+    });
+    results.into_iter().map(|r| r.map_err(BuildError::from)).collect()
+}
+
+fn write_objects(out: &Path, reference: &str, objects: &[Option<c::CompiledObject>]) -> Result<(), BuildError> {
+    let stem: String = reference
+        .rsplit('/')
+        .next()
+        .unwrap_or(reference)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' { c } else { '_' })
+        .collect();
+    for object in objects.iter().flatten() {
+        let path = out.join(format!("{stem}.{}.bpf.o", object.platform));
+        cache::write_atomic(&path, &object.bytes)
+            .map_err(|source| BuildError::Io { action: "write", path: path.clone(), source })?;
+    }
+    Ok(())
+}

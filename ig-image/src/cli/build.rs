@@ -1,0 +1,162 @@
+//! `ig-image build`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Args;
+use ig_image::build::{self, BuildError, BuildOptions, BuildReporter, BuiltImage};
+use ig_image::platform::{self, Platform};
+
+use super::{ExitStatus, GlobalArgs};
+use crate::output::{self, Format};
+
+/// Build one or more gadget directories into images in the store.
+///
+/// Each directory holds `program.bpf.c` (or the `ebpfsource` of its build.yaml), usually a
+/// `gadget.yaml`, and optionally a `build.yaml`. The eBPF source is compiled with clang once per
+/// platform, in parallel, against the bundled SDK (gadget headers, libbpf headers, vmlinux.h);
+/// the object and gadget.yaml are checked; the image is stored and tagged.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+ig-image build sample-gadgets/trace_open -t trace_open:dev\n  \
+ig-image build gadgets/* -t 'localhost:5000/gadgets/{name}:v1' -o json\n  \
+SOURCE_DATE_EPOCH=0 ig-image build . --platform amd64,arm64,s390x --sdk-dir ~/ig/include\n\n\
+build.yaml keys: ebpfsource, metadata, wasm (bundled as is), platforms, includeDirs, cflags (a YAML list,\n\
+one compiler argument per item, never through a shell). See docs/commands/build.md.")]
+pub struct BuildArgs {
+    /// Gadget directories to build
+    #[arg(value_name = "DIR", default_value = ".")]
+    dirs: Vec<PathBuf>,
+    /// Image name; `{name}` is the directory's name (default: `{name}:latest`)
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    tag: Option<String>,
+    /// Build file, relative to each directory (default: build.yaml, optional)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Comma-separated platforms (default: build.yaml `platforms`, else amd64,arm64)
+    #[arg(long, value_name = "LIST", value_parser = parse_platforms)]
+    platform: Option<Vec<Platform>>,
+    /// External SDK tree laid out like upstream's include/ (DIR/gadget/*.h, DIR/gadget/<arch>/vmlinux.h), searched before the bundled one
+    #[arg(long, value_name = "DIR")]
+    sdk_dir: Option<PathBuf>,
+    /// Extra include directory (repeatable)
+    #[arg(short = 'I', long = "include", value_name = "DIR")]
+    include: Vec<PathBuf>,
+    /// Create or update gadget.yaml from the object (keeps unknown keys, key order and existing entries)
+    #[arg(long)]
+    update_metadata: bool,
+    /// Check gadget.yaml against the object; `--validate-metadata=false` turns it off
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    validate_metadata: bool,
+    /// Also write each platform's stripped object to DIR as `<name>.<arch>.bpf.o`
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+    /// Output format of the result: text, or json (one object per gadget, JSON lines)
+    #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
+    output: Format,
+    /// Compiler processes at once (default: number of cores)
+    #[arg(short = 'j', long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Do not read or write the build cache
+    #[arg(long)]
+    no_cache: bool,
+}
+
+fn parse_platforms(s: &str) -> Result<Vec<Platform>, String> {
+    let list = platform::parse_list(s).map_err(|e| e.to_string())?;
+    if list.is_empty() {
+        return Err("the platform list is empty".into());
+    }
+    Ok(list)
+}
+
+struct Reporter {
+    quiet: bool,
+}
+
+impl BuildReporter for Reporter {
+    fn started(&self, dir: &Path, platforms: &[Platform]) {
+        if !self.quiet {
+            let list: Vec<&str> = platforms.iter().map(|p| p.oci_arch()).collect();
+            output::status("Building", format!("{} ({})", dir.display(), list.join(", ")));
+        }
+    }
+}
+
+pub fn exec(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitStatus> {
+    let store = global.open_store()?;
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+        .max(1);
+    let opts = BuildOptions {
+        dirs: args.dirs.clone(),
+        tag: args.tag.clone(),
+        file: args.file.clone(),
+        platforms: args.platform.clone(),
+        sdk_dir: args.sdk_dir.clone(),
+        include_dirs: args.include.clone(),
+        update_metadata: args.update_metadata,
+        validate_metadata: args.validate_metadata,
+        output_dir: args.output_dir.clone(),
+        jobs,
+        cache_dir: (!args.no_cache).then(build::cache::default_dir),
+    };
+    if let Some(sdk) = &opts.sdk_dir {
+        anyhow::ensure!(sdk.is_dir(), "`--sdk-dir {}`: not a directory", sdk.display());
+    }
+    if opts.tag.is_some() && opts.dirs.len() > 1 && !opts.tag.as_deref().unwrap_or("").contains("{name}") {
+        anyhow::bail!(
+            "`-t {}` would give {} gadgets the same name\nhint: use `{{name}}` in the tag, e.g. `-t 'localhost:5000/gadgets/{{name}}:v1'`",
+            opts.tag.as_deref().unwrap_or(""),
+            opts.dirs.len()
+        );
+    }
+    let reporter = Reporter { quiet: args.output != Format::Columns };
+    let results = build::build_all(&store, &opts, &reporter);
+    let mut failed = 0;
+    for (dir, result) in opts.dirs.iter().zip(results) {
+        match result {
+            Ok(built) => report_success(&built, args.output)?,
+            Err(error) => {
+                failed += 1;
+                report_failure(dir, error, args.output)?;
+            }
+        }
+    }
+    if failed > 0 && opts.dirs.len() > 1 {
+        output::warning(format!("{failed} of {} gadgets failed to build", opts.dirs.len()));
+    }
+    Ok(if failed == 0 { ExitStatus::Success } else { ExitStatus::Failure })
+}
+
+fn report_success(built: &BuiltImage, format: Format) -> anyhow::Result<()> {
+    for w in &built.warnings {
+        output::warning(w);
+    }
+    if format == Format::Columns {
+        if built.metadata_updated {
+            output::status("Updated", format!("{}", built.dir.join("gadget.yaml").display()));
+        }
+        let cache_note = if built.cached_objects > 0 {
+            format!(", {} of {} objects from cache", built.cached_objects, built.platforms.len())
+        } else {
+            String::new()
+        };
+        output::status("Finished", format!("{} in {} ms{cache_note}", built.dir.display(), built.millis));
+        println!("Successfully built {}@{}", built.reference, built.digest);
+    } else {
+        output::print_data(built, format).context("cannot print the result")?;
+    }
+    Ok(())
+}
+
+fn report_failure(dir: &Path, error: BuildError, format: Format) -> anyhow::Result<()> {
+    let error = anyhow::Error::new(error).context(format!("failed to build `{}`", dir.display()));
+    output::print_error(&error);
+    if format != Format::Columns {
+        let causes: Vec<String> = error.chain().map(ToString::to_string).collect();
+        output::print_data(&serde_json::json!({"dir": dir, "error": causes}), format)?;
+    }
+    Ok(())
+}

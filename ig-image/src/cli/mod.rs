@@ -1,0 +1,117 @@
+//! Command-line definitions (clap derive: doc comments are the help text) and dispatch.
+
+mod build;
+mod export;
+mod import;
+mod inspect;
+mod list;
+mod remove;
+mod tag;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use gadget_store::Store;
+
+/// Build eBPF gadgets into OCI images without Docker, keep them in the store `ig` uses, and prove them.
+#[derive(Debug, Parser)]
+#[command(name = "ig-image", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Images built here run under upstream `ig run`: the store is the one `ig` uses.\n\
+Docs: docs/quick-start.md, docs/authoring.md, docs/commands/<command>.md")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Local image store (an OCI image layout). Default: /var/lib/ig/oci-store as root, ~/.ig/oci-store otherwise
+    #[arg(long, global = true, env = "IG_IMAGE_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// More logging on stderr (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl GlobalArgs {
+    /// The store path: `--store`, `IG_IMAGE_STORE`, or upstream's default.
+    pub fn store_path(&self) -> PathBuf {
+        self.store.clone().unwrap_or_else(gadget_store::default_store_path)
+    }
+
+    /// Open (creating if needed) the store.
+    pub fn open_store(&self) -> anyhow::Result<Store> {
+        let path = self.store_path();
+        Store::open(&path).with_context(|| format!("cannot open the image store at `{}`", path.display()))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build gadget directories into images (C with clang; no Docker)
+    Build(build::BuildArgs),
+    /// List the images in the store
+    #[command(visible_alias = "ls")]
+    List(list::ListArgs),
+    /// Show what an image holds: index, manifests, metadata and the eBPF object analysed
+    Inspect(inspect::InspectArgs),
+    /// Give an image another name
+    Tag(tag::TagArgs),
+    /// Remove a tag, and delete the content no other tag reaches
+    #[command(visible_alias = "rm")]
+    Remove(remove::RemoveArgs),
+    /// Write images to a tar file (an OCI layout, deterministic)
+    Export(export::ExportArgs),
+    /// Load images from a tar file written by `export` (or any OCI layout tar)
+    Import(import::ImportArgs),
+}
+
+/// How a command ended when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything worked.
+    Success,
+    /// A check failed or some of several items failed (exit 1).
+    Failure,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(s: ExitStatus) -> ExitCode {
+        match s {
+            ExitStatus::Success => ExitCode::SUCCESS,
+            ExitStatus::Failure => ExitCode::from(1),
+        }
+    }
+}
+
+/// Run the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Build(args) => build::exec(g, args),
+        Command::List(args) => list::exec(g, args),
+        Command::Inspect(args) => inspect::exec(g, args),
+        Command::Tag(args) => tag::exec(g, args),
+        Command::Remove(args) => remove::exec(g, args),
+        Command::Export(args) => export::exec(g, args),
+        Command::Import(args) => import::exec(g, args),
+    }
+}
+
+/// Logging to stderr; `-v` turns on debug, `RUST_LOG` overrides.
+pub fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+}

@@ -1,0 +1,24 @@
+//! Every environment variable ig-image reads, in one place, with what it means.
+
+/// Path of the local store (same as `--store`).
+pub const IG_IMAGE_STORE: &str = "IG_IMAGE_STORE";
+/// The clang binary to use instead of the newest `clang-NN` on PATH.
+pub const CLANG: &str = "CLANG";
+/// The llvm-strip binary to use instead of the newest `llvm-strip-NN` on PATH.
+pub const LLVM_STRIP: &str = "LLVM_STRIP";
+/// Seconds since the epoch used for `org.opencontainers.image.created`: reproducible builds.
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+/// Base of the build cache (`$XDG_CACHE_HOME/ig-image`, default `~/.cache/ig-image`).
+pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
+/// Overrides the whole build cache directory (tests and CI use it).
+pub const IG_IMAGE_CACHE_DIR: &str = "IG_IMAGE_CACHE_DIR";
+
+/// Every variable with its one-line meaning, for `--help` and docs/environment.md.
+pub const ALL: &[(&str, &str)] = &[
+    (IG_IMAGE_STORE, "local store directory (like --store)"),
+    (CLANG, "clang binary for eBPF builds (default: newest clang-NN on PATH)"),
+    (LLVM_STRIP, "llvm-strip binary (default: newest llvm-strip-NN on PATH)"),
+    (SOURCE_DATE_EPOCH, "fixed creation time in seconds, for reproducible builds"),
+    (XDG_CACHE_HOME, "base of the build cache (ig-image/ below it)"),
+    (IG_IMAGE_CACHE_DIR, "build cache directory, overriding XDG_CACHE_HOME"),
+];

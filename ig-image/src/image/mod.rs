@@ -1,0 +1,6 @@
+//! Gadget image documents: media types, annotations and the assembly of index + manifests.
+
+pub mod assemble;
+pub mod media_types;
+
+pub use assemble::{AssembledImage, ImageInputs, assemble};

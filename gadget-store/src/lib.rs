@@ -1,1 +1,36 @@
 //! Gadget image references and the OCI image layout store shared with upstream `ig`.
+//!
+//! This crate never touches the network or the kernel. It provides:
+//!
+//! - [`Reference`]: parsing and normalization of image references (spec §6);
+//! - [`Digest`]: validated `sha256:<hex>` digests;
+//! - [`to_canonical_json`]: the deterministic JSON encoding used for every OCI document we write;
+//! - [`Store`]: the OCI image layout store (tags, blobs, lock, garbage collection, export and
+//!   import), shared with upstream `ig`.
+//!
+//! ```
+//! use gadget_store::Reference;
+//! let r: Reference = "trace_exec:v0.42.0".parse().unwrap();
+//! assert_eq!(r.full(), "ghcr.io/inspektor-gadget/gadget/trace_exec:v0.42.0");
+//! ```
+
+#![deny(missing_docs)]
+
+mod archive;
+pub mod canonical;
+pub mod digest;
+mod error;
+mod graph;
+pub mod layout;
+mod lock;
+pub mod reference;
+pub mod store;
+#[cfg(test)]
+mod test_support;
+
+pub use archive::ExportReport;
+pub use canonical::to_canonical_json;
+pub use digest::{Digest, DigestError};
+pub use error::StoreError;
+pub use reference::{Reference, ReferenceError};
+pub use store::{GcReport, RemoveReport, Store, TaggedImage, Transaction, default_store_path};

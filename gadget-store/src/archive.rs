@@ -546,3 +546,565 @@ fn plan_import(archive: &Path, staging: &Path, staged: &Staged) -> Result<Import
     }
     Ok(plan)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use oci_spec::image::MediaType;
+    use serde_json::json;
+    use tar::EntryType;
+
+    use super::*;
+    use crate::layout::MEDIA_TYPE_MANIFEST;
+    use crate::test_support::*;
+
+    fn new_store(dir: &tempfile::TempDir, name: &str) -> Store {
+        Store::open(dir.path().join(name)).unwrap()
+    }
+
+    /// A signature-like manifest for `subject`, tagged cosign-style when `tag` is given, listed
+    /// untagged otherwise.
+    fn add_signature(store: &Store, subject: &oci_spec::image::Descriptor, tag: Option<&str>) {
+        store
+            .transaction(|tx| {
+                let payload = tx.write_blob(format!("payload for {}", subject.digest()).as_bytes())?;
+                let m = json!({
+                    "schemaVersion": 2,
+                    "mediaType": MEDIA_TYPE_MANIFEST,
+                    "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY_DIGEST, "size": 2},
+                    "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                                "digest": payload.as_str(), "size": tx.read_blob(&payload)?.len()}],
+                    "subject": {"mediaType": MEDIA_TYPE_INDEX, "digest": subject.digest().to_string(), "size": subject.size()},
+                });
+                let desc = tx.write_json(MediaType::ImageManifest, &m)?;
+                match tag {
+                    Some(t) => {
+                        tx.tag(&reference(t), desc)?;
+                    }
+                    None => {
+                        tx.add_untagged(&desc)?;
+                    }
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+    }
+
+    /// Reads a tar into (path, header, data) triples.
+    fn tar_entries(data: &[u8]) -> Vec<(String, tar::Header, Vec<u8>)> {
+        let mut ar = tar::Archive::new(data);
+        ar.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let path = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+                let header = e.header().clone();
+                let mut buf = Vec::new();
+                e.read_to_end(&mut buf).unwrap();
+                (path, header, buf)
+            })
+            .collect()
+    }
+
+    fn extract(data: &[u8], dest: &Path) {
+        tar::Archive::new(data).unpack(dest).unwrap();
+    }
+
+    #[test]
+    fn export_is_deterministic_and_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = wasm_layer("shared");
+        let a_store = new_store(&dir, "a");
+        let a = add_image(&a_store, "trace_exec", Some(&shared));
+        let b = add_image(&a_store, "localhost:5000/x/top:v1", Some(&shared));
+        add_image(&a_store, "not_exported", None);
+        let a_hex = Digest::try_from(a.index.digest()).unwrap().hex().to_owned();
+        add_signature(
+            &a_store,
+            &a.index,
+            Some(&format!("trace_exec:sha256-{a_hex}.sig")),
+        );
+        add_signature(&a_store, &b.index, None);
+
+        // The same content built in another order, in another store.
+        let b_store = new_store(&dir, "b");
+        add_signature(
+            &b_store,
+            &add_image(&b_store, "localhost:5000/x/top:v1", Some(&shared)).index,
+            None,
+        );
+        add_image(&b_store, "trace_exec", Some(&shared));
+        add_signature(
+            &b_store,
+            &a.index,
+            Some(&format!("trace_exec:sha256-{a_hex}.sig")),
+        );
+
+        let refs = [
+            reference("trace_exec"),
+            reference("localhost:5000/x/top:v1"),
+        ];
+        let out1 = dir.path().join("one.tar");
+        let out2 = dir.path().join("two.tar");
+        let out3 = dir.path().join("three.tar");
+        let report = a_store.export(&refs, &out1).unwrap();
+        a_store.export(&refs, &out2).unwrap();
+        let reversed = [refs[1].clone(), refs[0].clone()];
+        b_store.export(&reversed, &out3).unwrap();
+        let one = fs::read(&out1).unwrap();
+        assert_eq!(one, fs::read(&out2).unwrap());
+        assert_eq!(one, fs::read(&out3).unwrap());
+        assert_eq!(
+            report.images,
+            [
+                "ghcr.io/inspektor-gadget/gadget/trace_exec:latest",
+                "localhost:5000/x/top:v1"
+            ]
+        );
+        assert_eq!(report.entries, 4);
+
+        // Entry order, headers.
+        let entries = tar_entries(&one);
+        let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            &names[..4],
+            ["oci-layout", "index.json", "blobs/", "blobs/sha256/"]
+        );
+        let blob_names: Vec<&str> = names[4..].to_vec();
+        let mut sorted = blob_names.clone();
+        sorted.sort();
+        assert_eq!(blob_names, sorted);
+        assert_eq!(blob_names.len(), report.blobs);
+        for (path, h, data) in &entries {
+            assert_eq!(h.mtime().unwrap(), 0, "{path}");
+            assert_eq!(h.uid().unwrap(), 0);
+            assert_eq!(h.gid().unwrap(), 0);
+            assert_eq!(h.username().unwrap(), Some(""));
+            assert_eq!(h.groupname().unwrap(), Some(""));
+            let dir_entry = path.ends_with('/');
+            assert_eq!(h.mode().unwrap(), if dir_entry { 0o755 } else { 0o644 });
+            if let Some(hex) = path.strip_prefix("blobs/sha256/").filter(|h| !h.is_empty()) {
+                assert_eq!(Digest::of(data).hex(), hex);
+            }
+        }
+        // The not-exported image's private blobs are absent; shared ones are present.
+        assert!(names.contains(&format!("blobs/sha256/{}", Digest::of(&shared).hex()).as_str()));
+
+        // index.json: sorted by digest, full references, the signature tag and the referrer.
+        let index: Value = serde_json::from_slice(&entries[1].2).unwrap();
+        let manifests = index["manifests"].as_array().unwrap();
+        let digests: Vec<&str> = manifests
+            .iter()
+            .map(|m| m["digest"].as_str().unwrap())
+            .collect();
+        let mut sorted = digests.clone();
+        sorted.sort();
+        assert_eq!(digests, sorted);
+        let mut refs_in: Vec<Option<&str>> = manifests.iter().map(entry_ref_name).collect();
+        refs_in.sort();
+        assert_eq!(
+            refs_in,
+            [
+                None,
+                Some("ghcr.io/inspektor-gadget/gadget/trace_exec:latest"),
+                Some(
+                    format!("ghcr.io/inspektor-gadget/gadget/trace_exec:sha256-{a_hex}.sig")
+                        .as_str()
+                ),
+                Some("localhost:5000/x/top:v1"),
+            ]
+        );
+
+        // The extracted export is a valid layout for the independent checker.
+        let extracted = dir.path().join("extracted");
+        extract(&one, &extracted);
+        if let Some((code, out)) = run_checker(&extracted, &[]) {
+            assert_eq!(code, 0, "{out}");
+            assert!(out.contains("2 image(s)"), "{out}");
+        }
+    }
+
+    #[test]
+    fn export_errors_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = new_store(&dir, "s");
+        let a = add_image(&store, "a", Some(&wasm_layer("a")));
+        let out = dir.path().join("out.tar");
+        let err = store.export(&[reference("missing")], &out).unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+        assert!(!out.exists());
+        // A damaged blob is caught while exporting.
+        fs::write(store.blob_path(&a.layers[0]), b"\0asm-tampered-same-size!").unwrap();
+        let len = fs::metadata(store.blob_path(&a.layers[0])).unwrap().len();
+        let err = store.export(&[reference("a")], &out).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::DigestMismatch { .. } | StoreError::SizeMismatch { .. }
+            ),
+            "{err} ({len})"
+        );
+        assert!(!out.exists());
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().starts_with(".export-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn import_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = new_store(&dir, "src");
+        let a = add_image(&src, "trace_exec:v1", Some(&wasm_layer("a")));
+        let b = add_image(&src, "foo.bar:443/a/b", None);
+        add_signature(&src, &b.index, None);
+        let out = dir.path().join("x.tar");
+        src.export(
+            &[reference("trace_exec:v1"), reference("foo.bar:443/a/b")],
+            &out,
+        )
+        .unwrap();
+
+        let dst = new_store(&dir, "dst");
+        let kept = add_image(&dst, "already_here", None);
+        let tags = dst.import(&out).unwrap();
+        let mut sorted = tags.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            [
+                "foo.bar:443/a/b:latest",
+                "ghcr.io/inspektor-gadget/gadget/trace_exec:v1"
+            ]
+        );
+        assert_eq!(dst.resolve(&reference("trace_exec:v1")).unwrap(), a.index);
+        assert_eq!(dst.resolve(&reference("foo.bar:443/a/b")).unwrap(), b.index);
+        assert_eq!(dst.resolve(&reference("already_here")).unwrap(), kept.index);
+        for img in [&a, &b] {
+            for m in &img.manifests {
+                dst.read_blob(m).unwrap();
+            }
+            for l in &img.layers {
+                dst.read_blob(l).unwrap();
+            }
+        }
+        // The untagged referrer came along.
+        let referrers = index_json(dst.path())["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| entry_ref_name(e).is_none())
+            .count();
+        assert_eq!(referrers, 1);
+        if let Some((code, text)) = run_checker(dst.path(), &[]) {
+            assert_eq!(code, 0, "{text}");
+        }
+        // Importing again changes nothing.
+        let before = snapshot(dst.path());
+        dst.import(&out).unwrap();
+        assert_eq!(snapshot(dst.path()), before);
+        // Staging is cleaned up.
+        assert_eq!(fs::read_dir(dst.path().join("ingest")).unwrap().count(), 0);
+        // Export → import → export gives the same bytes.
+        let again = dir.path().join("again.tar");
+        dst.export(
+            &[reference("trace_exec:v1"), reference("foo.bar:443/a/b")],
+            &again,
+        )
+        .unwrap();
+        assert_eq!(fs::read(&out).unwrap(), fs::read(&again).unwrap());
+    }
+
+    /// Appends an entry with a raw name (bypassing the tar crate's path checks).
+    fn raw_entry(
+        b: &mut tar::Builder<Vec<u8>>,
+        name: &str,
+        kind: EntryType,
+        data: &[u8],
+        link: Option<&str>,
+    ) {
+        let mut h = tar::Header::new_gnu();
+        h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        if let Some(l) = link {
+            h.as_gnu_mut().unwrap().linkname[..l.len()].copy_from_slice(l.as_bytes());
+        }
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+
+    type Files = BTreeMap<String, Vec<u8>>;
+
+    /// The files of a valid export.
+    fn valid_files(dir: &tempfile::TempDir) -> Files {
+        let src = new_store(dir, "src");
+        add_image(&src, "good", Some(&wasm_layer("good")));
+        let out = dir.path().join("good.tar");
+        src.export(&[reference("good")], &out).unwrap();
+        tar_entries(&fs::read(&out).unwrap())
+            .into_iter()
+            .filter(|(p, _, _)| !p.ends_with('/'))
+            .map(|(p, _, d)| (p, d))
+            .collect()
+    }
+
+    fn build_tar(files: &Files, extra: &[(&str, EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            raw_entry(&mut b, name, EntryType::Regular, data, None);
+        }
+        for (name, kind, data, link) in extra {
+            raw_entry(&mut b, name, *kind, data, *link);
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn import_refuses_bad_archives_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = valid_files(&dir);
+        let (blob_name, blob) = files
+            .iter()
+            .find(|(p, d)| p.starts_with("blobs/") && d.starts_with(b"\0asm"))
+            .map(|(p, d)| (p.clone(), d.clone()))
+            .unwrap();
+        let manifest_name = files
+            .iter()
+            .find(|(p, d)| {
+                p.starts_with("blobs/")
+                    && serde_json::from_slice::<Value>(d).is_ok_and(|v| v.get("layers").is_some())
+            })
+            .map(|(p, _)| p.clone())
+            .unwrap();
+
+        let store = new_store(&dir, "victim");
+        add_image(&store, "existing", Some(&wasm_layer("existing")));
+        let before = snapshot(store.path());
+
+        let mut tampered = files.clone();
+        tampered.insert(blob_name.clone(), b"\0asm-not-what-the-name-says".to_vec());
+        let mut missing = files.clone();
+        missing.remove(&manifest_name);
+        let mut no_index = files.clone();
+        no_index.remove("index.json");
+        let mut no_layout = files.clone();
+        no_layout.remove("oci-layout");
+        let mut bad_ref = files.clone();
+        let mut idx: Value = serde_json::from_slice(&files["index.json"]).unwrap();
+        idx["manifests"][0]["annotations"][REF_NAME_ANNOTATION] = json!("https://evil/x");
+        bad_ref.insert("index.json".into(), serde_json::to_vec(&idx).unwrap());
+        let mut untagged = files.clone();
+        idx["manifests"][0]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove(REF_NAME_ANNOTATION);
+        untagged.insert("index.json".into(), serde_json::to_vec(&idx).unwrap());
+        let mut bad_layout = files.clone();
+        bad_layout.insert(
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"9"}"#.to_vec(),
+        );
+
+        let mismatch_needle = format!("entry `{blob_name}` hashes to `sha256:");
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                "parent traversal",
+                build_tar(&files, &[("../evil", EntryType::Regular, b"x", None)]),
+                "entry `../evil` has a `..` component",
+            ),
+            (
+                "nested traversal",
+                build_tar(
+                    &files,
+                    &[("blobs/../../evil", EntryType::Regular, b"x", None)],
+                ),
+                "`..` component",
+            ),
+            (
+                "absolute path",
+                build_tar(&files, &[("/tmp/evil", EntryType::Regular, b"x", None)]),
+                "entry `/tmp/evil` has an absolute path",
+            ),
+            (
+                "symlink",
+                build_tar(
+                    &files,
+                    &[(
+                        "blobs/sha256/0000000000000000000000000000000000000000000000000000000000000000",
+                        EntryType::Symlink,
+                        b"",
+                        Some("/etc/passwd"),
+                    )],
+                ),
+                "is a symbolic link",
+            ),
+            (
+                "hard link",
+                build_tar(
+                    &files,
+                    &[("evil", EntryType::Link, b"", Some("oci-layout"))],
+                ),
+                "entry `evil` is a hard link",
+            ),
+            (
+                "fifo",
+                build_tar(&files, &[("fifo", EntryType::Fifo, b"", None)]),
+                "is a FIFO",
+            ),
+            (
+                "device",
+                build_tar(&files, &[("dev", EntryType::Char, b"", None)]),
+                "is a device",
+            ),
+            (
+                "unexpected file",
+                build_tar(&files, &[("README.md", EntryType::Regular, b"hi", None)]),
+                "entry `README.md` is not part of an OCI image layout",
+            ),
+            (
+                "unexpected directory",
+                build_tar(
+                    &files,
+                    &[("blobs/sha512/", EntryType::Directory, b"", None)],
+                ),
+                "is a directory that is not part of an OCI image layout",
+            ),
+            (
+                "badly named blob",
+                build_tar(
+                    &files,
+                    &[("blobs/sha256/abc", EntryType::Regular, b"x", None)],
+                ),
+                "is not named after a sha256 digest",
+            ),
+            (
+                "duplicate",
+                build_tar(
+                    &files,
+                    &[(blob_name.as_str(), EntryType::Regular, &blob, None)],
+                ),
+                "appears more than once",
+            ),
+            (
+                "digest mismatch",
+                build_tar(&tampered, &[]),
+                &mismatch_needle,
+            ),
+            (
+                "missing blob",
+                build_tar(&missing, &[]),
+                "is incomplete: blob `sha256:",
+            ),
+            (
+                "no index.json",
+                build_tar(&no_index, &[]),
+                "no `index.json`",
+            ),
+            (
+                "no oci-layout",
+                build_tar(&no_layout, &[]),
+                "no `oci-layout`",
+            ),
+            (
+                "bad oci-layout",
+                build_tar(&bad_layout, &[]),
+                "`imageLayoutVersion` `1.0.0`",
+            ),
+            (
+                "bad reference",
+                build_tar(&bad_ref, &[]),
+                "invalid reference",
+            ),
+            (
+                "nothing tagged",
+                build_tar(&untagged, &[]),
+                "no tagged image",
+            ),
+            (
+                "not a tar",
+                b"this is not a tar file at all".repeat(40),
+                "the archive",
+            ),
+        ];
+        for (what, data, needle) in cases {
+            let path = dir.path().join("bad.tar");
+            fs::write(&path, &data).unwrap();
+            let err = store.import(&path).expect_err(what);
+            let msg = format!(
+                "{err}: {}",
+                std::error::Error::source(&err)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            );
+            assert!(msg.contains(needle), "{what}: `{msg}` lacks `{needle}`");
+            assert!(
+                msg.contains(&path.display().to_string()),
+                "{what}: `{msg}` does not name the archive"
+            );
+            assert_eq!(snapshot(store.path()), before, "{what}: the store changed");
+            assert_eq!(
+                fs::read_dir(store.path().join("ingest")).unwrap().count(),
+                0,
+                "{what}"
+            );
+        }
+        assert!(!dir.path().join("evil").exists());
+
+        // The untouched valid archive imports fine into the same store.
+        let path = dir.path().join("good-again.tar");
+        fs::write(&path, build_tar(&files, &[])).unwrap();
+        assert_eq!(
+            store.import(&path).unwrap(),
+            ["ghcr.io/inspektor-gadget/gadget/good:latest"]
+        );
+    }
+
+    #[test]
+    fn import_accepts_upstream_layout_extras() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = valid_files(&dir);
+        // `./` prefixes, directory entries, an empty `ingest/`, a lock file and a pax global
+        // header, as tools that tar a whole layout directory produce.
+        let mut b = tar::Builder::new(Vec::new());
+        raw_entry(&mut b, "./", EntryType::Directory, b"", None);
+        raw_entry(&mut b, "./ingest/", EntryType::Directory, b"", None);
+        raw_entry(&mut b, "./blobs/", EntryType::Directory, b"", None);
+        raw_entry(&mut b, "./blobs/sha256/", EntryType::Directory, b"", None);
+        raw_entry(&mut b, "./index.json.lock", EntryType::Regular, b"", None);
+        raw_entry(
+            &mut b,
+            "pax_global_header",
+            EntryType::XGlobalHeader,
+            b"",
+            None,
+        );
+        for (name, data) in files.iter().rev() {
+            raw_entry(&mut b, &format!("./{name}"), EntryType::Regular, data, None);
+        }
+        let path = dir.path().join("upstream.tar");
+        fs::write(&path, b.into_inner().unwrap()).unwrap();
+        let store = new_store(&dir, "dst");
+        assert_eq!(
+            store.import(&path).unwrap(),
+            ["ghcr.io/inspektor-gadget/gadget/good:latest"]
+        );
+    }
+
+    #[test]
+    fn entry_paths() {
+        assert_eq!(normalize_entry_path("./a/b/").unwrap(), "a/b");
+        assert_eq!(normalize_entry_path("././a").unwrap(), "a");
+        assert_eq!(normalize_entry_path("./").unwrap(), "");
+        assert_eq!(normalize_entry_path(".").unwrap(), "");
+        assert!(normalize_entry_path("a/../b").is_err());
+        assert!(normalize_entry_path("a//b").is_err());
+        assert!(normalize_entry_path("a/./b").is_err());
+        assert!(normalize_entry_path("/a").is_err());
+        assert!(normalize_entry_path("..").is_err());
+    }
+}

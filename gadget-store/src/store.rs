@@ -1542,6 +1542,41 @@ mod tests {
     }
 
     #[test]
+    fn waits_for_another_process_holding_the_lock() {
+        // What upstream `ig` does: flock(LOCK_EX) on `index.json.lock` from another process.
+        let (_d, store) = new_store();
+        let lock = store.path().join("index.json.lock");
+        let mut child = match std::process::Command::new("flock")
+            .arg(&lock)
+            .args(["sh", "-c", "echo locked; sleep 1.5"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("skipping: cannot run `flock`: {e}");
+                return;
+            }
+        };
+        let mut line = String::new();
+        io::BufRead::read_line(
+            &mut io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "locked");
+        let start = std::time::Instant::now();
+        add_image(&store, "after_the_wait", None);
+        let waited = start.elapsed();
+        assert!(
+            waited >= std::time::Duration::from_millis(1000),
+            "{waited:?}"
+        );
+        assert!(child.wait().unwrap().success());
+        store.resolve(&reference("after_the_wait")).unwrap();
+    }
+
+    #[test]
     fn referrers_tags_are_recognized() {
         let hex = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
         assert_eq!(

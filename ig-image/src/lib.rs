@@ -2,6 +2,7 @@
 // Temporarily reduced while the store and object APIs land (full version in progress).
 
 pub mod env;
+pub mod metadata;
 
 pub mod platform;
 pub mod sdk;

@@ -1,8 +1,14 @@
 //! ig-image: build gadget images without Docker, keep them in upstream's store, and prove them.
-// Temporarily reduced while the store and object APIs land (full version in progress).
+//!
+//! The library does the work; the `ig-image` binary (`src/cli`) parses arguments and prints.
+//! Modules: [`build`] (C gadgets into images), [`image`] (index/manifest assembly),
+//! [`metadata`] (gadget.yaml checks and updates), [`sdk`] (the embedded SDK), [`platform`],
+//! [`env`] (environment variables), [`inspect`] (what an image holds).
 
+pub mod build;
 pub mod env;
+pub mod image;
+pub mod inspect;
 pub mod metadata;
-
 pub mod platform;
 pub mod sdk;

@@ -11,8 +11,10 @@ use crate::platform::Platform;
 /// What to compile.
 #[derive(Debug)]
 pub struct CompileRequest<'a> {
-    /// The `.bpf.c` file, as the user names it (so compiler messages show the gadget's paths).
+    /// The `.bpf.c` file, as the user names it (used in messages).
     pub source: &'a Path,
+    /// The gadget directory: clang runs there, so debug info holds paths relative to it.
+    pub gadget_dir: &'a Path,
     /// Target platform.
     pub platform: Platform,
     /// Include directories searched first (gadget dir, `-I`, build.yaml `includeDirs`).
@@ -103,10 +105,18 @@ fn clang_args(req: &CompileRequest<'_>) -> Vec<String> {
         "-O2".into(),
         format!("-D__TARGET_ARCH_{}", p.target_arch_define()),
     ];
+    // Paths recorded in BTF line info must not depend on where the gadget or the cache live,
+    // or two builds of the same sources would differ: map them to fixed names.
+    args.push("-fdebug-compilation-dir=.".into());
+    let gadget_dir = absolute(req.gadget_dir);
+    args.push(format!("-fdebug-prefix-map={}=.", gadget_dir.display()));
     for dir in req.include_dirs {
-        args.push(format!("-I{}", dir.display()));
+        args.push(format!("-I{}", absolute(dir).display()));
     }
-    for sdk in req.sdk_dirs {
+    for (i, sdk) in req.sdk_dirs.iter().enumerate() {
+        let sdk = absolute(sdk);
+        let fixed = if i + 1 == req.sdk_dirs.len() { "/ig-image/sdk".to_string() } else { format!("/ig-image/sdk-{i}") };
+        args.push(format!("-fdebug-prefix-map={}={fixed}", sdk.display()));
         args.push(format!("-I{}", sdk.display()));
         args.push(format!("-I{}", sdk.join("gadget").join(p.oci_arch()).display()));
     }
@@ -115,6 +125,10 @@ fn clang_args(req: &CompileRequest<'_>) -> Vec<String> {
     }
     args.extend(req.cflags.iter().cloned());
     args
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
 }
 
 /// Compile and strip, or reuse the cached object.
@@ -141,13 +155,16 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
     let stripped = work.path().join("program.stripped.o");
     let depfile = work.path().join("program.d");
 
+    let gadget_dir = absolute(req.gadget_dir);
+    let relative_source = source_abs.strip_prefix(&gadget_dir).map_or(source_abs.clone(), Path::to_path_buf);
     let output = Command::new(&req.toolchain.clang.path)
+        .current_dir(&gadget_dir)
         .args(&args)
         .arg("-MD")
         .arg("-MF")
         .arg(&depfile)
         .arg("-c")
-        .arg(req.source)
+        .arg(&relative_source)
         .arg("-o")
         .arg(&object)
         .output()
@@ -196,7 +213,7 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
             .map(|t| parse_depfile(&t))
             .unwrap_or_default()
             .into_iter()
-            .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+            .map(|p| std::fs::canonicalize(gadget_dir.join(&p)).unwrap_or(p))
             .collect();
         if deps.is_empty() {
             log::warn!("clang wrote no dependency list for `{}`; not caching", req.source.display());

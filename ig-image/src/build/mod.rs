@@ -428,6 +428,7 @@ fn compile_platforms(
             .map(|&platform| {
                 let request = c::CompileRequest {
                     source,
+                    gadget_dir: &spec.dir,
                     platform,
                     include_dirs: &include_dirs,
                     sdk_dirs: &sdk_dirs,

@@ -35,7 +35,7 @@ pub struct BuildArgs {
     file: Option<PathBuf>,
     /// Comma-separated platforms (default: build.yaml `platforms`, else amd64,arm64)
     #[arg(long, value_name = "LIST", value_parser = parse_platforms)]
-    platform: Option<Vec<Platform>>,
+    platform: Option<PlatformList>,
     /// External SDK tree laid out like upstream's include/ (DIR/gadget/*.h, DIR/gadget/<arch>/vmlinux.h), searched before the bundled one
     #[arg(long, value_name = "DIR")]
     sdk_dir: Option<PathBuf>,
@@ -62,12 +62,16 @@ pub struct BuildArgs {
     no_cache: bool,
 }
 
-fn parse_platforms(s: &str) -> Result<Vec<Platform>, String> {
+/// A parsed `--platform` list (a newtype so clap treats it as one value).
+#[derive(Debug, Clone)]
+struct PlatformList(Vec<Platform>);
+
+fn parse_platforms(s: &str) -> Result<PlatformList, String> {
     let list = platform::parse_list(s).map_err(|e| e.to_string())?;
     if list.is_empty() {
         return Err("the platform list is empty".into());
     }
-    Ok(list)
+    Ok(PlatformList(list))
 }
 
 struct Reporter {
@@ -93,7 +97,7 @@ pub fn exec(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitStatus> 
         dirs: args.dirs.clone(),
         tag: args.tag.clone(),
         file: args.file.clone(),
-        platforms: args.platform.clone(),
+        platforms: args.platform.clone().map(|p| p.0),
         sdk_dir: args.sdk_dir.clone(),
         include_dirs: args.include.clone(),
         update_metadata: args.update_metadata,

@@ -4,8 +4,11 @@
 use serde::Serialize;
 
 /// How the runtime attaches a program, from its section name.
+///
+/// Serializes externally tagged: `"kprobe"`, `{"tracepoint": {"category": .., "name": ..}}`,
+/// `{"other": "xdp"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ProgramKind {
     /// `tracepoint/<category>/<name>` (also `tp/...`).
     Tracepoint {

@@ -486,6 +486,14 @@ fn summary_serializes() {
         "string"
     );
     assert_eq!(json["license"], "GPL");
+    let programs = serde_json::to_value(obj.programs()).unwrap();
+    assert_eq!(programs[0]["kind"]["tracepoint"]["category"], "syscalls");
+    assert_eq!(programs[3]["kind"], "kprobe");
+    assert_eq!(programs[21]["kind"]["other"], "xdp");
+    serde_json::to_string(&obj.data_sources()).unwrap();
+    serde_json::to_string(obj.params()).unwrap();
+    serde_json::to_string(obj.maps()).unwrap();
+    serde_json::to_string(&obj.check(Endianness::Big)).unwrap();
 }
 
 #[test]

@@ -2,7 +2,10 @@
 
 use std::path::Path;
 
-use yaml_rust2::{Yaml, YamlLoader};
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::{ScanError, Yaml, YamlLoader};
 
 use super::MetadataError;
 
@@ -23,14 +26,84 @@ pub struct GadgetInfo {
     pub annotations: Vec<(String, String)>,
 }
 
-/// Loads the single YAML document of a gadget.yaml. An empty file is an empty mapping.
-pub(crate) fn load(yaml_text: &str, file: &Path) -> Result<Yaml, MetadataError> {
-    let docs = YamlLoader::load_from_str(yaml_text).map_err(|e| MetadataError::Syntax {
+/// Most nodes a document may expand to through aliases (the loader copies every alias target,
+/// so a "billion laughs" file would otherwise exhaust memory).
+const MAX_EXPANDED_NODES: u64 = 1_000_000;
+
+/// Deepest nesting accepted (dropping and emitting trees recurse).
+const MAX_DEPTH: usize = 128;
+
+fn syntax(file: &Path, e: &ScanError) -> MetadataError {
+    MetadataError::Syntax {
         file: file.to_path_buf(),
         line: e.marker().line(),
         column: e.marker().col() + 1,
         reason: e.info().to_string(),
-    })?;
+    }
+}
+
+/// Walks the parser events and refuses documents whose aliases expand past
+/// [`MAX_EXPANDED_NODES`], before the loader copies anything.
+fn check_expansion(yaml_text: &str, file: &Path) -> Result<(), MetadataError> {
+    let mut parser = Parser::new_from_str(yaml_text);
+    let mut anchor_sizes: HashMap<usize, u64> = HashMap::new();
+    // (anchor id, nodes so far) of each open collection.
+    let mut open: Vec<(usize, u64)> = Vec::new();
+    let mut total: u64 = 0;
+    loop {
+        let (event, _) = parser.next_token().map_err(|e| syntax(file, &e))?;
+        let added = match event {
+            Event::StreamEnd => return Ok(()),
+            Event::MappingStart(aid, _) | Event::SequenceStart(aid, _) => {
+                if open.len() >= MAX_DEPTH {
+                    return Err(MetadataError::Shape {
+                        file: file.to_path_buf(),
+                        path: "<root>".to_string(),
+                        reason: format!("nests deeper than {MAX_DEPTH} levels"),
+                    });
+                }
+                open.push((aid, 1));
+                continue;
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                let Some((aid, size)) = open.pop() else {
+                    continue;
+                };
+                if aid > 0 {
+                    anchor_sizes.insert(aid, size);
+                }
+                if let Some(parent) = open.last_mut() {
+                    parent.1 = parent.1.saturating_add(size);
+                }
+                continue;
+            }
+            Event::Scalar(_, _, aid, _) => {
+                if aid > 0 {
+                    anchor_sizes.insert(aid, 1);
+                }
+                1
+            }
+            Event::Alias(id) => anchor_sizes.get(&id).copied().unwrap_or(1),
+            _ => continue,
+        };
+        if let Some(parent) = open.last_mut() {
+            parent.1 = parent.1.saturating_add(added);
+        }
+        total = total.saturating_add(added);
+        if total > MAX_EXPANDED_NODES {
+            return Err(MetadataError::Shape {
+                file: file.to_path_buf(),
+                path: "<root>".to_string(),
+                reason: format!("expands to more than {MAX_EXPANDED_NODES} nodes through aliases"),
+            });
+        }
+    }
+}
+
+/// Loads the single YAML document of a gadget.yaml. An empty file is an empty mapping.
+pub(crate) fn load(yaml_text: &str, file: &Path) -> Result<Yaml, MetadataError> {
+    check_expansion(yaml_text, file)?;
+    let docs = YamlLoader::load_from_str(yaml_text).map_err(|e| syntax(file, &e))?;
     if docs.len() > 1 {
         return Err(MetadataError::Shape {
             file: file.to_path_buf(),
@@ -165,6 +238,31 @@ mod tests {
                 .starts_with("`dir/gadget.yaml`: invalid YAML at line"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn alias_bombs_and_deep_nesting_are_refused_before_loading() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let prev = format!("*a{}", i - 1);
+            text.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev; 10].join(", ")));
+        }
+        let err = descriptive(&text, Path::new("g.yaml")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expands to more than 1000000 nodes"),
+            "{err}"
+        );
+        assert!(descriptive(&"[".repeat(100_000), Path::new("g.yaml")).is_err());
+        let deep: String = (0..200).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
+        let err = descriptive(&deep, Path::new("g.yaml")).unwrap_err();
+        assert!(
+            err.to_string().contains("nests deeper than 128 levels"),
+            "{err}"
+        );
+        // Ordinary aliases are fine.
+        let info = descriptive("name: &n x\ndescription: *n\n", Path::new("g.yaml")).unwrap();
+        assert_eq!(info.description, "x");
     }
 
     #[test]

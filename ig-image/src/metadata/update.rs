@@ -227,16 +227,30 @@ pub fn update(existing: Option<&str>, object: &GadgetObject) -> Result<String, M
     if !changed {
         return Ok(text.to_string());
     }
+    emit(&Yaml::Hash(root))
+}
+
+/// Writes the tree out: no `---` header, multi-line strings as literal blocks, empty values as
+/// `key:` (not `key: ~`), and a final newline.
+fn emit(doc: &Yaml) -> Result<String, MetadataError> {
     let mut out = String::new();
-    YamlEmitter::new(&mut out)
-        .dump(&Yaml::Hash(root))
+    let mut emitter = YamlEmitter::new(&mut out);
+    emitter.multiline_strings(true);
+    emitter
+        .dump(doc)
         .map_err(|source| MetadataError::Emit { source })?;
     let body = out.strip_prefix("---\n").unwrap_or(&out);
-    let mut body = body.to_string();
-    if !body.ends_with('\n') {
-        body.push('\n');
+    // A plain scalar never contains `: `, so a line ending in `: ~` is always an empty value.
+    let mut text = String::with_capacity(body.len() + 1);
+    for line in body.lines() {
+        text.push_str(
+            line.strip_suffix(" ~")
+                .filter(|l| l.ends_with(':'))
+                .unwrap_or(line),
+        );
+        text.push('\n');
     }
-    Ok(body)
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -492,6 +506,22 @@ zzz_unknown: [1, 2]
             update(Some("a: [\n"), &object()),
             Err(MetadataError::Syntax { .. })
         ));
+    }
+
+    #[test]
+    fn emits_empty_values_and_multiline_strings_readably() {
+        let existing = "name: n\ndescription: |\n  line one\n  line two\nhomepageURL: h\ndocumentationURL: u\nsourceURL: s\nextra:\n";
+        let out = update(
+            Some(existing),
+            &GadgetObject::parse(MINIMAL_OBJECT).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            out.contains("description: |\n  line one\n  line two\n"),
+            "{out}"
+        );
+        assert!(out.contains("\nextra:\n"), "{out}");
+        assert_eq!(parse(&out)["description"], parse(existing)["description"]);
     }
 
     #[test]

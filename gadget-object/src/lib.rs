@@ -102,6 +102,15 @@ pub struct DataSource {
     pub programs: Vec<String>,
 }
 
+/// The key and value fields of a map iterator, each relative to its own buffer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MapIterFields {
+    /// The key struct's flattened fields.
+    pub key: Vec<Field>,
+    /// The value struct's flattened fields.
+    pub value: Vec<Field>,
+}
+
 impl GadgetObject {
     /// Parses an eBPF object.
     ///
@@ -356,6 +365,34 @@ impl GadgetObject {
             }
         }
         Some(Ok(out))
+    }
+
+    /// For a map iterator: the key struct's fields and the value struct's fields, separately,
+    /// each with offsets relative to its own buffer (what a runtime decoding map entries needs).
+    /// `None` when there is no map iterator of that name.
+    pub fn map_iter_fields(&self, name: &str) -> Option<Result<MapIterFields, BtfError>> {
+        let mi = self.map_iters.iter().find(|m| m.name == name)?;
+        let Some(map) = self.map(&mi.map_name) else {
+            return Some(Err(BtfError::NotComposite {
+                type_id: 0,
+                name: mi.map_name.clone(),
+                kind: "missing map",
+            }));
+        };
+        let flatten = |t: Option<u32>, what: &'static str| match t {
+            Some(t) => self.btf.flatten_fields(t),
+            None => Err(BtfError::NotComposite {
+                type_id: 0,
+                name: format!("{} {what}", map.name),
+                kind: "undeclared type",
+            }),
+        };
+        Some(flatten(map.key_type_id, "key").and_then(|key| {
+            Ok(MapIterFields {
+                key,
+                value: flatten(map.value_type_id, "value")?,
+            })
+        }))
     }
 
     /// Runs the object checks of gadget-sdk.md §5 against the target's byte order.

@@ -469,6 +469,20 @@ fn map_iterator_fields_are_key_then_value() {
         "value offsets are relative to the value"
     );
     assert!(obj.data_source_fields("nope").is_none());
+    let MapIterFields { key, value } = obj.map_iter_fields("counters").unwrap().unwrap();
+    assert_eq!(
+        key.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["pid", "cpu"]
+    );
+    assert_eq!(key[0].type_name, "gadget_pid");
+    assert_eq!(
+        (value[1].name.as_str(), value[1].offset, value[1].size),
+        ("bytes", 8, 8)
+    );
+    assert!(obj.map_iter_fields("exec").is_none());
+    let bad = parse(BAD_MAPITER);
+    assert!(bad.map_iter_fields("nomap").unwrap().is_err());
+    assert!(bad.map_iter_fields("scalarvalue").unwrap().is_err());
 }
 
 #[test]

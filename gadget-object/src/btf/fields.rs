@@ -196,6 +196,16 @@ impl Field {
         Some(((raw << shift) as i64) >> shift)
     }
 
+    /// For [`FieldKind::Float`] fields of 32 or 64 bits: the value.
+    pub fn read_f64(&self, record: &[u8], endianness: Endianness) -> Option<f64> {
+        let raw = read_uint(self.bytes(record)?, endianness)?;
+        match self.kind {
+            FieldKind::Float { bits: 32 } => Some(f64::from(f32::from_bits(raw as u32))),
+            FieldKind::Float { bits: 64 } => Some(f64::from_bits(raw)),
+            _ => None,
+        }
+    }
+
     /// For [`FieldKind::String`] fields: the text up to the first NUL (lossy UTF-8).
     pub fn read_string(&self, record: &[u8]) -> Option<String> {
         if !matches!(self.kind, FieldKind::String { .. }) {
@@ -579,6 +589,35 @@ mod tests {
             Some(0b101101)
         );
         assert_eq!(f.read_u64(&[0xa0], Endianness::Little), None);
+    }
+
+    #[test]
+    fn reads_floats_and_strings() {
+        let mut f = Field {
+            name: "x".into(),
+            member_name: "x".into(),
+            parent: None,
+            depth: 0,
+            offset: 1,
+            size: 8,
+            bitfield: None,
+            type_id: 1,
+            type_name: String::new(),
+            c_type: String::new(),
+            kind: FieldKind::Float { bits: 64 },
+            hidden: false,
+        };
+        let mut record = vec![0xff];
+        record.extend_from_slice(&1.5f64.to_be_bytes());
+        assert_eq!(f.read_f64(&record, Endianness::Big), Some(1.5));
+        assert_eq!(
+            f.read_u64(&record, Endianness::Big),
+            None,
+            "floats are not integers"
+        );
+        f.kind = FieldKind::String { len: 8 };
+        assert_eq!(f.read_string(b"-ab\0cdefg"), Some("ab".to_string()));
+        assert_eq!(f.read_string(b"-ab"), None, "record too short");
     }
 
     #[test]

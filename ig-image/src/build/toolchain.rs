@@ -53,9 +53,10 @@ pub struct CToolchain {
 impl CToolchain {
     /// Resolve clang and llvm-strip from the environment and PATH.
     pub fn discover() -> Result<CToolchain, ToolchainError> {
-        let clang = resolve("clang", env::CLANG, "clang-19")?;
-        // Prefer the llvm-strip of the same major version as clang when discovering.
-        let strip = resolve("llvm-strip", env::LLVM_STRIP, "llvm-19")?;
+        // One pass over PATH finds both tools (PATH often lists /usr/bin twice, via /bin).
+        let found = scan_path(&["clang", "llvm-strip"], std::env::var_os("PATH").unwrap_or_default());
+        let clang = resolve("clang", env::CLANG, "clang-19", found[0].clone())?;
+        let strip = resolve("llvm-strip", env::LLVM_STRIP, "llvm-19", found[1].clone())?;
         Ok(CToolchain { clang, strip })
     }
 
@@ -65,7 +66,12 @@ impl CToolchain {
     }
 }
 
-fn resolve(tool: &'static str, var: &'static str, package: &'static str) -> Result<Tool, ToolchainError> {
+fn resolve(
+    tool: &'static str,
+    var: &'static str,
+    package: &'static str,
+    discovered: Option<PathBuf>,
+) -> Result<Tool, ToolchainError> {
     if let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) {
         let path = which::which(&value).map_err(|_| ToolchainError::BadOverride {
             var,
@@ -73,9 +79,7 @@ fn resolve(tool: &'static str, var: &'static str, package: &'static str) -> Resu
         })?;
         return Ok(tool_at(path));
     }
-    newest_versioned(tool, std::env::var_os("PATH").unwrap_or_default())
-        .map(tool_at)
-        .ok_or(ToolchainError::NotFound { tool, var, package })
+    discovered.map(tool_at).ok_or(ToolchainError::NotFound { tool, var, package })
 }
 
 fn tool_at(path: PathBuf) -> Tool {
@@ -94,30 +98,34 @@ fn tool_at(path: PathBuf) -> Tool {
     Tool { path, identity }
 }
 
-/// The `<tool>-NN` with the highest NN >= [`MIN_LLVM_MAJOR`] found in the PATH directories.
-fn newest_versioned(tool: &str, path_var: OsString) -> Option<PathBuf> {
-    let prefix = format!("{tool}-");
-    let mut best: Option<(u32, PathBuf)> = None;
+/// For each tool, the `<tool>-NN` with the highest NN >= [`MIN_LLVM_MAJOR`] in the PATH
+/// directories (the first directory wins between equal versions). One pass over each directory.
+fn scan_path(tools: &[&str], path_var: OsString) -> Vec<Option<PathBuf>> {
+    let prefixes: Vec<String> = tools.iter().map(|t| format!("{t}-")).collect();
+    let mut best: Vec<Option<(u32, PathBuf)>> = vec![None; tools.len()];
+    let mut seen_dirs = std::collections::HashSet::new();
     for dir in std::env::split_paths(&path_var) {
+        if !seen_dirs.insert(std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone())) {
+            continue;
+        }
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(version) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix(&prefix))
-                .and_then(|v| v.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if version < MIN_LLVM_MAJOR || !is_executable(&entry.path()) {
-                continue;
-            }
-            if best.as_ref().is_none_or(|(v, _)| version > *v) {
-                best = Some((version, entry.path()));
+            let Some(name) = name.to_str() else { continue };
+            for (slot, prefix) in best.iter_mut().zip(&prefixes) {
+                let Some(version) = name.strip_prefix(prefix.as_str()).and_then(|v| v.parse::<u32>().ok()) else {
+                    continue;
+                };
+                if version < MIN_LLVM_MAJOR || slot.as_ref().is_some_and(|(v, _)| *v >= version) {
+                    continue;
+                }
+                if is_executable(&entry.path()) {
+                    *slot = Some((version, entry.path()));
+                }
             }
         }
     }
-    best.map(|(_, p)| p)
+    best.into_iter().map(|b| b.map(|(_, p)| p)).collect()
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -145,14 +153,17 @@ mod tests {
         fake_tool(b.path(), "clang-19");
         fake_tool(b.path(), "clang-format-19");
         std::fs::write(b.path().join("clang-99"), "not executable").unwrap();
-        let path = std::env::join_paths([a.path(), b.path()]).unwrap();
-        assert_eq!(newest_versioned("clang", path).unwrap(), b.path().join("clang-19"));
+        fake_tool(a.path(), "llvm-strip-17");
+        let path = std::env::join_paths([a.path(), b.path(), a.path()]).unwrap();
+        let found = scan_path(&["clang", "llvm-strip"], path);
+        assert_eq!(found[0].as_deref(), Some(b.path().join("clang-19").as_path()));
+        assert_eq!(found[1].as_deref(), Some(a.path().join("llvm-strip-17").as_path()));
     }
 
     #[test]
     fn none_below_minimum() {
         let a = tempfile::tempdir().unwrap();
         fake_tool(a.path(), "clang-13");
-        assert!(newest_versioned("clang", a.path().as_os_str().to_owned()).is_none());
+        assert!(scan_path(&["clang"], a.path().as_os_str().to_owned())[0].is_none());
     }
 }

@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            collect(root, &path, out);
+            collect(&path, out);
         } else {
             out.push(path);
         }
@@ -18,26 +20,43 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn main() {
-    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir.join("sdk").join("include");
     println!("cargo:rerun-if-changed=sdk/include");
     let mut files = Vec::new();
-    collect(&root, &root, &mut files);
+    collect(&root, &mut files);
     files.sort();
     let mut hasher = Sha256::new();
-    let mut code = String::from("/// Files of the bundled SDK: (path relative to the include root, content).\npub static FILES: &[(&str, &[u8])] = &[\n");
+    let mut code = String::from(
+        "/// Files of the bundled SDK: (path relative to the include root, content).\npub static FILES: &[(&str, &[u8])] = &[\n",
+    );
     for path in &files {
-        let rel = path.strip_prefix(&root).expect("collected under root").to_string_lossy().replace('\\', "/");
+        let rel = path
+            .strip_prefix(&root)
+            .expect("collected under root")
+            .to_string_lossy()
+            .replace('\\', "/");
         let content = std::fs::read(path).expect("readable SDK file");
         hasher.update(rel.as_bytes());
         hasher.update([0]);
         hasher.update((content.len() as u64).to_le_bytes());
         hasher.update(&content);
-        writeln!(code, "    ({rel:?}, include_bytes!({:?})),", path.display().to_string()).expect("write to string");
+        writeln!(
+            code,
+            "    ({rel:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )
+        .expect("write to string");
     }
     code.push_str("];\n");
     let hash = hex::encode(hasher.finalize());
-    writeln!(code, "/// SHA-256 over the SDK's paths and contents.\npub const HASH: &str = {hash:?};").expect("write to string");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("sdk_files.rs");
+    writeln!(
+        code,
+        "/// SHA-256 over the SDK's paths and contents.\npub const HASH: &str = {hash:?};"
+    )
+    .expect("write to string");
+    let out =
+        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("sdk_files.rs");
     std::fs::write(out, code).expect("write sdk_files.rs");
 }

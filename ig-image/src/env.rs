@@ -16,9 +16,24 @@ pub const IG_IMAGE_CACHE_DIR: &str = "IG_IMAGE_CACHE_DIR";
 /// Every variable with its one-line meaning, for `--help` and docs/environment.md.
 pub const ALL: &[(&str, &str)] = &[
     (IG_IMAGE_STORE, "local store directory (like --store)"),
-    (CLANG, "clang binary for eBPF builds (default: newest clang-NN on PATH)"),
-    (LLVM_STRIP, "llvm-strip binary (default: newest llvm-strip-NN on PATH)"),
-    (SOURCE_DATE_EPOCH, "fixed creation time in seconds, for reproducible builds"),
-    (XDG_CACHE_HOME, "base of the build cache (ig-image/ below it)"),
-    (IG_IMAGE_CACHE_DIR, "build cache directory, overriding XDG_CACHE_HOME"),
+    (
+        CLANG,
+        "clang binary for eBPF builds (default: newest clang-NN on PATH)",
+    ),
+    (
+        LLVM_STRIP,
+        "llvm-strip binary (default: newest llvm-strip-NN on PATH)",
+    ),
+    (
+        SOURCE_DATE_EPOCH,
+        "fixed creation time in seconds, for reproducible builds",
+    ),
+    (
+        XDG_CACHE_HOME,
+        "base of the build cache (ig-image/ below it)",
+    ),
+    (
+        IG_IMAGE_CACHE_DIR,
+        "build cache directory, overriding XDG_CACHE_HOME",
+    ),
 ];

@@ -126,9 +126,19 @@ pub fn list(store: &Store) -> Result<Vec<ImageSummary>, InspectError> {
         if tagged.descriptor.media_type().to_string() != mt::INDEX {
             continue;
         }
-        let Ok(parsed) = Reference::parse(&tagged.reference) else { continue };
-        let index = read_json(store, tagged.descriptor.digest().as_ref(), &tagged.reference)?;
-        let entries = index.get("manifests").and_then(Value::as_array).cloned().unwrap_or_default();
+        let Ok(parsed) = Reference::parse(&tagged.reference) else {
+            continue;
+        };
+        let index = read_json(
+            store,
+            tagged.descriptor.digest().as_ref(),
+            &tagged.reference,
+        )?;
+        let entries = index
+            .get("manifests")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let host_entry = entries
             .iter()
             .find(|e| str_at(e, &["platform", "architecture"]) == host)
@@ -151,19 +161,29 @@ pub fn list(store: &Store) -> Result<Vec<ImageSummary>, InspectError> {
 }
 
 /// Inspect one image; `platform` limits the platforms shown.
-pub fn inspect(store: &Store, reference: &Reference, platform: Option<Platform>) -> Result<InspectReport, InspectError> {
+pub fn inspect(
+    store: &Store,
+    reference: &Reference,
+    platform: Option<Platform>,
+) -> Result<InspectReport, InspectError> {
     let full = reference.full();
     let descriptor = store.resolve(reference)?;
     let digest = descriptor.digest().to_string();
     let index = read_json(store, &digest, &full)?;
-    let entries = index.get("manifests").and_then(Value::as_array).cloned().unwrap_or_default();
+    let entries = index
+        .get("manifests")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let available: Vec<String> = entries
         .iter()
         .filter_map(|e| str_at(e, &["platform", "architecture"]).map(str::to_string))
         .collect();
     let mut platforms = Vec::new();
     for entry in &entries {
-        let arch = str_at(entry, &["platform", "architecture"]).unwrap_or("").to_string();
+        let arch = str_at(entry, &["platform", "architecture"])
+            .unwrap_or("")
+            .to_string();
         if platform.is_some_and(|p| p.oci_arch() != arch) {
             continue;
         }
@@ -172,9 +192,11 @@ pub fn inspect(store: &Store, reference: &Reference, platform: Option<Platform>)
         let mut metadata = Value::Null;
         if let Some(cfg) = manifest.get("config") {
             if str_at(cfg, &["mediaType"]) == Some(mt::GADGET_CONFIG) {
-                let d = Digest::parse(str_at(cfg, &["digest"]).unwrap_or("")).map_err(|e| InspectError::Malformed {
-                    reference: full.clone(),
-                    message: e.to_string(),
+                let d = Digest::parse(str_at(cfg, &["digest"]).unwrap_or("")).map_err(|e| {
+                    InspectError::Malformed {
+                        reference: full.clone(),
+                        message: e.to_string(),
+                    }
                 })?;
                 let text = String::from_utf8_lossy(&store.read_blob(&d)?).into_owned();
                 metadata = YamlLoader::load_from_str(&text)
@@ -185,7 +207,12 @@ pub fn inspect(store: &Store, reference: &Reference, platform: Option<Platform>)
         }
         let mut layers = Vec::new();
         let mut ebpf = None;
-        for layer in manifest.get("layers").and_then(Value::as_array).into_iter().flatten() {
+        for layer in manifest
+            .get("layers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let media_type = str_at(layer, &["mediaType"]).unwrap_or("").to_string();
             let layer_digest = str_at(layer, &["digest"]).unwrap_or("").to_string();
             if media_type == mt::EBPF_LAYER {
@@ -226,13 +253,22 @@ pub fn inspect(store: &Store, reference: &Reference, platform: Option<Platform>)
             available: available.join(", "),
         });
     }
-    Ok(InspectReport { reference: full, digest, index, platforms })
+    Ok(InspectReport {
+        reference: full,
+        digest,
+        index,
+        platforms,
+    })
 }
 
 /// A YAML tree as JSON (keys as strings, order kept).
 pub fn yaml_to_json(y: &Yaml) -> Value {
     match y {
-        Yaml::Real(r) => r.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::String(r.clone()), Value::Number),
+        Yaml::Real(r) => r
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Value::String(r.clone()), Value::Number),
         Yaml::Integer(i) => Value::from(*i),
         Yaml::String(s) => Value::String(s.clone()),
         Yaml::Boolean(b) => Value::Bool(*b),

@@ -119,7 +119,9 @@ impl FromStr for Platform {
         Platform::ALL
             .into_iter()
             .find(|p| p.oci_arch() == name)
-            .ok_or_else(|| UnknownPlatform { name: s.to_string() })
+            .ok_or_else(|| UnknownPlatform {
+                name: s.to_string(),
+            })
     }
 }
 

@@ -35,14 +35,23 @@ pub fn include_dir(cache_dir: &Path) -> PathBuf {
 /// Safe with concurrent builds: each unpacks to a private directory and renames it into place.
 pub fn ensure_unpacked(cache_dir: &Path) -> Result<PathBuf, SdkError> {
     let include = include_dir(cache_dir);
-    let version_dir = include.parent().expect("include dir has a parent").to_path_buf();
+    let version_dir = include
+        .parent()
+        .expect("include dir has a parent")
+        .to_path_buf();
     if version_dir.join(".complete").exists() {
         return Ok(include);
     }
-    let err = |source| SdkError { dir: version_dir.clone(), source };
+    let err = |source| SdkError {
+        dir: version_dir.clone(),
+        source,
+    };
     let parent = version_dir.parent().expect("sdk dir has a parent");
     std::fs::create_dir_all(parent).map_err(err)?;
-    let staging = tempfile::Builder::new().prefix(".unpack-").tempdir_in(parent).map_err(err)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".unpack-")
+        .tempdir_in(parent)
+        .map_err(err)?;
     for (rel, content) in files() {
         let path = staging.path().join("include").join(rel);
         std::fs::create_dir_all(path.parent().expect("file has a parent")).map_err(err)?;

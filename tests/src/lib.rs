@@ -8,7 +8,10 @@ use std::process::{Command, Output};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
 }
 
 /// A sample gadget directory.
@@ -27,7 +30,10 @@ pub const C_SAMPLES: &[&str] = &["trace_exec", "trace_open", "snapshot_process",
 /// The `ig-image` binary next to this test executable's profile directory.
 pub fn ig_image_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
     let bin = profile_dir.join("ig-image");
     assert!(
         bin.exists(),
@@ -40,7 +46,11 @@ pub fn ig_image_bin() -> PathBuf {
 /// The independent checker from ../shared/tools.
 pub fn checker() -> PathBuf {
     let path = workspace_root().join("../shared/tools/gadget-image-check");
-    assert!(path.exists(), "`{}` is missing: ../shared must sit beside the project", path.display());
+    assert!(
+        path.exists(),
+        "`{}` is missing: ../shared must sit beside the project",
+        path.display()
+    );
     path
 }
 
@@ -59,7 +69,9 @@ impl Default for TempStore {
 impl TempStore {
     /// A fresh empty store with its own cache.
     pub fn new() -> TempStore {
-        TempStore { dir: tempfile::tempdir().expect("temp dir") }
+        TempStore {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     /// The store directory.
@@ -117,12 +129,23 @@ impl TempStore {
     pub fn check(&self, refs: &[&str], platforms: &str) -> String {
         let out = run({
             let mut c = Command::new("python3");
-            c.arg(checker()).arg(self.store()).args(refs).arg("--platforms").arg(platforms);
+            c.arg(checker())
+                .arg(self.store())
+                .args(refs)
+                .arg("--platforms")
+                .arg(platforms);
             c
         });
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.status.success(), "gadget-image-check failed:\n{text}");
-        assert!(text.contains(" 0 failed"), "gadget-image-check reported failures:\n{text}");
+        assert!(
+            text.contains(" 0 failed"),
+            "gadget-image-check reported failures:\n{text}"
+        );
         text
     }
 
@@ -136,20 +159,26 @@ impl TempStore {
 }
 
 fn collect(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
             collect(root, &p, out);
         } else if p.file_name().is_some_and(|n| n != "index.json.lock") {
-            out.push((p.strip_prefix(root).expect("under root").to_path_buf(), std::fs::read(&p).expect("read")));
+            out.push((
+                p.strip_prefix(root).expect("under root").to_path_buf(),
+                std::fs::read(&p).expect("read"),
+            ));
         }
     }
 }
 
 /// Run a command, capturing output.
 pub fn run(mut cmd: Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Panic with both streams unless the command succeeded.
@@ -178,14 +207,22 @@ pub fn require_kernel(test: &str) -> bool {
     // SAFETY-free check: the effective uid from /proc.
     let root = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false);
     let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
     if root && btf {
         return true;
     }
-    let reason = format!("{test}: needs root and /sys/kernel/btf/vmlinux (root: {root}, btf: {btf})");
-    assert!(std::env::var("IG_REQUIRE_KERNEL").as_deref() != Ok("1"), "IG_REQUIRE_KERNEL=1 but {reason}");
+    let reason =
+        format!("{test}: needs root and /sys/kernel/btf/vmlinux (root: {root}, btf: {btf})");
+    assert!(
+        std::env::var("IG_REQUIRE_KERNEL").as_deref() != Ok("1"),
+        "IG_REQUIRE_KERNEL=1 but {reason}"
+    );
     eprintln!("SKIPPED (not a pass): {reason}");
     false
 }

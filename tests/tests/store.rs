@@ -3,7 +3,14 @@
 use ig_image_tests::{TempStore, json_lines, run, sample};
 
 fn build(t: &TempStore, name: &str, tag: &str) -> String {
-    let out = json_lines(&t.ok(["build".as_ref(), sample(name).as_os_str(), "-t".as_ref(), tag.as_ref(), "-o".as_ref(), "json".as_ref()]));
+    let out = json_lines(&t.ok([
+        "build".as_ref(),
+        sample(name).as_os_str(),
+        "-t".as_ref(),
+        tag.as_ref(),
+        "-o".as_ref(),
+        "json".as_ref(),
+    ]));
     out[0]["digest"].as_str().unwrap().to_string()
 }
 
@@ -12,21 +19,38 @@ fn list_tag_remove_and_garbage_collection() {
     let t = TempStore::new();
     let digest = build(&t, "trace_open", "trace_open:v1");
     let out = t.ok(["tag", "trace_open:v1", "localhost:5000/mine/trace_open:v2"]);
-    assert!(out.contains("Successfully tagged with localhost:5000/mine/trace_open:v2@"), "{out}");
+    assert!(
+        out.contains("Successfully tagged with localhost:5000/mine/trace_open:v2@"),
+        "{out}"
+    );
     let list = t.ok(["list"]);
     assert!(list.starts_with("REPOSITORY"), "{list}");
-    assert!(list.contains("trace_open") && list.contains("v1") && list.contains(&digest[7..19]), "{list}");
+    assert!(
+        list.contains("trace_open") && list.contains("v1") && list.contains(&digest[7..19]),
+        "{list}"
+    );
     let long = t.ok(["list", "--no-trunc"]);
     assert!(long.contains(&digest), "{long}");
     let json = json_lines(&t.ok(["list", "-o", "json"]));
     let items = json[0].as_array().unwrap();
     assert_eq!(items.len(), 2);
-    assert!(items.iter().any(|i| i["reference"] == "ghcr.io/inspektor-gadget/gadget/trace_open:v1"));
-    assert!(items.iter().all(|i| i["created"] == "2023-11-14T22:13:20Z"), "{items:?}");
+    assert!(
+        items
+            .iter()
+            .any(|i| i["reference"] == "ghcr.io/inspektor-gadget/gadget/trace_open:v1")
+    );
+    assert!(
+        items.iter().all(|i| i["created"] == "2023-11-14T22:13:20Z"),
+        "{items:?}"
+    );
 
     let blobs_before = count_blobs(&t);
     t.ok(["remove", "trace_open:v1"]);
-    assert_eq!(count_blobs(&t), blobs_before, "content still tagged as v2 must stay");
+    assert_eq!(
+        count_blobs(&t),
+        blobs_before,
+        "content still tagged as v2 must stay"
+    );
     t.check(&[], "amd64,arm64");
     t.ok(["rm", "localhost:5000/mine/trace_open:v2"]);
     assert_eq!(count_blobs(&t), 0, "nothing is tagged any more");
@@ -35,7 +59,9 @@ fn list_tag_remove_and_garbage_collection() {
 }
 
 fn count_blobs(t: &TempStore) -> usize {
-    std::fs::read_dir(t.store().join("blobs/sha256")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(t.store().join("blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -45,13 +71,35 @@ fn inspect_shows_the_object_analysed() {
     let json = json_lines(&t.ok(["inspect", "trace_open:i", "-o", "json"]));
     let doc = &json[0];
     let text = doc.to_string();
-    assert_eq!(doc["reference"], "ghcr.io/inspektor-gadget/gadget/trace_open:i");
-    assert!(doc["index"]["manifests"].as_array().unwrap().len() == 2, "{text}");
-    assert!(text.contains("tracepoint"), "programs with their kind: {text}");
-    assert!(text.contains("BPF_MAP_TYPE_RINGBUF"), "maps with their type: {text}");
+    assert_eq!(
+        doc["reference"],
+        "ghcr.io/inspektor-gadget/gadget/trace_open:i"
+    );
+    assert!(
+        doc["index"]["manifests"].as_array().unwrap().len() == 2,
+        "{text}"
+    );
+    assert!(
+        text.contains("tracepoint"),
+        "programs with their kind: {text}"
+    );
+    assert!(
+        text.contains("BPF_MAP_TYPE_RINGBUF"),
+        "maps with their type: {text}"
+    );
     assert!(text.contains("failed"), "params: {text}");
-    let yaml = t.ok(["inspect", "trace_open:i", "-o", "yaml", "--platform", "arm64"]);
-    assert!(yaml.contains("arm64") && yaml.contains("programs"), "{yaml}");
+    let yaml = t.ok([
+        "inspect",
+        "trace_open:i",
+        "-o",
+        "yaml",
+        "--platform",
+        "arm64",
+    ]);
+    assert!(
+        yaml.contains("arm64") && yaml.contains("programs"),
+        "{yaml}"
+    );
     let err = t.fails(["inspect", "nosuch:image"]);
     assert!(err.contains("nosuch"), "{err}");
 }
@@ -62,12 +110,28 @@ fn export_import_round_trip_into_a_fresh_store() {
     let digest = build(&a, "trace_exec", "localhost:5000/x/trace_exec:v1");
     build(&a, "top_file", "localhost:5000/x/top_file:v1");
     let tar = a.dir.path().join("images.tar");
-    a.ok(["export".as_ref(), "localhost:5000/x/trace_exec:v1".as_ref(), "localhost:5000/x/top_file:v1".as_ref(), tar.as_os_str()]);
+    a.ok([
+        "export".as_ref(),
+        "localhost:5000/x/trace_exec:v1".as_ref(),
+        "localhost:5000/x/top_file:v1".as_ref(),
+        tar.as_os_str(),
+    ]);
     let b = TempStore::new();
     let out = b.ok(["import".as_ref(), tar.as_os_str()]);
-    assert!(out.contains("localhost:5000/x/trace_exec:v1") && out.contains("localhost:5000/x/top_file:v1"), "{out}");
+    assert!(
+        out.contains("localhost:5000/x/trace_exec:v1")
+            && out.contains("localhost:5000/x/top_file:v1"),
+        "{out}"
+    );
     let list = json_lines(&b.ok(["list", "-o", "json"]));
-    assert!(list[0].as_array().unwrap().iter().any(|i| i["digest"] == digest.as_str()), "{list:?}");
+    assert!(
+        list[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["digest"] == digest.as_str()),
+        "{list:?}"
+    );
     b.check(&[], "amd64,arm64");
 }
 
@@ -83,13 +147,29 @@ fn hostile_imports_are_refused_and_change_nothing() {
     let t = TempStore::new();
     build(&t, "trace_open", "trace_open:keep");
     let good = t.dir.path().join("good.tar");
-    t.ok(["export".as_ref(), "trace_open:keep".as_ref(), good.as_os_str()]);
+    t.ok([
+        "export".as_ref(),
+        "trace_open:keep".as_ref(),
+        good.as_os_str(),
+    ]);
     let before = t.snapshot();
     let cases = [
-        ("dotdot", "import sys,tarfile,io\nsrc=tarfile.open(sys.argv[1]+'.src') if False else None\nt=tarfile.open(sys.argv[1],'w')\nd=b'x'\ni=tarfile.TarInfo('../evil');i.size=1\nt.addfile(i,io.BytesIO(d))\nt.close()"),
-        ("absolute", "import sys,tarfile,io\nt=tarfile.open(sys.argv[1],'w')\ni=tarfile.TarInfo('/etc/evil');i.size=1\nt.addfile(i,io.BytesIO(b'x'))\nt.close()"),
-        ("symlink", "import sys,tarfile\nt=tarfile.open(sys.argv[1],'w')\ni=tarfile.TarInfo('blobs/sha256/'+'a'*64);i.type=tarfile.SYMTYPE;i.linkname='/etc/passwd'\nt.addfile(i)\nt.close()"),
-        ("device", "import sys,tarfile\nt=tarfile.open(sys.argv[1],'w')\ni=tarfile.TarInfo('dev');i.type=tarfile.CHRTYPE;i.devmajor=1;i.devminor=3\nt.addfile(i)\nt.close()"),
+        (
+            "dotdot",
+            "import sys,tarfile,io\nsrc=tarfile.open(sys.argv[1]+'.src') if False else None\nt=tarfile.open(sys.argv[1],'w')\nd=b'x'\ni=tarfile.TarInfo('../evil');i.size=1\nt.addfile(i,io.BytesIO(d))\nt.close()",
+        ),
+        (
+            "absolute",
+            "import sys,tarfile,io\nt=tarfile.open(sys.argv[1],'w')\ni=tarfile.TarInfo('/etc/evil');i.size=1\nt.addfile(i,io.BytesIO(b'x'))\nt.close()",
+        ),
+        (
+            "symlink",
+            "import sys,tarfile\nt=tarfile.open(sys.argv[1],'w')\ni=tarfile.TarInfo('blobs/sha256/'+'a'*64);i.type=tarfile.SYMTYPE;i.linkname='/etc/passwd'\nt.addfile(i)\nt.close()",
+        ),
+        (
+            "device",
+            "import sys,tarfile\nt=tarfile.open(sys.argv[1],'w')\ni=tarfile.TarInfo('dev');i.type=tarfile.CHRTYPE;i.devmajor=1;i.devminor=3\nt.addfile(i)\nt.close()",
+        ),
     ];
     for (name, script) in cases {
         let path = t.dir.path().join(format!("{name}.tar"));
@@ -108,6 +188,9 @@ fn hostile_imports_are_refused_and_change_nothing() {
         ),
     );
     let err = t.fails(["import".as_ref(), tampered.as_os_str()]);
-    assert!(err.contains("sha256:"), "the message names the digest: {err}");
+    assert!(
+        err.contains("sha256:"),
+        "the message names the digest: {err}"
+    );
     assert_eq!(t.snapshot(), before, "tampered: the store changed");
 }

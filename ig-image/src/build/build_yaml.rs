@@ -15,7 +15,19 @@ pub const DEFAULT_BUILD_FILE: &str = "build.yaml";
 
 /// Flags that would break the pipeline (output, mode, target, dependency files) if set in `cflags`.
 const RESERVED_FLAGS: &[&str] = &[
-    "-o", "-c", "-S", "-E", "-M", "-MD", "-MMD", "-MF", "-MT", "-MQ", "-target", "--target", "-emit-llvm",
+    "-o",
+    "-c",
+    "-S",
+    "-E",
+    "-M",
+    "-MD",
+    "-MMD",
+    "-MF",
+    "-MT",
+    "-MQ",
+    "-target",
+    "--target",
+    "-emit-llvm",
 ];
 
 /// A problem with build.yaml.
@@ -57,7 +69,9 @@ pub enum BuildYamlError {
         source_path: PathBuf,
     },
     /// Nothing to build.
-    #[error("nothing to build in `{dir}`: no eBPF source (`{DEFAULT_EBPF_SOURCE}`), no metadata file and no wasm module")]
+    #[error(
+        "nothing to build in `{dir}`: no eBPF source (`{DEFAULT_EBPF_SOURCE}`), no metadata file and no wasm module"
+    )]
     Empty {
         /// The gadget directory.
         dir: PathBuf,
@@ -181,7 +195,9 @@ impl BuildSpec {
             }
         }
         if spec.ebpf_source.is_none() && spec.wasm.is_none() && !spec.metadata.exists() {
-            return Err(BuildYamlError::Empty { dir: dir.to_path_buf() });
+            return Err(BuildYamlError::Empty {
+                dir: dir.to_path_buf(),
+            });
         }
         Ok(spec)
     }
@@ -192,7 +208,11 @@ fn parse(file: &Path, text: &str) -> Result<Yaml, BuildYamlError> {
         path: file.to_path_buf(),
         message: e.to_string(),
     })?;
-    Ok(if docs.is_empty() { Yaml::Null } else { docs.swap_remove(0) })
+    Ok(if docs.is_empty() {
+        Yaml::Null
+    } else {
+        docs.swap_remove(0)
+    })
 }
 
 fn file_value(file: &Path, key: &str, value: &Yaml) -> Result<String, BuildYamlError> {
@@ -253,8 +273,12 @@ fn string_list(file: &Path, key: &str, value: &Yaml) -> Result<Vec<String>, Buil
                 }),
             })
             .collect(),
-        Yaml::String(s) if key == "platforms" => Ok(s.split(',').map(|p| p.trim().to_string()).collect()),
-        _ => Err(err("expected a list of strings (a YAML sequence, one argument per item)")),
+        Yaml::String(s) if key == "platforms" => {
+            Ok(s.split(',').map(|p| p.trim().to_string()).collect())
+        }
+        _ => Err(err(
+            "expected a list of strings (a YAML sequence, one argument per item)",
+        )),
     }
 }
 
@@ -289,7 +313,10 @@ mod tests {
             ),
         ]);
         let spec = BuildSpec::load(d.path(), None).unwrap();
-        assert_eq!(spec.platforms.unwrap(), vec![Platform::Amd64, Platform::Arm64]);
+        assert_eq!(
+            spec.platforms.unwrap(),
+            vec![Platform::Amd64, Platform::Arm64]
+        );
         assert_eq!(spec.cflags, vec!["-DFOO=1", "-Wno-unused"]);
         assert_eq!(spec.include_dirs, vec![d.path().join("inc")]);
         assert_eq!(spec.warnings.len(), 1);
@@ -298,7 +325,10 @@ mod tests {
 
     #[test]
     fn refuses_pipeline_flags_and_flag_like_paths() {
-        let d = gadget(&[("program.bpf.c", ""), ("build.yaml", "cflags: ['-O2', '-o', '/etc/passwd']\n")]);
+        let d = gadget(&[
+            ("program.bpf.c", ""),
+            ("build.yaml", "cflags: ['-O2', '-o', '/etc/passwd']\n"),
+        ]);
         let err = BuildSpec::load(d.path(), None).unwrap_err().to_string();
         assert!(err.contains("cflags[1]") && err.contains("`-o`"), "{err}");
         let d = gadget(&[("build.yaml", "ebpfsource: -rf\n")]);
@@ -319,6 +349,9 @@ mod tests {
     #[test]
     fn empty_gadget_is_an_error() {
         let d = gadget(&[]);
-        assert!(matches!(BuildSpec::load(d.path(), None), Err(BuildYamlError::Empty { .. })));
+        assert!(matches!(
+            BuildSpec::load(d.path(), None),
+            Err(BuildYamlError::Empty { .. })
+        ));
     }
 }

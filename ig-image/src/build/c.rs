@@ -115,10 +115,17 @@ fn clang_args(req: &CompileRequest<'_>) -> Vec<String> {
     }
     for (i, sdk) in req.sdk_dirs.iter().enumerate() {
         let sdk = absolute(sdk);
-        let fixed = if i + 1 == req.sdk_dirs.len() { "/ig-image/sdk".to_string() } else { format!("/ig-image/sdk-{i}") };
+        let fixed = if i + 1 == req.sdk_dirs.len() {
+            "/ig-image/sdk".to_string()
+        } else {
+            format!("/ig-image/sdk-{i}")
+        };
         args.push(format!("-fdebug-prefix-map={}={fixed}", sdk.display()));
         args.push(format!("-I{}", sdk.display()));
-        args.push(format!("-I{}", sdk.join("gadget").join(p.oci_arch()).display()));
+        args.push(format!(
+            "-I{}",
+            sdk.join("gadget").join(p.oci_arch()).display()
+        ));
     }
     if let Some(dir) = multiarch_include() {
         args.push(format!("-I{}", dir.display()));
@@ -128,7 +135,8 @@ fn clang_args(req: &CompileRequest<'_>) -> Vec<String> {
 }
 
 fn absolute(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
 }
 
 /// Compile and strip, or reuse the cached object.
@@ -137,26 +145,38 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
     let source_abs = std::fs::canonicalize(req.source).unwrap_or_else(|_| req.source.to_path_buf());
     let key = {
         let mut k = KeyBuilder::new();
-        k.add(req.toolchain.identity()).add(crate::sdk::HASH).add(source_abs.as_os_str().as_encoded_bytes());
+        k.add(req.toolchain.identity())
+            .add(crate::sdk::HASH)
+            .add(source_abs.as_os_str().as_encoded_bytes());
         for a in &args {
             k.add(a);
         }
         k.finish()
     };
     if let Some(bytes) = req.cache.and_then(|c| c.lookup(&key, req.immutable_root)) {
-        return Ok(CompiledObject { platform: req.platform, bytes, cached: true, warnings: String::new() });
+        return Ok(CompiledObject {
+            platform: req.platform,
+            bytes,
+            cached: true,
+            warnings: String::new(),
+        });
     }
 
     let work = tempfile::Builder::new()
         .prefix("ig-image-build-")
         .tempdir()
-        .map_err(|source| CompileError::Run { tool: req.toolchain.clang.path.clone(), source })?;
+        .map_err(|source| CompileError::Run {
+            tool: req.toolchain.clang.path.clone(),
+            source,
+        })?;
     let object = work.path().join("program.o");
     let stripped = work.path().join("program.stripped.o");
     let depfile = work.path().join("program.d");
 
     let gadget_dir = absolute(req.gadget_dir);
-    let relative_source = source_abs.strip_prefix(&gadget_dir).map_or(source_abs.clone(), Path::to_path_buf);
+    let relative_source = source_abs
+        .strip_prefix(&gadget_dir)
+        .map_or(source_abs.clone(), Path::to_path_buf);
     let output = Command::new(&req.toolchain.clang.path)
         .current_dir(&gadget_dir)
         .args(&args)
@@ -168,13 +188,18 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
         .arg("-o")
         .arg(&object)
         .output()
-        .map_err(|source| CompileError::Run { tool: req.toolchain.clang.path.clone(), source })?;
+        .map_err(|source| CompileError::Run {
+            tool: req.toolchain.clang.path.clone(),
+            source,
+        })?;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
-        let missing_vmlinux = !req
-            .sdk_dirs
-            .iter()
-            .any(|d| d.join("gadget").join(req.platform.oci_arch()).join("vmlinux.h").exists());
+        let missing_vmlinux = !req.sdk_dirs.iter().any(|d| {
+            d.join("gadget")
+                .join(req.platform.oci_arch())
+                .join("vmlinux.h")
+                .exists()
+        });
         let hint = if missing_vmlinux {
             format!(
                 "hint: no SDK has `gadget/{arch}/vmlinux.h`; pass `--sdk-dir DIR` with `DIR/gadget/{arch}/vmlinux.h` to build for {arch}",
@@ -197,7 +222,10 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
         .arg("-o")
         .arg(&stripped)
         .output()
-        .map_err(|source| CompileError::Run { tool: req.toolchain.strip.path.clone(), source })?;
+        .map_err(|source| CompileError::Run {
+            tool: req.toolchain.strip.path.clone(),
+            source,
+        })?;
     if !strip.status.success() {
         return Err(CompileError::Strip {
             source_path: req.source.to_path_buf(),
@@ -205,8 +233,10 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
             stderr: String::from_utf8_lossy(&strip.stderr).into_owned(),
         });
     }
-    let bytes = std::fs::read(&stripped)
-        .map_err(|source| CompileError::Run { tool: req.toolchain.strip.path.clone(), source })?;
+    let bytes = std::fs::read(&stripped).map_err(|source| CompileError::Run {
+        tool: req.toolchain.strip.path.clone(),
+        source,
+    })?;
 
     if let Some(cache) = req.cache {
         let deps: Vec<PathBuf> = std::fs::read_to_string(&depfile)
@@ -216,10 +246,18 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
             .map(|p| std::fs::canonicalize(gadget_dir.join(&p)).unwrap_or(p))
             .collect();
         if deps.is_empty() {
-            log::warn!("clang wrote no dependency list for `{}`; not caching", req.source.display());
+            log::warn!(
+                "clang wrote no dependency list for `{}`; not caching",
+                req.source.display()
+            );
         } else {
             cache.store(&key, &bytes, &deps, req.immutable_root);
         }
     }
-    Ok(CompiledObject { platform: req.platform, bytes, cached: false, warnings: stderr })
+    Ok(CompiledObject {
+        platform: req.platform,
+        bytes,
+        cached: false,
+        warnings: stderr,
+    })
 }

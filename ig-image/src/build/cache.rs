@@ -40,7 +40,9 @@ pub fn default_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os(crate::env::IG_IMAGE_CACHE_DIR).filter(|v| !v.is_empty()) {
         return PathBuf::from(dir);
     }
-    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("ig-image")
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("ig-image")
 }
 
 /// SHA-256 hex of bytes.
@@ -118,7 +120,13 @@ impl BuildCache {
 
     /// Record `object` for `key` with the files the compile read. Failures are logged, not fatal:
     /// a cache that cannot be written only makes the next build slower.
-    pub fn store(&self, key: &str, object: &[u8], dependency_paths: &[PathBuf], immutable_root: &Path) {
+    pub fn store(
+        &self,
+        key: &str,
+        object: &[u8],
+        dependency_paths: &[PathBuf],
+        immutable_root: &Path,
+    ) {
         if let Err(e) = self.try_store(key, object, dependency_paths, immutable_root) {
             log::warn!("build cache at `{}` not updated: {e}", self.root.display());
         }
@@ -138,11 +146,18 @@ impl BuildCache {
             } else {
                 sha256_hex(&std::fs::read(path)?)
             };
-            dependencies.push(Dependency { path: path.clone(), sha256 });
+            dependencies.push(Dependency {
+                path: path.clone(),
+                sha256,
+            });
         }
         let object_sha256 = sha256_hex(object);
         write_atomic(&self.object_path(&object_sha256), object)?;
-        let entry = Entry { format: FORMAT.to_string(), object_sha256, dependencies };
+        let entry = Entry {
+            format: FORMAT.to_string(),
+            object_sha256,
+            dependencies,
+        };
         let json = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
         write_atomic(&self.entry_path(key), &json)
     }
@@ -163,7 +178,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 /// Parse a Make-style dependency file written by `clang -MD -MF`: the prerequisites of the first rule.
 pub fn parse_depfile(text: &str) -> Vec<PathBuf> {
     let joined = text.replace("\\\r\n", " ").replace("\\\n", " ");
-    let Some((_, prereqs)) = joined.split_once(": ") else { return Vec::new() };
+    let Some((_, prereqs)) = joined.split_once(": ") else {
+        return Vec::new();
+    };
     let prereqs = prereqs.lines().next().unwrap_or("");
     let mut out = Vec::new();
     let mut current = String::new();
@@ -201,7 +218,11 @@ mod tests {
         let deps = parse_depfile("out.o: a.c /x/my\\ dir/b.h \\\n  /usr/include/c.h\n");
         assert_eq!(
             deps,
-            vec![PathBuf::from("a.c"), PathBuf::from("/x/my dir/b.h"), PathBuf::from("/usr/include/c.h")]
+            vec![
+                PathBuf::from("a.c"),
+                PathBuf::from("/x/my dir/b.h"),
+                PathBuf::from("/usr/include/c.h")
+            ]
         );
     }
 

@@ -142,7 +142,9 @@ pub enum BuildError {
         source: gadget_store::reference::ReferenceError,
     },
     /// Rust eBPF gadgets are built by a later version.
-    #[error("`{source_path}`: Rust eBPF gadgets (a Cargo package as `ebpfsource`) are not supported by this version of ig-image")]
+    #[error(
+        "`{source_path}`: Rust eBPF gadgets (a Cargo package as `ebpfsource`) are not supported by this version of ig-image"
+    )]
     RustUnsupported {
         /// The Cargo.toml.
         source_path: PathBuf,
@@ -182,19 +184,31 @@ struct Slots {
 
 impl Slots {
     fn new(n: usize) -> Slots {
-        Slots { free: Mutex::new(n.max(1)), cond: Condvar::new() }
+        Slots {
+            free: Mutex::new(n.max(1)),
+            cond: Condvar::new(),
+        }
     }
 
     fn run<T>(&self, f: impl FnOnce() -> T) -> T {
         {
-            let mut free = self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut free = self
+                .free
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             while *free == 0 {
-                free = self.cond.wait(free).unwrap_or_else(std::sync::PoisonError::into_inner);
+                free = self
+                    .cond
+                    .wait(free)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
             *free -= 1;
         }
         let out = f();
-        *self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        *self
+            .free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
         self.cond.notify_one();
         out
     }
@@ -211,9 +225,14 @@ pub fn tag_for(template: Option<&str>, dir: &Path) -> String {
 }
 
 /// Build every directory of `opts` into `store`. One result per directory, in order.
-pub fn build_all(store: &Store, opts: &BuildOptions, reporter: &dyn BuildReporter) -> Vec<Result<BuiltImage, BuildError>> {
+pub fn build_all(
+    store: &Store,
+    opts: &BuildOptions,
+    reporter: &dyn BuildReporter,
+) -> Vec<Result<BuiltImage, BuildError>> {
     let slots = Slots::new(opts.jobs);
-    let results: Vec<Mutex<Option<Result<BuiltImage, BuildError>>>> = opts.dirs.iter().map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<Result<BuiltImage, BuildError>>>> =
+        opts.dirs.iter().map(|_| Mutex::new(None)).collect();
     let next = Mutex::new(0usize);
     let workers = opts.jobs.clamp(1, opts.dirs.len().max(1));
     std::thread::scope(|scope| {
@@ -221,7 +240,9 @@ pub fn build_all(store: &Store, opts: &BuildOptions, reporter: &dyn BuildReporte
             scope.spawn(|| {
                 loop {
                     let i = {
-                        let mut n = next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let mut n = next
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
                         let i = *n;
                         *n += 1;
                         i
@@ -229,7 +250,9 @@ pub fn build_all(store: &Store, opts: &BuildOptions, reporter: &dyn BuildReporte
                     let Some(dir) = opts.dirs.get(i) else { break };
                     let result = build_one(store, opts, dir, &slots, reporter);
                     reporter.finished(&result, dir);
-                    *results[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(result);
+                    *results[i]
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(result);
                 }
             });
         }
@@ -245,7 +268,11 @@ pub fn build_all(store: &Store, opts: &BuildOptions, reporter: &dyn BuildReporte
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, BuildError> {
-    std::fs::read(path).map_err(|source| BuildError::Io { action: "read", path: path.to_path_buf(), source })
+    std::fs::read(path).map_err(|source| BuildError::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn build_one(
@@ -264,16 +291,19 @@ fn build_one(
         .or_else(|| spec.platforms.clone())
         .unwrap_or_else(|| platform::DEFAULT_PLATFORMS.to_vec());
     let reference_text = tag_for(opts.tag.as_deref(), dir);
-    let reference: Reference = reference_text
-        .parse()
-        .map_err(|source| BuildError::Tag { dir: dir.to_path_buf(), source })?;
+    let reference: Reference = reference_text.parse().map_err(|source| BuildError::Tag {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     reporter.started(dir, &platforms);
 
     // 1. Objects, one per platform, compiled in parallel.
     let objects: Vec<Option<c::CompiledObject>> = match &spec.ebpf_source {
         None => platforms.iter().map(|_| None).collect(),
         Some(src) if src.file_name().is_some_and(|n| n == "Cargo.toml") => {
-            return Err(BuildError::RustUnsupported { source_path: src.clone() });
+            return Err(BuildError::RustUnsupported {
+                source_path: src.clone(),
+            });
         }
         Some(src) => compile_platforms(opts, &spec, src, &platforms, slots)?
             .into_iter()
@@ -291,8 +321,11 @@ fn build_one(
     let mut parsed = Vec::new();
     for object in objects.iter().flatten() {
         let source_path = spec.ebpf_source.clone().unwrap_or_default();
-        let obj = GadgetObject::parse(&object.bytes)
-            .map_err(|source| BuildError::Object { source_path, platform: object.platform, source })?;
+        let obj = GadgetObject::parse(&object.bytes).map_err(|source| BuildError::Object {
+            source_path,
+            platform: object.platform,
+            source,
+        })?;
         let order = match object.platform.byte_order() {
             platform::ByteOrder::Little => gadget_object::Endianness::Little,
             platform::ByteOrder::Big => gadget_object::Endianness::Big,
@@ -313,20 +346,39 @@ fn build_one(
     // 3. gadget.yaml: update, then validate against the first object.
     let mut metadata_updated = false;
     if opts.update_metadata {
-        let obj = parsed.first().ok_or_else(|| BuildError::UpdateWithoutObject { dir: dir.to_path_buf() })?;
+        let obj = parsed
+            .first()
+            .ok_or_else(|| BuildError::UpdateWithoutObject {
+                dir: dir.to_path_buf(),
+            })?;
         let existing = match std::fs::read_to_string(&spec.metadata) {
             Ok(t) => Some(t),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => return Err(BuildError::Io { action: "read", path: spec.metadata.clone(), source }),
+            Err(source) => {
+                return Err(BuildError::Io {
+                    action: "read",
+                    path: spec.metadata.clone(),
+                    source,
+                });
+            }
         };
         let updated = metadata::update(existing.as_deref(), obj)?;
         if existing.as_deref() != Some(updated.as_str()) {
-            cache::write_atomic(&spec.metadata, updated.as_bytes())
-                .map_err(|source| BuildError::Io { action: "write", path: spec.metadata.clone(), source })?;
+            cache::write_atomic(&spec.metadata, updated.as_bytes()).map_err(|source| {
+                BuildError::Io {
+                    action: "write",
+                    path: spec.metadata.clone(),
+                    source,
+                }
+            })?;
             metadata_updated = true;
         }
     }
-    let metadata_bytes = if spec.metadata.exists() { Some(read(&spec.metadata)?) } else { None };
+    let metadata_bytes = if spec.metadata.exists() {
+        Some(read(&spec.metadata)?)
+    } else {
+        None
+    };
     if let (Some(bytes), true) = (&metadata_bytes, opts.validate_metadata) {
         let text = String::from_utf8_lossy(bytes);
         for d in metadata::validate(&text, &spec.metadata, parsed.first())? {
@@ -338,7 +390,11 @@ fn build_one(
         }
     }
     if !errors.is_empty() {
-        return Err(BuildError::Checks { dir: dir.to_path_buf(), count: errors.len(), details: errors.join("\n") });
+        return Err(BuildError::Checks {
+            dir: dir.to_path_buf(),
+            count: errors.len(),
+            details: errors.join("\n"),
+        });
     }
 
     // 4. Image.
@@ -353,7 +409,12 @@ fn build_one(
                 (mt::DOCUMENTATION, info.documentation_url.clone()),
                 (mt::SOURCE, info.source_url.clone()),
             ];
-            image::assemble::image_annotations(Some(&fields), &info.annotations, BUILDER_VERSION, &created)
+            image::assemble::image_annotations(
+                Some(&fields),
+                &info.annotations,
+                BUILDER_VERSION,
+                &created,
+            )
         }
         None => image::assemble::image_annotations(None, &[], BUILDER_VERSION, &created),
     };
@@ -376,7 +437,10 @@ fn build_one(
             }
             tx.tag(&reference, assembled.index.clone())
         })
-        .map_err(|source| BuildError::Store { dir: dir.to_path_buf(), source })?;
+        .map_err(|source| BuildError::Store {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
 
     if let Some(out) = &opts.output_dir {
         write_objects(out, &reference_text, &objects)?;
@@ -396,7 +460,10 @@ fn build_one(
 fn dedup_platform_lines(lines: &mut Vec<String>) {
     let mut seen = std::collections::HashSet::new();
     lines.retain(|l| {
-        let body = l.split_once("] ").map_or(l.as_str(), |(_, b)| b).to_string();
+        let body = l
+            .split_once("] ")
+            .map_or(l.as_str(), |(_, b)| b)
+            .to_string();
         seen.insert(body)
     });
 }
@@ -440,23 +507,42 @@ fn compile_platforms(
                 scope.spawn(move || slots.run(|| c::compile(&request)))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("compile thread does not panic")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("compile thread does not panic"))
+            .collect()
     });
-    results.into_iter().map(|r| r.map_err(BuildError::from)).collect()
+    results
+        .into_iter()
+        .map(|r| r.map_err(BuildError::from))
+        .collect()
 }
 
-fn write_objects(out: &Path, reference: &str, objects: &[Option<c::CompiledObject>]) -> Result<(), BuildError> {
+fn write_objects(
+    out: &Path,
+    reference: &str,
+    objects: &[Option<c::CompiledObject>],
+) -> Result<(), BuildError> {
     let stem: String = reference
         .rsplit('/')
         .next()
         .unwrap_or(reference)
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     for object in objects.iter().flatten() {
         let path = out.join(format!("{stem}.{}.bpf.o", object.platform));
-        cache::write_atomic(&path, &object.bytes)
-            .map_err(|source| BuildError::Io { action: "write", path: path.clone(), source })?;
+        cache::write_atomic(&path, &object.bytes).map_err(|source| BuildError::Io {
+            action: "write",
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(())
 }

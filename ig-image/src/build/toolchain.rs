@@ -13,7 +13,9 @@ pub const MIN_LLVM_MAJOR: u32 = 14;
 #[derive(Debug, thiserror::Error)]
 pub enum ToolchainError {
     /// Nothing suitable on PATH and no override set.
-    #[error("`{tool}` not found: no `{tool}-NN` (NN >= {MIN_LLVM_MAJOR}) on PATH and `{var}` is not set\nhint: install it with `apt-get install {package}`, or set `{var}` to the binary")]
+    #[error(
+        "`{tool}` not found: no `{tool}-NN` (NN >= {MIN_LLVM_MAJOR}) on PATH and `{var}` is not set\nhint: install it with `apt-get install {package}`, or set `{var}` to the binary"
+    )]
     NotFound {
         /// Tool family (`clang`, `llvm-strip`).
         tool: &'static str,
@@ -54,7 +56,10 @@ impl CToolchain {
     /// Resolve clang and llvm-strip from the environment and PATH.
     pub fn discover() -> Result<CToolchain, ToolchainError> {
         // One pass over PATH finds both tools (PATH often lists /usr/bin twice, via /bin).
-        let found = scan_path(&["clang", "llvm-strip"], std::env::var_os("PATH").unwrap_or_default());
+        let found = scan_path(
+            &["clang", "llvm-strip"],
+            std::env::var_os("PATH").unwrap_or_default(),
+        );
         let clang = resolve("clang", env::CLANG, "clang-19", found[0].clone())?;
         let strip = resolve("llvm-strip", env::LLVM_STRIP, "llvm-19", found[1].clone())?;
         Ok(CToolchain { clang, strip })
@@ -79,7 +84,9 @@ fn resolve(
         })?;
         return Ok(tool_at(path));
     }
-    discovered.map(tool_at).ok_or(ToolchainError::NotFound { tool, var, package })
+    discovered
+        .map(tool_at)
+        .ok_or(ToolchainError::NotFound { tool, var, package })
 }
 
 fn tool_at(path: PathBuf) -> Tool {
@@ -108,12 +115,17 @@ fn scan_path(tools: &[&str], path_var: OsString) -> Vec<Option<PathBuf>> {
         if !seen_dirs.insert(std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone())) {
             continue;
         }
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             for (slot, prefix) in best.iter_mut().zip(&prefixes) {
-                let Some(version) = name.strip_prefix(prefix.as_str()).and_then(|v| v.parse::<u32>().ok()) else {
+                let Some(version) = name
+                    .strip_prefix(prefix.as_str())
+                    .and_then(|v| v.parse::<u32>().ok())
+                else {
                     continue;
                 };
                 if version < MIN_LLVM_MAJOR || slot.as_ref().is_some_and(|(v, _)| *v >= version) {
@@ -156,8 +168,14 @@ mod tests {
         fake_tool(a.path(), "llvm-strip-17");
         let path = std::env::join_paths([a.path(), b.path(), a.path()]).unwrap();
         let found = scan_path(&["clang", "llvm-strip"], path);
-        assert_eq!(found[0].as_deref(), Some(b.path().join("clang-19").as_path()));
-        assert_eq!(found[1].as_deref(), Some(a.path().join("llvm-strip-17").as_path()));
+        assert_eq!(
+            found[0].as_deref(),
+            Some(b.path().join("clang-19").as_path())
+        );
+        assert_eq!(
+            found[1].as_deref(),
+            Some(a.path().join("llvm-strip-17").as_path())
+        );
     }
 
     #[test]

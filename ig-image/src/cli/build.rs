@@ -82,7 +82,10 @@ impl BuildReporter for Reporter {
     fn started(&self, dir: &Path, platforms: &[Platform]) {
         if !self.quiet {
             let list: Vec<&str> = platforms.iter().map(|p| p.oci_arch()).collect();
-            output::status("Building", format!("{} ({})", dir.display(), list.join(", ")));
+            output::status(
+                "Building",
+                format!("{} ({})", dir.display(), list.join(", ")),
+            );
         }
     }
 }
@@ -107,16 +110,25 @@ pub fn exec(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitStatus> 
         cache_dir: (!args.no_cache).then(build::cache::default_dir),
     };
     if let Some(sdk) = &opts.sdk_dir {
-        anyhow::ensure!(sdk.is_dir(), "`--sdk-dir {}`: not a directory", sdk.display());
+        anyhow::ensure!(
+            sdk.is_dir(),
+            "`--sdk-dir {}`: not a directory",
+            sdk.display()
+        );
     }
-    if opts.tag.is_some() && opts.dirs.len() > 1 && !opts.tag.as_deref().unwrap_or("").contains("{name}") {
+    if opts.tag.is_some()
+        && opts.dirs.len() > 1
+        && !opts.tag.as_deref().unwrap_or("").contains("{name}")
+    {
         anyhow::bail!(
             "`-t {}` would give {} gadgets the same name\nhint: use `{{name}}` in the tag, e.g. `-t 'localhost:5000/gadgets/{{name}}:v1'`",
             opts.tag.as_deref().unwrap_or(""),
             opts.dirs.len()
         );
     }
-    let reporter = Reporter { quiet: args.output != Format::Columns };
+    let reporter = Reporter {
+        quiet: args.output != Format::Columns,
+    };
     let results = build::build_all(&store, &opts, &reporter);
     let mut failed = 0;
     for (dir, result) in opts.dirs.iter().zip(results) {
@@ -129,9 +141,16 @@ pub fn exec(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitStatus> 
         }
     }
     if failed > 0 && opts.dirs.len() > 1 {
-        output::warning(format!("{failed} of {} gadgets failed to build", opts.dirs.len()));
+        output::warning(format!(
+            "{failed} of {} gadgets failed to build",
+            opts.dirs.len()
+        ));
     }
-    Ok(if failed == 0 { ExitStatus::Success } else { ExitStatus::Failure })
+    Ok(if failed == 0 {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
 }
 
 fn report_success(built: &BuiltImage, format: Format) -> anyhow::Result<()> {
@@ -140,14 +159,24 @@ fn report_success(built: &BuiltImage, format: Format) -> anyhow::Result<()> {
     }
     if format == Format::Columns {
         if built.metadata_updated {
-            output::status("Updated", format!("{}", built.dir.join("gadget.yaml").display()));
+            output::status(
+                "Updated",
+                format!("{}", built.dir.join("gadget.yaml").display()),
+            );
         }
         let cache_note = if built.cached_objects > 0 {
-            format!(", {} of {} objects from cache", built.cached_objects, built.platforms.len())
+            format!(
+                ", {} of {} objects from cache",
+                built.cached_objects,
+                built.platforms.len()
+            )
         } else {
             String::new()
         };
-        output::status("Finished", format!("{} in {} ms{cache_note}", built.dir.display(), built.millis));
+        output::status(
+            "Finished",
+            format!("{} in {} ms{cache_note}", built.dir.display(), built.millis),
+        );
         println!("Successfully built {}@{}", built.reference, built.digest);
     } else {
         output::print_data(built, format).context("cannot print the result")?;

@@ -18,9 +18,15 @@ pub struct ExportArgs {
 }
 
 pub fn exec(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitStatus> {
-    let (file, images) = args.args.split_last().expect("clap requires two or more values");
+    let (file, images) = args
+        .args
+        .split_last()
+        .expect("clap requires two or more values");
     let file = PathBuf::from(file);
-    let references = images.iter().map(|i| Reference::parse(i)).collect::<Result<Vec<_>, _>>()?;
+    let references = images
+        .iter()
+        .map(|i| Reference::parse(i))
+        .collect::<Result<Vec<_>, _>>()?;
     let store = global.open_store()?;
     store
         .export(&references, &file)

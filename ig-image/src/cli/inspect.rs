@@ -28,7 +28,11 @@ pub fn exec(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<ExitStatus
     let reference = Reference::parse(&args.image)?;
     let report = ig_image::inspect::inspect(&store, &reference, args.platform)
         .with_context(|| format!("cannot inspect `{}`", args.image))?;
-    let format = if args.output == Format::Columns { Format::Jsonpretty } else { args.output };
+    let format = if args.output == Format::Columns {
+        Format::Jsonpretty
+    } else {
+        args.output
+    };
     output::print_data(&report, format)?;
     Ok(ExitStatus::Success)
 }

@@ -31,8 +31,17 @@ pub fn exec(global: &GlobalArgs, args: ListArgs) -> anyhow::Result<ExitStatus> {
         .iter()
         .map(|i| {
             let hex = i.digest.trim_start_matches("sha256:");
-            let digest = if args.no_trunc { i.digest.clone() } else { hex.chars().take(12).collect() };
-            vec![i.repository.clone(), i.tag.clone(), digest, i.created.clone()]
+            let digest = if args.no_trunc {
+                i.digest.clone()
+            } else {
+                hex.chars().take(12).collect()
+            };
+            vec![
+                i.repository.clone(),
+                i.tag.clone(),
+                digest,
+                i.created.clone(),
+            ]
         })
         .collect();
     output::print_table(&["REPOSITORY", "TAG", "DIGEST", "CREATED"], &rows)?;

@@ -18,7 +18,9 @@ pub fn exec(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<ExitStatus>
     let store = global.open_store()?;
     for image in &args.images {
         let reference = Reference::parse(image)?;
-        let report = store.remove(&reference).with_context(|| format!("cannot remove `{image}`"))?;
+        let report = store
+            .remove(&reference)
+            .with_context(|| format!("cannot remove `{image}`"))?;
         println!("Successfully removed {}", reference.full());
         log::debug!("garbage collection: {report:?}");
     }

@@ -8,7 +8,9 @@ use super::{ExitStatus, GlobalArgs};
 
 /// Give an existing image another name (both names then point at the same content).
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  ig-image tag trace_open:dev localhost:5000/gadgets/trace_open:v1")]
+#[command(
+    after_help = "Example:\n  ig-image tag trace_open:dev localhost:5000/gadgets/trace_open:v1"
+)]
 pub struct TagArgs {
     /// The existing image
     source: String,
@@ -26,6 +28,10 @@ pub fn exec(global: &GlobalArgs, args: TagArgs) -> anyhow::Result<ExitStatus> {
     store
         .tag(&target, descriptor.clone())
         .with_context(|| format!("cannot tag `{}` as `{}`", args.source, args.target))?;
-    println!("Successfully tagged with {}@{}", target.full(), descriptor.digest());
+    println!(
+        "Successfully tagged with {}@{}",
+        target.full(),
+        descriptor.digest()
+    );
     Ok(ExitStatus::Success)
 }

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use oci_spec::image::{
-    Arch, Descriptor, Digest, ImageIndexBuilder, ImageManifestBuilder, MediaType, Os, PlatformBuilder,
+    Arch, Descriptor, Digest, ImageIndexBuilder, ImageManifestBuilder, MediaType, Os,
+    PlatformBuilder,
 };
 
 use super::media_types as mt;
@@ -44,16 +45,27 @@ pub struct AssembleError {
 }
 
 fn err(e: impl std::fmt::Display) -> AssembleError {
-    AssembleError { message: e.to_string() }
+    AssembleError {
+        message: e.to_string(),
+    }
 }
 
 /// SHA-256 digest of bytes in OCI form.
 pub fn digest_of(data: &[u8]) -> Result<Digest, AssembleError> {
-    format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(data))).parse().map_err(err)
+    format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(data))
+    )
+    .parse()
+    .map_err(err)
 }
 
 fn descriptor(media_type: &str, data: &[u8]) -> Result<Descriptor, AssembleError> {
-    Ok(Descriptor::new(MediaType::from(media_type), data.len() as u64, digest_of(data)?))
+    Ok(Descriptor::new(
+        MediaType::from(media_type),
+        data.len() as u64,
+        digest_of(data)?,
+    ))
 }
 
 fn arch(platform: Platform) -> Arch {
@@ -174,7 +186,8 @@ pub fn created_timestamp() -> Result<String, AssembleError> {
         _ => time::OffsetDateTime::now_utc(),
     };
     let when = when.replace_nanosecond(0).map_err(err)?;
-    when.format(&time::format_description::well_known::Rfc3339).map_err(err)
+    when.format(&time::format_description::well_known::Rfc3339)
+        .map_err(err)
 }
 
 #[cfg(test)]
@@ -190,7 +203,10 @@ mod tests {
                 "v1",
                 "2024-01-01T00:00:00Z",
             ),
-            objects: vec![(Platform::Arm64, Some(b"arm".to_vec())), (Platform::Amd64, Some(b"x86".to_vec()))],
+            objects: vec![
+                (Platform::Arm64, Some(b"arm".to_vec())),
+                (Platform::Amd64, Some(b"x86".to_vec())),
+            ],
             wasm: None,
         }
     }

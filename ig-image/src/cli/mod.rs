@@ -17,9 +17,16 @@ use gadget_store::Store;
 
 /// Build eBPF gadgets into OCI images without Docker, keep them in the store `ig` uses, and prove them.
 #[derive(Debug, Parser)]
-#[command(name = "ig-image", version, propagate_version = true, max_term_width = 100)]
-#[command(after_help = "Images built here run under upstream `ig run`: the store is the one `ig` uses.\n\
-Docs: docs/quick-start.md, docs/authoring.md, docs/commands/<command>.md")]
+#[command(
+    name = "ig-image",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Images built here run under upstream `ig run`: the store is the one `ig` uses.\n\
+Docs: docs/quick-start.md, docs/authoring.md, docs/commands/<command>.md"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -41,13 +48,16 @@ pub struct GlobalArgs {
 impl GlobalArgs {
     /// The store path: `--store`, `IG_IMAGE_STORE`, or upstream's default.
     pub fn store_path(&self) -> PathBuf {
-        self.store.clone().unwrap_or_else(gadget_store::default_store_path)
+        self.store
+            .clone()
+            .unwrap_or_else(gadget_store::default_store_path)
     }
 
     /// Open (creating if needed) the store.
     pub fn open_store(&self) -> anyhow::Result<Store> {
         let path = self.store_path();
-        Store::open(&path).with_context(|| format!("cannot open the image store at `{}`", path.display()))
+        Store::open(&path)
+            .with_context(|| format!("cannot open the image store at `{}`", path.display()))
     }
 }
 

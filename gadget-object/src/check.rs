@@ -1,7 +1,8 @@
 //! The object checks of gadget-sdk.md §5, as [`Diagnostic`]s that name their culprit.
 //!
-//! Severity follows the spec: every object finding there is a build error. The only warnings
-//! come from discovery (an old `GADGET_SNAPSHOTTER` that names no programs).
+//! Severity follows the spec, which names no object finding a warning: all are errors (DWARF
+//! left in the object included). The one warning is an iterator that names no programs (the
+//! old `GADGET_SNAPSHOTTER(name, struct)` spelling), which older runtimes accepted.
 
 use serde::Serialize;
 

@@ -678,9 +678,14 @@ fn corrupted_btf_is_an_error_naming_the_section() {
 }
 
 /// Flips and truncates bytes all over real objects: parsing may fail, but must never panic, and
-/// whatever parses must survive every accessor.
+/// whatever parses must survive every accessor. `GADGET_OBJECT_FUZZ_ROUNDS` raises the number of
+/// rounds per base object (default 1500) for a longer local run.
 #[test]
 fn hostile_mutations_never_panic() {
+    let rounds: u32 = std::env::var("GADGET_OBJECT_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1500);
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
         seed ^= seed << 13;
@@ -695,7 +700,7 @@ fn hostile_mutations_never_panic() {
         let btf = raw.section(".BTF").unwrap().data.unwrap();
         let btf_start = btf.as_ptr() as usize - base.as_ptr() as usize;
         let btf_len = btf.len();
-        for round in 0..1500 {
+        for round in 0..rounds {
             let mut bytes = base.to_vec();
             let flips = 1 + next() % 8;
             for _ in 0..flips {

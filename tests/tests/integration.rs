@@ -2,5 +2,6 @@
 //! checker. One binary, one module per area.
 
 mod build;
+mod docs;
 mod store;
 mod validation;

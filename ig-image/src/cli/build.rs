@@ -10,19 +10,14 @@ use ig_image::platform::{self, Platform};
 use super::{ExitStatus, GlobalArgs};
 use crate::output::{self, Format};
 
-/// Build one or more gadget directories into images in the store.
-///
-/// Each directory holds `program.bpf.c` (or the `ebpfsource` of its build.yaml), usually a
-/// `gadget.yaml`, and optionally a `build.yaml`. The eBPF source is compiled with clang once per
-/// platform, in parallel, against the bundled SDK (gadget headers, libbpf headers, vmlinux.h);
-/// the object and gadget.yaml are checked; the image is stored and tagged.
+/// Arguments of `ig-image build`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
 ig-image build sample-gadgets/trace_open -t trace_open:dev\n  \
 ig-image build gadgets/* -t 'localhost:5000/gadgets/{name}:v1' -o json\n  \
 SOURCE_DATE_EPOCH=0 ig-image build . --platform amd64,arm64,s390x --sdk-dir ~/ig/include\n\n\
-build.yaml keys: ebpfsource, metadata, wasm (bundled as is), platforms, includeDirs, cflags (a YAML list,\n\
-one compiler argument per item, never through a shell). See docs/commands/build.md.")]
+build.yaml keys: ebpfsource, metadata, wasm (bundled as is), platforms, includeDirs, and cflags\n\
+(a YAML list, one compiler argument per item, never through a shell). See docs/authoring.md.")]
 pub struct BuildArgs {
     /// Gadget directories to build
     #[arg(value_name = "DIR", default_value = ".")]

@@ -7,8 +7,7 @@ use clap::Args;
 
 use super::{ExitStatus, GlobalArgs};
 
-/// Import every tagged image (and its signatures) from a tar file written by `export`.
-/// Every entry and digest is checked first; nothing changes in the store unless all is valid.
+/// Arguments of `ig-image import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The tar file

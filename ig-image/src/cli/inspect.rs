@@ -8,9 +8,7 @@ use ig_image::platform::Platform;
 use super::{ExitStatus, GlobalArgs};
 use crate::output::{self, Format};
 
-/// Show an image: its index, each platform's manifest and annotations, the gadget metadata, and
-/// the eBPF object analysed (programs with section and kind, maps with type, key/value sizes and
-/// max entries, params with type and default, data sources with their fields and types).
+/// Arguments of `ig-image inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The image (e.g. `trace_open`, `localhost:5000/gadgets/trace_open:v1`)

@@ -64,11 +64,21 @@ impl GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build gadget directories into images (C with clang; no Docker)
+    ///
+    /// Each directory holds `program.bpf.c` (or the `ebpfsource` of its build.yaml), usually a
+    /// `gadget.yaml`, and optionally a `build.yaml`. The eBPF source is compiled with clang once
+    /// per platform, in parallel, against the bundled SDK (gadget headers, libbpf headers,
+    /// vmlinux.h); the object and gadget.yaml are checked; the image is stored and tagged.
+    /// Unchanged sources are not recompiled (a content-addressed cache).
     Build(build::BuildArgs),
     /// List the images in the store
     #[command(visible_alias = "ls")]
     List(list::ListArgs),
     /// Show what an image holds: index, manifests, metadata and the eBPF object analysed
+    ///
+    /// The eBPF object of each platform is analysed: programs (section, kind), maps (type,
+    /// key/value sizes, max entries), params (type, default) and data sources with their fields
+    /// and types.
     Inspect(inspect::InspectArgs),
     /// Give an image another name
     Tag(tag::TagArgs),
@@ -78,6 +88,9 @@ pub enum Command {
     /// Write images to a tar file (an OCI layout, deterministic)
     Export(export::ExportArgs),
     /// Load images from a tar file written by `export` (or any OCI layout tar)
+    ///
+    /// Every entry and digest is checked first (no `..`, absolute paths, links or devices; the
+    /// whole graph of every tag present); nothing changes in the store unless all is valid.
     Import(import::ImportArgs),
 }
 

@@ -5,14 +5,19 @@ use ig_image_tests::{assert_success, ig_image_bin, run, workspace_root};
 
 fn help(args: &[&str]) -> String {
     let mut cmd = std::process::Command::new(ig_image_bin());
-    cmd.args(args).arg("--help").env_remove("IG_IMAGE_STORE").env_remove("COLUMNS");
+    cmd.args(args)
+        .arg("--help")
+        .env_remove("IG_IMAGE_STORE")
+        .env_remove("COLUMNS");
     let out = run(cmd);
     assert_success(&out);
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn page_block(name: &str) -> String {
-    let path = workspace_root().join("docs/commands").join(format!("{name}.md"));
+    let path = workspace_root()
+        .join("docs/commands")
+        .join(format!("{name}.md"));
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/gen-command-docs)", path.display()));
     let start = text.find("```text\n").expect("a ```text block") + "```text\n".len();
@@ -31,7 +36,11 @@ fn every_command_page_matches_its_help() {
         .next()
         .unwrap()
         .lines()
-        .filter_map(|l| l.strip_prefix("  ").and_then(|l| l.split_whitespace().next()).map(str::to_string))
+        .filter_map(|l| {
+            l.strip_prefix("  ")
+                .and_then(|l| l.split_whitespace().next())
+                .map(str::to_string)
+        })
         .filter(|c| c != "help")
         .collect();
     assert!(commands.len() >= 7, "{commands:?}");

@@ -32,7 +32,7 @@ pub(crate) struct StoreLock {
 
 impl StoreLock {
     /// Takes the lock of the store at `root` (a canonical path), waiting as long as needed and
-    /// logging at info level once the wait exceeds a second.
+    /// warning once the wait exceeds a second.
     pub(crate) fn acquire(root: &Path) -> Result<Self, StoreError> {
         let already = HELD.with(|h| h.borrow().iter().any(|p| p == root));
         if already {
@@ -53,7 +53,10 @@ impl StoreLock {
             locked = FileExt::try_lock_exclusive(&file).map_err(lock_err)?;
         }
         if !locked {
-            log::info!("waiting for the store lock at `{}`", path.display());
+            log::warn!(
+                "waiting for the store lock at `{}` (another ig or ig-image holds it)",
+                path.display()
+            );
             FileExt::lock_exclusive(&file).map_err(lock_err)?;
             log::debug!(
                 "got the store lock at `{}` after {:.1}s",

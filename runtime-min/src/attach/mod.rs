@@ -1,0 +1,215 @@
+//! Attaching programs by their section, the way the Inspektor Gadget runtime does.
+//!
+//! | section | attached as |
+//! |---|---|
+//! | `tracepoint/<cat>/<name>`, `tp/...` | tracepoint ([`tracing`]) |
+//! | `raw_tracepoint/<name>`, `raw_tp/<name>` | raw tracepoint ([`tracing`]) |
+//! | `tp_btf/<name>` | BTF tracepoint ([`btf`]) |
+//! | `kprobe/<fn>[+off]`, `kretprobe/<fn>`, `ksyscall/<name>`, `kretsyscall/<name>` | kprobe ([`tracing`]) |
+//! | `fentry/<fn>`, `fexit/<fn>` | BPF trampoline ([`btf`]) |
+//! | `iter/<target>` | bpf iterator link, created for each snapshot ([`crate::readers::iter`]) |
+//!
+//! Everything else (uprobes, USDT, LSM, perf events, sockets, tc, sockmaps, sockops) is loaded
+//! and verified but reported as not attached, with the reason: each needs a target (a process,
+//! an interface, a socket, a cgroup) that a minimal runtime does not pick, or changes what the
+//! system does. `kprobe/gadget_program_disabled` is never attached.
+//!
+//! Links stay owned by the programs in [`aya::Ebpf`]: dropping it detaches everything.
+
+pub mod btf;
+pub mod tracing;
+
+use aya::programs::{Program, ProgramError};
+use gadget_object::ProgramKind;
+use serde::Serialize;
+
+use crate::classify::{self, Failure, FailureClass};
+use crate::load::Loaded;
+use crate::source::Gadget;
+
+/// What happened when attaching one program.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "attach", rename_all = "kebab-case")]
+pub enum AttachStatus {
+    /// Attached (`target` in words, e.g. `tracepoint sched/sched_process_exec`).
+    Attached {
+        /// What it is attached to.
+        target: String,
+    },
+    /// Deliberately not attached.
+    NotAttached {
+        /// Why.
+        reason: String,
+    },
+    /// Attaching failed.
+    Failed {
+        /// Why, classified.
+        #[serde(flatten)]
+        failure: Failure,
+    },
+}
+
+/// One program's attach report.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachReport {
+    /// Function name.
+    pub name: String,
+    /// Section.
+    pub section: String,
+    /// Outcome.
+    #[serde(flatten)]
+    pub status: AttachStatus,
+}
+
+/// The reason a kind of program is not attached by this runtime, if it is not.
+pub fn not_attached_reason(kind: &ProgramKind, section: &str) -> Option<String> {
+    Some(
+        match kind {
+            ProgramKind::Disabled => "disabled by the gadget (`kprobe/gadget_program_disabled`)",
+            ProgramKind::Uprobe | ProgramKind::Uretprobe => {
+                "user-space probes need a target binary and process"
+            }
+            ProgramKind::Usdt => "USDT probes need a target binary and process",
+            ProgramKind::Lsm => "LSM programs change security decisions; verified only",
+            ProgramKind::PerfEvent => "perf event programs need a sampling event to attach to",
+            ProgramKind::SocketFilter => "socket filters need a socket",
+            ProgramKind::Classifier => "tc classifiers need a network interface",
+            ProgramKind::SkSkb | ProgramKind::SkMsg => {
+                "sockmap programs need a sockmap or sockhash"
+            }
+            ProgramKind::Sockops => "sockops programs need a cgroup",
+            ProgramKind::Iter { target } if target == "bpf_map_elem" => {
+                "map element iterators need a map to iterate"
+            }
+            ProgramKind::Other(_) => {
+                let prefix = section.split('/').next().unwrap_or(section);
+                if matches!(prefix, "ksyscall" | "kretsyscall") {
+                    return None;
+                }
+                "this section kind is not attached by runtime-min"
+            }
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+/// Attaches every program of a loaded gadget. Failures are reported, not returned, so a caller
+/// can show every program's outcome; see [`AttachReport`].
+pub fn attach_all(loaded: &mut Loaded, gadget: &Gadget) -> Vec<AttachReport> {
+    let mut out = Vec::new();
+    let needs_tracefs = gadget.info.programs().iter().any(|p| {
+        matches!(
+            p.kind,
+            ProgramKind::Tracepoint { .. } | ProgramKind::Kprobe | ProgramKind::Kretprobe
+        ) || p.section.starts_with("ksyscall/")
+            || p.section.starts_with("kretsyscall/")
+    });
+    if needs_tracefs {
+        tracing::ensure_tracefs();
+    }
+    for p in gadget.info.programs() {
+        let status = match not_attached_reason(&p.kind, &p.section) {
+            Some(reason) => AttachStatus::NotAttached { reason },
+            None => match loaded.ebpf.program_mut(&p.name) {
+                None => AttachStatus::Failed {
+                    failure: Failure::new(FailureClass::Other, "program not found after loading"),
+                },
+                Some(prog) => attach_one(prog, &p.kind, &p.section, &p.target),
+            },
+        };
+        out.push(AttachReport {
+            name: p.name.clone(),
+            section: p.section.clone(),
+            status,
+        });
+    }
+    out
+}
+
+fn attach_one(prog: &mut Program, kind: &ProgramKind, section: &str, target: &str) -> AttachStatus {
+    let what = describe(kind, section, target);
+    let result = match (kind, prog) {
+        (ProgramKind::Tracepoint { category, name }, Program::TracePoint(p)) => {
+            tracing::tracepoint(p, category, name)
+        }
+        (ProgramKind::RawTracepoint, Program::RawTracePoint(p)) => p.attach(target).map(|_| ()),
+        (
+            ProgramKind::Kprobe | ProgramKind::Kretprobe | ProgramKind::Other(_),
+            Program::KProbe(p),
+        ) => tracing::kprobe(p, section, target),
+        (ProgramKind::TpBtf, Program::BtfTracePoint(p)) => p.attach().map(|_| ()),
+        (ProgramKind::Fentry, Program::FEntry(p)) => p.attach().map(|_| ()),
+        (ProgramKind::Fexit, Program::FExit(p)) => p.attach().map(|_| ()),
+        // Iterators are run per snapshot; attaching here only checks the target once.
+        (ProgramKind::Iter { .. }, Program::Iter(p)) => btf::check_iter(p),
+        (_, other) => {
+            return AttachStatus::NotAttached {
+                reason: format!(
+                    "section `{section}` was loaded as {:?}, which runtime-min does not attach",
+                    other.prog_type()
+                ),
+            };
+        }
+    };
+    match result {
+        Ok(()) => AttachStatus::Attached { target: what },
+        Err(e) => AttachStatus::Failed {
+            failure: classify_attach_error(&e, &what),
+        },
+    }
+}
+
+/// `tracepoint sched/sched_process_exec`, `kprobe do_sys_openat2`, ...
+pub fn describe(kind: &ProgramKind, section: &str, target: &str) -> String {
+    match kind {
+        ProgramKind::Tracepoint { category, name } => format!("tracepoint {category}/{name}"),
+        ProgramKind::Other(_)
+            if section.starts_with("ksyscall/") || section.starts_with("kretsyscall/") =>
+        {
+            let kind = if section.starts_with("kretsyscall/") {
+                "kretprobe"
+            } else {
+                "kprobe"
+            };
+            format!("{kind} {}", tracing::syscall_fn(target))
+        }
+        ProgramKind::Iter { target } => format!("iterator {target}"),
+        other => format!("{} {target}", other.name()),
+    }
+}
+
+fn classify_attach_error(e: &ProgramError, what: &str) -> Failure {
+    let (class, detail) = match e {
+        ProgramError::TracePointError(aya::programs::trace_point::TracePointError::FileError {
+            filename,
+            io_error,
+        }) => (
+            classify::classify_errno(io_error).unwrap_or(FailureClass::Other),
+            format!("`{}`: {io_error}", filename.display()),
+        ),
+        ProgramError::KProbeError(aya::programs::kprobe::KProbeError::FileError {
+            filename,
+            io_error,
+        }) => (
+            classify::classify_errno(io_error).unwrap_or(FailureClass::AttachPointMissing),
+            format!("`{}`: {io_error}", filename.display()),
+        ),
+        ProgramError::SyscallError(s) => {
+            let class = match s.io_error.raw_os_error() {
+                // perf_event_open on a kprobe for a missing or non-traceable function
+                Some(libc::EINVAL) if s.call == "perf_event_open" => {
+                    FailureClass::AttachPointMissing
+                }
+                _ => classify::classify_errno(&s.io_error).unwrap_or(FailureClass::Other),
+            };
+            (class, format!("{}: {}", s.call, s.io_error))
+        }
+        ProgramError::IOError(io) => (
+            classify::classify_errno(io).unwrap_or(FailureClass::Other),
+            io.to_string(),
+        ),
+        other => (FailureClass::Other, other.to_string()),
+    };
+    Failure::new(class, format!("cannot attach {what}: {detail}"))
+}

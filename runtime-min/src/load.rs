@@ -1,0 +1,653 @@
+//! Loading a gadget: parameters into `.rodata`, map sizes, the ring buffer fallback, CO-RE
+//! against the kernel BTF, and every program through the verifier.
+//!
+//! Everything loaded lives in the returned [`Loaded`] (an [`aya::Ebpf`]): dropping it closes
+//! every map, program and link, so a failure at any step leaves nothing loaded in the kernel
+//! (nothing is pinned).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use aya::programs::Program;
+use aya::{Btf, EbpfLoader, Endianness};
+use gadget_object::ProgramKind;
+use serde::Serialize;
+
+use crate::btf_raw::RawBtf;
+use crate::classify::{self, Failure, FailureClass};
+use crate::core_relo;
+use crate::fixup::{self, FixupError, FixupPlan, STT_FUNC};
+use crate::params::{self, ParamError};
+use crate::source::Gadget;
+
+/// Where the running kernel publishes its BTF.
+pub const SYSFS_VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+/// `BPF_MAP_TYPE_RINGBUF`.
+const MAP_TYPE_RINGBUF: u32 = 27;
+
+/// How to load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Kernel BTF for CO-RE and BTF-attached programs (default: /sys/kernel/btf/vmlinux).
+    pub kernel_btf: Option<PathBuf>,
+    /// `--param key=value` pairs.
+    pub params: Vec<(String, String)>,
+    /// Show whole verifier logs in errors (else the last lines).
+    pub full_log: bool,
+}
+
+/// What happened to one program.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum ProgramStatus {
+    /// Loaded: the verifier accepted it.
+    Loaded {
+        /// Instructions the verifier processed (kernel 5.16+).
+        verified_insns: Option<u32>,
+        /// Time spent in `BPF_PROG_LOAD`, microseconds.
+        load_us: u64,
+    },
+    /// Not loaded.
+    Failed {
+        /// Why.
+        #[serde(flatten)]
+        failure: Failure,
+    },
+}
+
+/// One program's load report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgramReport {
+    /// Function name.
+    pub name: String,
+    /// ELF section as written by the author.
+    pub section: String,
+    /// How it attaches (`tracepoint`, `kprobe`, ...).
+    pub kind: String,
+    /// The outcome.
+    #[serde(flatten)]
+    pub status: ProgramStatus,
+}
+
+impl ProgramReport {
+    /// Whether the verifier accepted it.
+    pub fn loaded(&self) -> bool {
+        matches!(self.status, ProgramStatus::Loaded { .. })
+    }
+}
+
+/// What loading did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoadReport {
+    /// Per program, in section order (not serialized: reports that embed this one list the
+    /// programs themselves).
+    #[serde(skip_serializing)]
+    pub programs: Vec<ProgramReport>,
+    /// Ring buffers turned into perf event arrays (kernel without ring buffers).
+    pub perf_maps: Vec<String>,
+    /// Sections renamed for the loader (`socket1` → `socket/ig_3`).
+    pub renamed_sections: Vec<(String, String)>,
+    /// Parameters written into `.rodata` (variable, value as given).
+    pub params: Vec<(String, String)>,
+    /// Maps sized by a `<map>_max_entries` constant.
+    pub max_entries: Vec<(String, u32)>,
+    /// The kernel BTF used.
+    pub kernel_btf: String,
+    /// Wall time of the whole load, milliseconds.
+    pub load_ms: f64,
+}
+
+/// A loaded gadget.
+pub struct Loaded {
+    /// Maps and programs (dropping it unloads everything).
+    pub ebpf: aya::Ebpf,
+    /// The report.
+    pub report: LoadReport,
+    /// Kernel BTF parsed for BTF-attached programs, if any were present.
+    pub btf: Option<Btf>,
+}
+
+/// Why a gadget did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A parameter was wrong.
+    #[error(transparent)]
+    Param(Box<ParamError>),
+    /// The object could not be prepared for the loader.
+    #[error(transparent)]
+    Fixup(#[from] FixupError),
+    /// A step before the programs failed (kernel BTF, maps, object BTF, relocations).
+    #[error("{}", .failure.render(*.full_log))]
+    Setup {
+        /// What failed, classified.
+        failure: Failure,
+        /// Render the whole log.
+        full_log: bool,
+    },
+    /// One or more programs did not pass the verifier.
+    #[error("{}", render_program_failures(.report, *.full_log))]
+    Programs {
+        /// Every program's outcome (the loaded ones were unloaded again).
+        report: Box<LoadReport>,
+        /// Render whole logs.
+        full_log: bool,
+    },
+}
+
+impl From<ParamError> for LoadError {
+    fn from(e: ParamError) -> Self {
+        LoadError::Param(Box::new(e))
+    }
+}
+
+impl LoadError {
+    /// The classes of the failures.
+    pub fn classes(&self) -> Vec<FailureClass> {
+        match self {
+            LoadError::Setup { failure, .. } => vec![failure.class],
+            LoadError::Programs { report, .. } => report
+                .programs
+                .iter()
+                .filter_map(|p| match &p.status {
+                    ProgramStatus::Failed { failure } => Some(failure.class),
+                    ProgramStatus::Loaded { .. } => None,
+                })
+                .collect(),
+            _ => vec![FailureClass::Other],
+        }
+    }
+}
+
+fn render_program_failures(report: &LoadReport, full: bool) -> String {
+    let failed: Vec<&ProgramReport> = report.programs.iter().filter(|p| !p.loaded()).collect();
+    let mut out = format!(
+        "{} of {} programs failed to load",
+        failed.len(),
+        report.programs.len()
+    );
+    for p in failed {
+        if let ProgramStatus::Failed { failure } = &p.status {
+            out.push_str(&format!(
+                "\nprogram `{}` (section `{}`): {}",
+                p.name,
+                p.section,
+                failure.render(full)
+            ));
+        }
+    }
+    out
+}
+
+/// Programs that need the kernel BTF at load time (their attach target is a BTF id).
+fn needs_btf_handle(kind: &ProgramKind) -> bool {
+    matches!(
+        kind,
+        ProgramKind::Fentry
+            | ProgramKind::Fexit
+            | ProgramKind::TpBtf
+            | ProgramKind::Lsm
+            | ProgramKind::Iter { .. }
+    )
+}
+
+fn setup(class: FailureClass, message: String, full_log: bool) -> LoadError {
+    LoadError::Setup {
+        failure: Failure::new(class, message),
+        full_log,
+    }
+}
+
+/// Reads and parses a kernel BTF file; also says whether its `enum bpf_func_id` knows the ring
+/// buffer helpers.
+fn read_kernel_btf(path: &Path, full_log: bool) -> Result<(Btf, bool), LoadError> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        setup(
+            FailureClass::MissingBtf,
+            format!("cannot read kernel BTF `{}`: {e}", path.display()),
+            full_log,
+        )
+    })?;
+    let raw = RawBtf::parse(&bytes).map_err(|e| {
+        setup(
+            FailureClass::MissingBtf,
+            format!("`{}` is not BTF: {e}", path.display()),
+            full_log,
+        )
+    })?;
+    let ringbuf = raw.enum_has_value("bpf_func_id", "BPF_FUNC_ringbuf_reserve");
+    let btf = Btf::parse(&bytes, Endianness::default()).map_err(|e| {
+        setup(
+            FailureClass::MissingBtf,
+            format!("cannot parse kernel BTF `{}`: {e}", path.display()),
+            full_log,
+        )
+    })?;
+    Ok((btf, ringbuf))
+}
+
+/// Loads every map and program of `gadget` into the kernel.
+pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    let started = Instant::now();
+    let full_log = opts.full_log;
+    let info = &gadget.info;
+    let endianness = info.elf().endianness;
+
+    let specs = params::specs(info, gadget.metadata.as_ref());
+    let values = params::resolve(&specs, &opts.params, endianness)?;
+
+    let has_core = info.btf_ext().is_some_and(|e| !e.core_relos.is_empty());
+    let wants_handle = info.programs().iter().any(|p| needs_btf_handle(&p.kind));
+    let sysfs = Path::new(SYSFS_VMLINUX);
+    if opts.kernel_btf.is_none() && !sysfs.exists() && (has_core || wants_handle) {
+        return Err(setup(
+            FailureClass::MissingBtf,
+            format!("`{SYSFS_VMLINUX}` does not exist and the gadget needs kernel BTF"),
+            full_log,
+        ));
+    }
+
+    // aya's loader parses /sys/kernel/btf/vmlinux when created; do that on another core while
+    // this thread reads the object, probes the kernel and prepares the bytes.
+    let background = std::thread::spawn(|| {
+        let _ = aya::features();
+        EbpfLoader::new()
+    });
+
+    let (btf, btf_has_ringbuf) = match (&opts.kernel_btf, wants_handle) {
+        (Some(path), _) => {
+            let (b, rb) = read_kernel_btf(path, full_log)?;
+            (Some(b), rb)
+        }
+        (None, true) => {
+            let b = Btf::from_sys_fs().map_err(|e| {
+                setup(
+                    FailureClass::MissingBtf,
+                    format!("cannot parse `{SYSFS_VMLINUX}`: {e}"),
+                    full_log,
+                )
+            })?;
+            (Some(b), true)
+        }
+        (None, false) => (None, true),
+    };
+
+    // Ring buffer tracer maps become perf event arrays when the kernel (or the target BTF the
+    // program's CO-RE checks run against) has no ring buffers.
+    let ringbuf_maps: Vec<String> = info
+        .tracers()
+        .iter()
+        .filter(|t| {
+            info.map(&t.map_name)
+                .is_some_and(|m| m.map_type == MAP_TYPE_RINGBUF)
+        })
+        .map(|t| t.map_name.clone())
+        .collect();
+    let mut plan = FixupPlan::default();
+    if !ringbuf_maps.is_empty() {
+        let kernel_has = aya::sys::is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(true);
+        if !kernel_has || !btf_has_ringbuf {
+            log::info!(
+                "no ring buffers on this kernel: using perf event arrays for {}",
+                ringbuf_maps.join(", ")
+            );
+            plan.perf_maps = ringbuf_maps;
+        }
+    }
+    let prepared = fixup::prepare(&gadget.object, &plan)?;
+
+    // `<map>_max_entries` constants (a parameter of that name wins).
+    let mut max_entries: Vec<(String, u32)> = Vec::new();
+    for m in info.maps() {
+        let Some(var) = &m.max_entries_var else {
+            continue;
+        };
+        let bytes = values
+            .iter()
+            .find(|(v, _)| v == var)
+            .map(|(_, b)| b.as_slice())
+            .or_else(|| gadget.elf.var_bytes(&gadget.object, var));
+        if let Some(b) = bytes.filter(|b| b.len() == 4) {
+            let a = [b[0], b[1], b[2], b[3]];
+            let v = if gadget.elf.is_big_endian() {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            };
+            if v > 0 {
+                max_entries.push((m.name.clone(), v));
+            }
+        }
+    }
+    for m in info.maps() {
+        if m.max_entries == 0
+            && !plan.perf_maps.contains(&m.name)
+            && m.map_type != 4
+            && !max_entries.iter().any(|(n, _)| n == &m.name)
+        {
+            return Err(setup(
+                FailureClass::Other,
+                format!(
+                    "map `{}` declares max_entries 0 and no non-zero `{}_max_entries` constant sets it",
+                    m.name, m.name
+                ),
+                full_log,
+            ));
+        }
+    }
+
+    let mut loader: EbpfLoader<'_> = background.join().map_err(|_| {
+        setup(
+            FailureClass::Other,
+            "the loader thread panicked".into(),
+            full_log,
+        )
+    })?;
+    if let Some(b) = &btf {
+        loader.btf(Some(b));
+    }
+    loader.allow_unsupported_maps();
+    for (var, bytes) in &values {
+        loader.override_global(var.as_str(), bytes.as_slice(), true);
+    }
+    for (map, n) in &max_entries {
+        loader.map_max_entries(map.as_str(), *n);
+    }
+    let mut ebpf = loader
+        .load(&prepared.bytes)
+        .map_err(|e| classify_loader_error(e, full_log))?;
+
+    let mut report = LoadReport {
+        programs: Vec::new(),
+        perf_maps: prepared.perf_maps.clone(),
+        renamed_sections: prepared.renamed.clone(),
+        params: values
+            .iter()
+            .map(|(var, _)| {
+                let spec = specs.iter().find(|s| &s.var == var);
+                let given = spec.and_then(|s| {
+                    opts.params
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| k == &s.key || k == &s.var)
+                        .map(|(_, v)| v.clone())
+                });
+                (
+                    var.clone(),
+                    given
+                        .or_else(|| spec.and_then(|s| s.metadata_default.clone()))
+                        .unwrap_or_default(),
+                )
+            })
+            .collect(),
+        max_entries,
+        kernel_btf: opts
+            .kernel_btf
+            .as_ref()
+            .map_or_else(|| SYSFS_VMLINUX.to_string(), |p| p.display().to_string()),
+        load_ms: 0.0,
+    };
+
+    for p in info.programs() {
+        let t = Instant::now();
+        let status = match ebpf.program_mut(&p.name) {
+            None => ProgramStatus::Failed {
+                failure: Failure::new(
+                    FailureClass::Other,
+                    "the loader did not find this program in the object",
+                ),
+            },
+            Some(prog) => match load_program(prog, &p.kind, &p.target, btf.as_ref()) {
+                Ok(()) => ProgramStatus::Loaded {
+                    verified_insns: prog
+                        .info()
+                        .ok()
+                        .and_then(|i| i.verified_instruction_count()),
+                    load_us: t.elapsed().as_micros() as u64,
+                },
+                Err(e) => {
+                    let prog_type = prog.prog_type();
+                    ProgramStatus::Failed {
+                        failure: classify_program_error(e, prog_type, gadget, &p.name, opts),
+                    }
+                }
+            },
+        };
+        report.programs.push(ProgramReport {
+            name: p.name.clone(),
+            section: p.section.clone(),
+            kind: p.kind.name().to_string(),
+            status,
+        });
+    }
+    report.load_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if report.programs.iter().any(|p| !p.loaded()) {
+        drop(ebpf);
+        return Err(LoadError::Programs {
+            report: Box::new(report),
+            full_log,
+        });
+    }
+    Ok(Loaded { ebpf, report, btf })
+}
+
+/// Runs `BPF_PROG_LOAD` for one program, with the attach target BTF-attached kinds need.
+fn load_program(
+    prog: &mut Program,
+    kind: &ProgramKind,
+    target: &str,
+    btf: Option<&Btf>,
+) -> Result<(), LoadProgramError> {
+    let need = || btf.ok_or(LoadProgramError::NoBtf);
+    let r = match prog {
+        Program::TracePoint(p) => p.load(),
+        Program::KProbe(p) => p.load(),
+        Program::UProbe(p) => p.load(),
+        Program::RawTracePoint(p) => p.load(),
+        Program::SocketFilter(p) => p.load(),
+        Program::SchedClassifier(p) => p.load(),
+        Program::SkSkb(p) => p.load(),
+        Program::SkMsg(p) => p.load(),
+        Program::SockOps(p) => p.load(),
+        Program::PerfEvent(p) => p.load(),
+        Program::Xdp(p) => p.load(),
+        Program::CgroupSkb(p) => p.load(),
+        Program::CgroupSock(p) => p.load(),
+        Program::CgroupSockAddr(p) => p.load(),
+        Program::CgroupSockopt(p) => p.load(),
+        Program::CgroupSysctl(p) => p.load(),
+        Program::CgroupDevice(p) => p.load(),
+        Program::SkLookup(p) => p.load(),
+        Program::SkReuseport(p) => p.load(),
+        Program::FlowDissector(p) => p.load(),
+        Program::LircMode2(p) => p.load(),
+        Program::FEntry(p) => p.load(target, need()?),
+        Program::FExit(p) => p.load(target, need()?),
+        Program::BtfTracePoint(p) => p.load(target, need()?),
+        Program::Lsm(p) => p.load(target, need()?),
+        Program::LsmCgroup(p) => p.load(target, need()?),
+        Program::Iter(p) => {
+            let iter_target = match kind {
+                ProgramKind::Iter { target } => target.as_str(),
+                _ => target,
+            };
+            p.load(iter_target, need()?)
+        }
+        Program::Extension(_) | Program::ReusePortSocketFilter(_) => {
+            return Err(LoadProgramError::Unsupported(
+                "extension programs need a target program to replace",
+            ));
+        }
+    };
+    r.map_err(LoadProgramError::Aya)
+}
+
+#[derive(Debug)]
+enum LoadProgramError {
+    NoBtf,
+    Unsupported(&'static str),
+    Aya(aya::programs::ProgramError),
+}
+
+fn classify_program_error(
+    e: LoadProgramError,
+    prog_type: aya::programs::ProgramType,
+    gadget: &Gadget,
+    name: &str,
+    opts: &LoadOptions,
+) -> Failure {
+    use aya::programs::ProgramError as PE;
+    let e = match e {
+        LoadProgramError::NoBtf => {
+            return Failure::new(
+                FailureClass::MissingBtf,
+                "this program's attach target is found through kernel BTF, and there is none",
+            );
+        }
+        LoadProgramError::Unsupported(why) => {
+            return Failure::new(
+                FailureClass::Other,
+                format!("not supported by this runtime: {why}"),
+            );
+        }
+        LoadProgramError::Aya(e) => e,
+    };
+    match e {
+        PE::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let (class, mut message) = classify::classify_prog_load(&io_error, &log, || {
+                aya::sys::is_program_supported(prog_type).unwrap_or(true)
+            });
+            if class == FailureClass::CoreRelocation {
+                let relos = explain_core_failure(gadget, name, &log, opts);
+                if !relos.is_empty() {
+                    message = format!("CO-RE relocation did not resolve: {}", relos.join("; "));
+                }
+            }
+            Failure {
+                class,
+                message,
+                verifier_log: log,
+            }
+        }
+        PE::Btf(aya::BtfError::UnknownBtfTypeName { type_name }) => Failure::new(
+            FailureClass::AttachPointMissing,
+            format!("attach target `{type_name}` is not in the kernel BTF"),
+        ),
+        PE::SyscallError(s) => Failure::new(
+            classify::classify_errno(&s.io_error).unwrap_or(FailureClass::Other),
+            format!("{} failed: {}", s.call, s.io_error),
+        ),
+        other => Failure::new(FailureClass::Other, other.to_string()),
+    }
+}
+
+/// Names the relocations behind a poisoned instruction (or, when the instruction cannot be
+/// mapped, every relocation of the program's section that the kernel BTF cannot satisfy).
+fn explain_core_failure(gadget: &Gadget, name: &str, log: &str, opts: &LoadOptions) -> Vec<String> {
+    let info = &gadget.info;
+    let (Some(ext), Some(prog)) = (info.btf_ext(), info.program(name)) else {
+        return Vec::new();
+    };
+    let btf = info.btf();
+    let start_insn = gadget
+        .elf
+        .symbols
+        .iter()
+        .find(|s| s.name == name && s.kind == STT_FUNC)
+        .map_or(0, |s| s.value as usize / 8);
+    let kernel_bytes = std::fs::read(
+        opts.kernel_btf
+            .as_deref()
+            .unwrap_or(Path::new(SYSFS_VMLINUX)),
+    )
+    .ok();
+    let kernel = kernel_bytes.as_deref().and_then(|b| RawBtf::parse(b).ok());
+    let section: Vec<_> = ext
+        .core_relos
+        .iter()
+        .filter(|r| r.section(btf) == prog.section)
+        .collect();
+    let at = classify::poisoned_insn(log).map(|i| i + start_insn);
+    let exact: Vec<_> = section
+        .iter()
+        .filter(|r| Some(r.insn_off as usize / 8) == at)
+        .collect();
+    let mut out = Vec::new();
+    for r in if exact.is_empty() {
+        section.iter().collect()
+    } else {
+        exact.clone()
+    } {
+        let mut d = core_relo::describe(btf, r);
+        if let Some(k) = &kernel {
+            core_relo::check_against_kernel(&mut d, k);
+        }
+        // Without an exact instruction match, keep only what the kernel cannot satisfy.
+        if !exact.is_empty() || d.kernel.is_some() {
+            out.push(d.to_string());
+        }
+    }
+    out.dedup();
+    out
+}
+
+/// Classifies a failure of `EbpfLoader::load` (object parse, BTF load, CO-RE, map creation).
+fn classify_loader_error(e: aya::EbpfError, full_log: bool) -> LoadError {
+    use aya::EbpfError as E;
+    use aya::maps::MapError;
+    let failure = match e {
+        E::MapError(MapError::CreateError { name, io_error }) => {
+            let class = classify::classify_errno(&io_error).unwrap_or(FailureClass::Other);
+            let class =
+                if class == FailureClass::Other && io_error.raw_os_error() == Some(libc::EINVAL) {
+                    FailureClass::UnknownMapType
+                } else {
+                    class
+                };
+            let mut f = Failure::new(class, format!("cannot create map `{name}`: {io_error}"));
+            if class == FailureClass::UnknownMapType {
+                f.message.push_str(" (the kernel rejected the map definition: unknown map type, or a size it does not accept)");
+            }
+            f
+        }
+        E::MapError(MapError::Unsupported { name, map_type }) => Failure::new(
+            FailureClass::UnknownMapType,
+            format!("map `{name}` has map type {map_type:?}, unknown to the loader"),
+        ),
+        E::BtfError(aya::BtfError::LoadError {
+            io_error,
+            verifier_log,
+        }) => Failure {
+            class: classify::classify_errno(&io_error).unwrap_or(FailureClass::Other),
+            message: format!("the kernel rejected the object's BTF: {io_error}"),
+            verifier_log: verifier_log.to_string(),
+        },
+        E::BtfRelocationError(err) => {
+            let mut chain = err.to_string();
+            let mut src = std::error::Error::source(&err);
+            while let Some(s) = src {
+                chain.push_str(": ");
+                chain.push_str(&s.to_string());
+                src = s.source();
+            }
+            Failure::new(FailureClass::CoreRelocation, chain)
+        }
+        E::BtfError(e) => Failure::new(FailureClass::MissingBtf, format!("BTF: {e}")),
+        E::NoBTF => Failure::new(FailureClass::MissingBtf, "the object has no BTF"),
+        other => {
+            let mut chain = other.to_string();
+            let mut src = std::error::Error::source(&other);
+            while let Some(s) = src {
+                chain.push_str(": ");
+                chain.push_str(&s.to_string());
+                src = s.source();
+            }
+            Failure::new(FailureClass::Other, chain)
+        }
+    };
+    LoadError::Setup { failure, full_log }
+}

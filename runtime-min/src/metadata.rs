@@ -1,0 +1,164 @@
+//! The parts of gadget.yaml the runtime uses: `params.ebpf` (keys and defaults) and the
+//! annotations of data sources and their fields (columns, templates, `json.skip`).
+//!
+//! gadget.yaml is free-form upstream; anything not read here is ignored, never rejected.
+
+use std::collections::BTreeMap;
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// gadget.yaml could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("gadget.yaml: {reason}")]
+pub struct MetadataError {
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// `params.ebpf.<var>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParamMeta {
+    /// The variable.
+    pub var: String,
+    /// `key` (empty when not given).
+    pub key: String,
+    /// `defaultValue`, when given.
+    pub default: Option<String>,
+    /// `description`.
+    pub description: String,
+}
+
+/// Annotations of one data source and of its fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataSourceMeta {
+    /// `datasources.<ds>.annotations`.
+    pub annotations: BTreeMap<String, String>,
+    /// `datasources.<ds>.fields.<field>.annotations`, by (dotted) field name, in file order.
+    pub fields: Vec<(String, BTreeMap<String, String>)>,
+}
+
+impl DataSourceMeta {
+    /// A field's annotations.
+    pub fn field(&self, name: &str) -> Option<&BTreeMap<String, String>> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, a)| a)
+    }
+}
+
+/// What the runtime reads from gadget.yaml.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    /// `name`.
+    pub name: String,
+    /// `params.ebpf`, in file order.
+    pub params: Vec<ParamMeta>,
+    /// `datasources`, by name.
+    pub datasources: BTreeMap<String, DataSourceMeta>,
+}
+
+/// A YAML scalar as text (`true`, `40`, `start`); `None` for maps, lists and null.
+fn scalar(y: &Yaml) -> Option<String> {
+    match y {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn annotations(y: &Yaml) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Yaml::Hash(h) = &y["annotations"] {
+        for (k, v) in h {
+            if let (Some(k), Some(v)) = (scalar(k), scalar(v)) {
+                out.insert(k, v);
+            }
+        }
+    }
+    out
+}
+
+impl Metadata {
+    /// Parses gadget.yaml text.
+    pub fn parse(text: &str) -> Result<Metadata, MetadataError> {
+        let docs = YamlLoader::load_from_str(text).map_err(|e| MetadataError {
+            reason: e.to_string(),
+        })?;
+        let Some(doc) = docs.into_iter().next() else {
+            return Ok(Metadata::default());
+        };
+        if !matches!(doc, Yaml::Hash(_)) {
+            return Err(MetadataError {
+                reason: "the top level is not a mapping".into(),
+            });
+        }
+        let mut md = Metadata {
+            name: scalar(&doc["name"]).unwrap_or_default(),
+            ..Metadata::default()
+        };
+        if let Yaml::Hash(params) = &doc["params"]["ebpf"] {
+            for (var, p) in params {
+                let Some(var) = scalar(var) else { continue };
+                md.params.push(ParamMeta {
+                    var,
+                    key: scalar(&p["key"]).unwrap_or_default(),
+                    default: scalar(&p["defaultValue"]),
+                    description: scalar(&p["description"]).unwrap_or_default(),
+                });
+            }
+        }
+        if let Yaml::Hash(dss) = &doc["datasources"] {
+            for (name, ds) in dss {
+                let Some(name) = scalar(name) else { continue };
+                let mut meta = DataSourceMeta {
+                    annotations: annotations(ds),
+                    fields: Vec::new(),
+                };
+                if let Yaml::Hash(fields) = &ds["fields"] {
+                    for (f, fy) in fields {
+                        if let Some(f) = scalar(f) {
+                            meta.fields.push((f, annotations(fy)));
+                        }
+                    }
+                }
+                md.datasources.insert(name, meta);
+            }
+        }
+        Ok(md)
+    }
+
+    /// `params.ebpf.<var>`.
+    pub fn param(&self, var: &str) -> Option<&ParamMeta> {
+        self.params.iter().find(|p| p.var == var)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_params_and_annotations() {
+        let md = Metadata::parse(
+            "name: x\nunknown: {a: 1}\nparams:\n  ebpf:\n    targ_pid:\n      key: pid\n      defaultValue: \"0\"\n    failed:\n      defaultValue: false\n\
+             datasources:\n  open:\n    annotations: {description: d}\n    fields:\n      proc.comm:\n        annotations:\n          columns.width: 16\n          columns.hidden: true\n",
+        )
+        .unwrap();
+        assert_eq!(md.name, "x");
+        assert_eq!(md.param("targ_pid").unwrap().key, "pid");
+        assert_eq!(
+            md.param("failed").unwrap().default.as_deref(),
+            Some("false")
+        );
+        let ds = &md.datasources["open"];
+        assert_eq!(ds.annotations["description"], "d");
+        assert_eq!(ds.field("proc.comm").unwrap()["columns.width"], "16");
+        assert_eq!(ds.field("proc.comm").unwrap()["columns.hidden"], "true");
+    }
+
+    #[test]
+    fn tolerates_empty_and_rejects_lists() {
+        assert_eq!(Metadata::parse("").unwrap(), Metadata::default());
+        assert!(Metadata::parse("- a\n- b\n").is_err());
+        assert!(Metadata::parse("a: [").is_err());
+    }
+}

@@ -1,0 +1,377 @@
+//! Running a loaded gadget: attach, take snapshots, stream tracer records and dump map
+//! iterators until a timeout, an event limit, Ctrl-C or the end of a snapshot-only gadget.
+//!
+//! Detaching is dropping: the links live in the [`aya::Ebpf`] the caller owns, so when the
+//! caller drops its [`Loaded`] (also on error and after Ctrl-C) every link, program and map is
+//! released.
+
+use std::io;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gadget_object::DataSourceKind;
+use serde::Serialize;
+
+use crate::attach::{self, AttachReport, AttachStatus};
+use crate::decode::{DecodeError, Decoder};
+use crate::load::Loaded;
+use crate::output::Sink;
+use crate::readers::map_iter::MapDumper;
+use crate::readers::{self, ReaderError, TracerReader};
+use crate::source::Gadget;
+
+/// When to stop.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stop after this long.
+    pub timeout: Option<Duration>,
+    /// Stop after this many records (all data sources together).
+    pub max_events: Option<u64>,
+    /// Map iterator dump interval.
+    pub interval: Duration,
+    /// Most entries read from one map per dump.
+    pub map_limit: usize,
+    /// Show whole verifier logs in attach errors.
+    pub full_log: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            timeout: None,
+            max_events: None,
+            interval: Duration::from_secs(1),
+            map_limit: 100_000,
+            full_log: false,
+        }
+    }
+}
+
+/// Why the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopReason {
+    /// `--timeout` passed.
+    Timeout,
+    /// `--max-events` reached.
+    MaxEvents,
+    /// SIGINT or SIGTERM.
+    Interrupted,
+    /// A gadget with only iterators produced its snapshot.
+    SnapshotDone,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// Records per data source.
+    pub events: Vec<(String, u64)>,
+    /// Lost records per tracer (`<map>_lost_samples` plus perf buffer losses).
+    pub lost: Vec<(String, u64)>,
+    /// Why it stopped.
+    pub stop: StopReason,
+    /// Attach outcome per program.
+    pub attach: Vec<AttachReport>,
+}
+
+/// A run that could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Some program could not be attached.
+    #[error("{}", render_attach_failures(.reports, *.full_log))]
+    Attach {
+        /// Every program's outcome.
+        reports: Vec<AttachReport>,
+        /// Render whole logs.
+        full_log: bool,
+    },
+    /// A data source could not be read.
+    #[error(transparent)]
+    Reader(#[from] ReaderError),
+    /// A data source could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Writing records failed (a closed pipe, a full disk).
+    #[error("cannot write records")]
+    Output(#[source] io::Error),
+}
+
+fn render_attach_failures(reports: &[AttachReport], full: bool) -> String {
+    let failed: Vec<&AttachReport> = reports
+        .iter()
+        .filter(|r| matches!(r.status, AttachStatus::Failed { .. }))
+        .collect();
+    let mut out = format!(
+        "{} of {} programs failed to attach",
+        failed.len(),
+        reports.len()
+    );
+    for r in failed {
+        if let AttachStatus::Failed { failure } = &r.status {
+            out.push_str(&format!(
+                "\nprogram `{}` (section `{}`): {}",
+                r.name,
+                r.section,
+                failure.render(full)
+            ));
+        }
+    }
+    out
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGINT and SIGTERM set the returned flag (instead of killing the process), so the run
+/// loop can stop and everything is detached before exiting. A second Ctrl-C is still handled
+/// the same way; the loop checks the flag at least every 200 ms.
+pub fn stop_on_signals() -> &'static AtomicBool {
+    // SAFETY: the handler only stores to an atomic (async-signal-safe); `sigaction` gets a
+    // zeroed, then filled, struct that lives for the call. No SA_RESTART, so a blocking poll()
+    // returns EINTR and the loop sees the flag at once.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    &STOP
+}
+
+/// Attaches every program, then reads and prints until a stop condition. `on_ready` runs once
+/// everything is attached and before the first record is read.
+pub fn run(
+    gadget: &Gadget,
+    loaded: &mut Loaded,
+    decoders: &[Decoder],
+    sink: &mut dyn Sink,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+    on_ready: &mut dyn FnMut(&[AttachReport]),
+) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let deadline = opts.timeout.map(|t| started + t);
+    let reports = attach::attach_all(loaded, gadget);
+    if reports
+        .iter()
+        .any(|r| matches!(r.status, AttachStatus::Failed { .. }))
+    {
+        return Err(RunError::Attach {
+            reports,
+            full_log: opts.full_log,
+        });
+    }
+
+    let mut tracers: Vec<(usize, TracerReader)> = Vec::new();
+    let mut dumpers: Vec<(usize, MapDumper)> = Vec::new();
+    for (i, d) in decoders.iter().enumerate() {
+        match d.kind {
+            DataSourceKind::Tracer => {
+                let map = d.map.as_deref().unwrap_or_default();
+                tracers.push((i, TracerReader::open(&mut loaded.ebpf, map)?));
+            }
+            DataSourceKind::MapIter => {
+                let map = d.map.as_deref().unwrap_or_default();
+                let value_size = d.record_size - d.key_size;
+                dumpers.push((
+                    i,
+                    MapDumper::new(&loaded.ebpf, map, d.key_size, value_size)?,
+                ));
+            }
+            DataSourceKind::Iter => {}
+        }
+    }
+    on_ready(&reports);
+
+    let mut counts = vec![0u64; decoders.len()];
+    let mut total = 0u64;
+    let limit = opts.max_events.unwrap_or(u64::MAX);
+    let out_err = RunError::Output;
+
+    // Snapshots first.
+    for (i, d) in decoders
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.kind == DataSourceKind::Iter)
+    {
+        for prog in &d.programs {
+            let bytes = readers::iter::snapshot(&mut loaded.ebpf, prog)?;
+            if d.record_size == 0 {
+                continue;
+            }
+            for rec in bytes.chunks_exact(d.record_size) {
+                if total >= limit {
+                    break;
+                }
+                sink.record(d, rec, None).map_err(out_err)?;
+                counts[i] += 1;
+                total += 1;
+            }
+        }
+    }
+    sink.flush().map_err(out_err)?;
+
+    let summary = |stop: StopReason,
+                   counts: &[u64],
+                   tracers: &[(usize, TracerReader)],
+                   loaded: &Loaded| RunSummary {
+        events: decoders
+            .iter()
+            .zip(counts)
+            .map(|(d, c)| (d.name.clone(), *c))
+            .collect(),
+        lost: tracers
+            .iter()
+            .map(|(i, t)| {
+                let map = decoders[*i].map.as_deref().unwrap_or_default();
+                (
+                    decoders[*i].name.clone(),
+                    t.lost() + readers::lost_samples(&loaded.ebpf, map).unwrap_or(0),
+                )
+            })
+            .collect(),
+        stop,
+        attach: reports.clone(),
+    };
+
+    if tracers.is_empty() && dumpers.is_empty() {
+        return Ok(summary(StopReason::SnapshotDone, &counts, &tracers, loaded));
+    }
+    if total >= limit {
+        return Ok(summary(StopReason::MaxEvents, &counts, &tracers, loaded));
+    }
+
+    let mut pollfds: Vec<libc::pollfd> = tracers
+        .iter()
+        .flat_map(|(_, t)| t.fds())
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let mut next_dump = Instant::now() + opts.interval;
+    let mut interval_no = 0u64;
+    let mut write_error: Option<io::Error> = None;
+
+    let dump = |dumpers: &[(usize, MapDumper)],
+                interval_no: u64,
+                sink: &mut dyn Sink,
+                counts: &mut [u64],
+                total: &mut u64|
+     -> Result<bool, RunError> {
+        for (i, dumper) in dumpers {
+            let d = &decoders[*i];
+            sink.dump_start(d, interval_no).map_err(RunError::Output)?;
+            for rec in dumper.dump(opts.map_limit)? {
+                if *total >= limit {
+                    return Ok(true);
+                }
+                sink.record(d, &rec, Some(interval_no))
+                    .map_err(RunError::Output)?;
+                counts[*i] += 1;
+                *total += 1;
+            }
+        }
+        sink.flush().map_err(RunError::Output)?;
+        Ok(*total >= limit)
+    };
+
+    let stop_reason = loop {
+        if stop.load(Ordering::SeqCst) {
+            break StopReason::Interrupted;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            break StopReason::Timeout;
+        }
+        let mut wait = Duration::from_millis(200);
+        if !dumpers.is_empty() {
+            wait = wait.min(next_dump.saturating_duration_since(now));
+        }
+        if let Some(d) = deadline {
+            wait = wait.min(d.saturating_duration_since(now));
+        }
+        if !pollfds.is_empty() {
+            // SAFETY: `pollfds` is a valid array of `len` pollfd structs for the call.
+            unsafe {
+                libc::poll(
+                    pollfds.as_mut_ptr(),
+                    pollfds.len() as libc::nfds_t,
+                    wait.as_millis() as libc::c_int,
+                )
+            };
+        } else {
+            std::thread::sleep(wait.min(Duration::from_millis(50)));
+        }
+        // Drain every tracer, readable or not (cheap, and perf buffers are checked per CPU).
+        let mut hit_limit = false;
+        for (i, t) in tracers.iter_mut() {
+            let d = &decoders[*i];
+            let count = &mut counts[*i];
+            t.drain(&mut |rec| {
+                if total >= limit {
+                    hit_limit = true;
+                    return ControlFlow::Break(());
+                }
+                if let Err(e) = sink.record(d, rec, None) {
+                    write_error = Some(e);
+                    return ControlFlow::Break(());
+                }
+                *count += 1;
+                total += 1;
+                ControlFlow::Continue(())
+            });
+        }
+        if let Some(e) = write_error.take() {
+            return Err(RunError::Output(e));
+        }
+        sink.flush().map_err(out_err)?;
+        if hit_limit || total >= limit {
+            break StopReason::MaxEvents;
+        }
+        if !dumpers.is_empty() && Instant::now() >= next_dump {
+            interval_no += 1;
+            next_dump += opts.interval;
+            if dump(&dumpers, interval_no, sink, &mut counts, &mut total)? {
+                break StopReason::MaxEvents;
+            }
+        }
+    };
+
+    if stop_reason != StopReason::MaxEvents {
+        // Whatever arrived until now, and a last dump of the map iterators.
+        for (i, t) in tracers.iter_mut() {
+            let d = &decoders[*i];
+            let count = &mut counts[*i];
+            t.drain(&mut |rec| {
+                if total >= limit || write_error.is_some() {
+                    return ControlFlow::Break(());
+                }
+                if let Err(e) = sink.record(d, rec, None) {
+                    write_error = Some(e);
+                    return ControlFlow::Break(());
+                }
+                *count += 1;
+                total += 1;
+                ControlFlow::Continue(())
+            });
+        }
+        if let Some(e) = write_error.take() {
+            return Err(RunError::Output(e));
+        }
+        if !dumpers.is_empty() && total < limit {
+            interval_no += 1;
+            dump(&dumpers, interval_no, sink, &mut counts, &mut total)?;
+        }
+        sink.flush().map_err(out_err)?;
+    }
+    let _ = &mut pollfds;
+    Ok(summary(stop_reason, &counts, &tracers, loaded))
+}

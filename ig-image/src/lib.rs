@@ -3,7 +3,8 @@
 //! The library does the work; the `ig-image` binary (`src/cli`) parses arguments and prints.
 //! Modules: [`build`] (C gadgets into images), [`image`] (index/manifest assembly),
 //! [`metadata`] (gadget.yaml checks and updates), [`sdk`] (the embedded SDK), [`platform`],
-//! [`env`] (environment variables), [`inspect`] (what an image holds).
+//! [`env`] (environment variables), [`inspect`] (what an image holds), [`sign`] (cosign
+//! signatures: keys, signing, verifying, the run/pull policy).
 
 pub mod build;
 pub mod env;
@@ -12,3 +13,4 @@ pub mod inspect;
 pub mod metadata;
 pub mod platform;
 pub mod sdk;
+pub mod sign;

@@ -2,11 +2,14 @@
 
 mod build;
 mod export;
+mod generate_key_pair;
 mod import;
 mod inspect;
 mod list;
 mod remove;
+mod sign;
 mod tag;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,6 +95,12 @@ pub enum Command {
     /// Every entry and digest is checked first (no `..`, absolute paths, links or devices; the
     /// whole graph of every tag present); nothing changes in the store unless all is valid.
     Import(import::ImportArgs),
+    /// Sign an image in the store with a cosign key (offline)
+    Sign(sign::SignArgs),
+    /// Verify an image's cosign signature with public keys
+    Verify(verify::VerifyArgs),
+    /// Write a cosign key pair (cosign.key, cosign.pub)
+    GenerateKeyPair(generate_key_pair::GenerateKeyPairArgs),
 }
 
 /// How a command ended when it did not fail outright.
@@ -123,6 +132,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Remove(args) => remove::exec(g, args),
         Command::Export(args) => export::exec(g, args),
         Command::Import(args) => import::exec(g, args),
+        Command::Sign(args) => sign::exec(g, args),
+        Command::Verify(args) => verify::exec(g, args),
+        Command::GenerateKeyPair(args) => generate_key_pair::exec(g, args),
     }
 }
 

@@ -1,0 +1,122 @@
+//! `ig-image verify`, and the policy flags `run` and `pull` share ([`PolicyArgs`]).
+
+use anyhow::Context as _;
+use clap::Args;
+use gadget_store::{Reference, Store};
+use ig_image::sign::keys;
+use ig_image::sign::policy::{self, Accepted, Policy};
+use ig_image::sign::verify;
+
+use super::{ExitStatus, GlobalArgs};
+use crate::output::{self, Format};
+
+/// Verify an image's cosign signature in the local store.
+///
+/// Legacy `.sig` tags, OCI 1.1 referrers and sigstore bundles are tried. A signature's bytes are
+/// checked with the keys before its payload is read; then the signed digest must be the image's
+/// index digest. Exit status 1 with the reason when no signature verifies (no signature, another
+/// key, altered payload, digest mismatch, malformed), 2 on other errors.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ig-image verify trace_open:v1 --public-keys cosign.pub\n  \
+ig-image verify trace_exec:v0.42.0 --public-keys upstream\nDocs: docs/signing.md"
+)]
+pub struct VerifyArgs {
+    /// The image to verify
+    image: String,
+    /// PEM public keys, comma separated; `upstream` is upstream Inspektor Gadget's key
+    #[arg(
+        long,
+        required = true,
+        value_delimiter = ',',
+        value_name = "FILE|upstream"
+    )]
+    public_keys: Vec<String>,
+    /// Output format
+    #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
+    output: Format,
+}
+
+pub fn exec(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
+    let reference = Reference::parse(&args.image)?;
+    let keys = keys::load_public_keys(&args.public_keys)?;
+    let store = global.open_store()?;
+    match verify::verify(&store, &reference, &keys) {
+        Ok(v) => {
+            if args.output == Format::Columns {
+                println!(
+                    "Verified {}@{}: {} signature by `{}`",
+                    reference.display(),
+                    v.digest,
+                    v.format,
+                    v.key
+                );
+            } else {
+                let mut doc = serde_json::to_value(&v)?;
+                doc["verified"] = true.into();
+                output::print_data(&doc, args.output)?;
+            }
+            Ok(ExitStatus::Success)
+        }
+        Err(e) if e.is_verdict() => {
+            if args.output != Format::Columns {
+                let doc = serde_json::json!({
+                    "reference": reference.full(),
+                    "verified": false,
+                    "reason": e.to_string().lines().next().unwrap_or_default(),
+                });
+                output::print_data(&doc, args.output)?;
+            }
+            output::print_error(
+                &anyhow::Error::new(e)
+                    .context(format!("`{}` failed verification", reference.display())),
+            );
+            Ok(ExitStatus::Failure)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot verify `{}`", args.image)),
+    }
+}
+
+/// The image policy flags of `run` and `pull` (docs/signing.md): flatten into a command's
+/// args and call [`PolicyArgs::check`] before using the image.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// Verify the image's signature with --public-keys (default when keys are given; `--verify-image=false` to skip)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub verify_image: Option<bool>,
+    /// PEM public keys an image's signature must verify with, comma separated (`upstream` = upstream's key)
+    #[arg(long, value_delimiter = ',', value_name = "FILE|upstream")]
+    pub public_keys: Vec<String>,
+    /// Only these images may be used: exact `repo:tag` / `repo@sha256:<digest>`, or prefixes ending in `*`
+    #[arg(long, value_delimiter = ',', value_name = "REF|PREFIX*")]
+    pub allowed_gadgets: Vec<String>,
+}
+
+#[allow(dead_code, reason = "called by `run` and `pull`, wired in as they land")]
+impl PolicyArgs {
+    /// The policy these flags describe.
+    pub fn policy(&self) -> anyhow::Result<Policy> {
+        if self.verify_image == Some(true) && self.public_keys.is_empty() {
+            anyhow::bail!(
+                "--verify-image needs --public-keys\nhint: pass `--public-keys cosign.pub`, or `--public-keys upstream` for official gadgets"
+            );
+        }
+        Ok(Policy {
+            verify_image: self.verify_image.unwrap_or(true),
+            public_keys: keys::load_public_keys(&self.public_keys)?,
+            allowed_gadgets: self.allowed_gadgets.clone(),
+        })
+    }
+
+    /// Applies the policy to `reference` in `store`; an error refuses the image.
+    pub fn check(&self, store: &Store, reference: &Reference) -> anyhow::Result<Accepted> {
+        let policy = self.policy()?;
+        if !policy.verify_image && !policy.public_keys.is_empty() {
+            output::warning(format!(
+                "not verifying the signature of `{}` (--verify-image=false)",
+                reference.display()
+            ));
+        }
+        Ok(policy::check(store, reference, &policy)?)
+    }
+}

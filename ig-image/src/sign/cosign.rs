@@ -1,0 +1,496 @@
+//! The cosign signature formats, as stored in the local OCI layout, and signing.
+//!
+//! Three formats (spec §1a-1c), all signing the image's index digest:
+//!
+//! - [`SignatureFormat::Legacy`] (the default, what official gadgets use): tag
+//!   `<registry>/<repository>:sha256-<hex>.sig` on an OCI image manifest whose config is a small
+//!   image config (`application/vnd.oci.image.config.v1+json`) and whose layers are
+//!   `application/vnd.dev.cosign.simplesigning.v1+json` blobs holding the simple-signing payload,
+//!   each annotated `dev.cosignproject.cosign/signature` = base64 of the DER signature. Signing
+//!   again appends a layer (an identical signature is not added twice). Upstream `ig` reads only
+//!   the first layer; cosign reads all.
+//! - [`SignatureFormat::Oci11`] (`cosign sign --registry-referrers-mode=oci-1-1`): the same kind
+//!   of layer in a manifest whose `artifactType` and `config.mediaType` are
+//!   `application/vnd.dev.cosign.artifact.sig.v1+json`, with `subject` = the index descriptor.
+//!   Stored as an untagged `index.json` entry (a referrer).
+//! - [`SignatureFormat::Bundle`] (`--new-bundle-format`): a referrer manifest with `artifactType`
+//!   `application/vnd.dev.sigstore.bundle.v0.3+json`, config the OCI empty descriptor, one layer
+//!   holding a sigstore bundle v0.3 whose DSSE envelope carries an in-toto statement about the
+//!   index digest (predicate type `https://sigstore.dev/cosign/sign/v1`); the signature covers
+//!   the DSSE pre-authentication encoding. Key-based and offline: no transparency-log entry.
+//!
+//! Documents are written with the store's canonical JSON; payloads are written as the exact
+//! bytes that were signed. No network.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use gadget_store::{Digest, Reference, ReferenceError, Store, StoreError};
+use oci_spec::image::{Descriptor, MediaType};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use super::keys::{KeyError, PrivateKey};
+
+/// Layer media type of a simple-signing payload.
+pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// Annotation holding the base64 signature of a simple-signing layer.
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// `artifactType` (and config media type) of an OCI 1.1 cosign signature.
+pub const COSIGN_SIG_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+/// `artifactType` and layer media type of a sigstore bundle.
+pub const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// Config media type of the legacy signature manifest.
+pub const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// The OCI empty descriptor's media type.
+pub const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// The OCI empty blob, `{}`.
+pub const EMPTY_BLOB: &[u8] = b"{}";
+/// `type` of a simple-signing payload.
+pub const SIMPLE_SIGNING_TYPE: &str = "cosign container image signature";
+/// DSSE payload type of an in-toto statement.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// In-toto statement type.
+pub const IN_TOTO_STATEMENT: &str = "https://in-toto.io/Statement/v1";
+/// Predicate type cosign uses for image signatures in bundles.
+pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// How a signature is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureFormat {
+    /// The `sha256-<hex>.sig` tag.
+    Legacy,
+    /// An OCI 1.1 referrer with a simple-signing layer.
+    #[serde(rename = "oci-1-1")]
+    Oci11,
+    /// A sigstore bundle v0.3 referrer.
+    Bundle,
+}
+
+impl fmt::Display for SignatureFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SignatureFormat::Legacy => "legacy",
+            SignatureFormat::Oci11 => "oci-1-1",
+            SignatureFormat::Bundle => "bundle",
+        })
+    }
+}
+
+/// Why signing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The store could not be read or written.
+    #[error("cannot {action} in the store")]
+    Store {
+        /// What was being done.
+        action: String,
+        /// The cause.
+        #[source]
+        source: StoreError,
+    },
+    /// The existing `.sig` manifest cannot be extended.
+    #[error(
+        "the signature manifest tagged `{tag}` is malformed: {reason}\nhint: remove it with `ig-image remove {tag}` and sign again"
+    )]
+    MalformedExisting {
+        /// The signature tag.
+        tag: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The key could not sign.
+    #[error("cannot sign `{reference}`")]
+    Key {
+        /// The image.
+        reference: String,
+        /// The cause.
+        #[source]
+        source: KeyError,
+    },
+    /// A document could not be encoded.
+    #[error("cannot encode {what}: {reason}")]
+    Encode {
+        /// The document.
+        what: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl From<StoreError> for SignError {
+    fn from(source: StoreError) -> Self {
+        SignError::Store {
+            action: "lock and read the index".into(),
+            source,
+        }
+    }
+}
+
+/// What [`sign`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignReport {
+    /// The image as given, normalized.
+    pub reference: String,
+    /// The signed (index) digest.
+    pub digest: String,
+    /// The format written.
+    pub format: SignatureFormat,
+    /// The digest of the signature manifest.
+    pub signature_manifest: String,
+    /// The tag of the signature manifest (legacy format only).
+    pub tag: Option<String>,
+    /// The signing key's id (`sha256:` of its DER public key).
+    pub key_id: String,
+    /// False when the very same signature was already there (nothing changed).
+    pub added: bool,
+}
+
+/// The simple-signing payload cosign signs: the docker reference (repository) and the digest.
+pub fn simple_signing_payload(docker_reference: &str, digest: &Digest) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Payload<'a> {
+        critical: Critical<'a>,
+        optional: Option<()>,
+    }
+    #[derive(Serialize)]
+    struct Critical<'a> {
+        identity: Identity<'a>,
+        image: Image<'a>,
+        #[serde(rename = "type")]
+        kind: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Identity<'a> {
+        #[serde(rename = "docker-reference")]
+        docker_reference: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Image<'a> {
+        #[serde(rename = "docker-manifest-digest")]
+        digest: &'a str,
+    }
+    let payload = Payload {
+        critical: Critical {
+            identity: Identity { docker_reference },
+            image: Image {
+                digest: digest.as_str(),
+            },
+            kind: SIMPLE_SIGNING_TYPE,
+        },
+        optional: None,
+    };
+    // Serializing plain structs of strings cannot fail.
+    serde_json::to_vec(&payload).unwrap_or_default()
+}
+
+/// The in-toto statement a bundle signature carries.
+pub fn in_toto_statement(name: &str, digest: &Digest) -> Vec<u8> {
+    let statement = json!({
+        "_type": IN_TOTO_STATEMENT,
+        "subject": [{"name": name, "digest": {"sha256": digest.hex()}}],
+        "predicateType": COSIGN_SIGN_PREDICATE,
+        "predicate": {},
+    });
+    serde_json::to_vec(&statement).unwrap_or_default()
+}
+
+/// DSSE pre-authentication encoding: `DSSEv1 <len> <type> <len> <payload>`.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The legacy signature tag of `digest` in `reference`'s repository.
+pub fn legacy_tag(reference: &Reference, digest: &Digest) -> Result<Reference, ReferenceError> {
+    reference.with_tag(&format!("sha256-{}.sig", digest.hex()))
+}
+
+/// Signs the index digest `reference` resolves to in `store` with `key`, storing the signature
+/// in `format` next to the image. Idempotent: the same key signing the same image again
+/// changes nothing (ECDSA signatures here are deterministic, RFC 6979).
+pub fn sign(
+    store: &Store,
+    reference: &Reference,
+    key: &PrivateKey,
+    format: SignatureFormat,
+) -> Result<SignReport, SignError> {
+    let key_id = key.public_key().key_id();
+    store.transaction(|tx| {
+        let subject = tx.resolve(reference).map_err(|source| SignError::Store {
+            action: format!("find `{}`", reference.display()),
+            source,
+        })?;
+        let digest = Digest::try_from(subject.digest()).map_err(|e| SignError::Encode {
+            what: "the image digest".into(),
+            reason: e.to_string(),
+        })?;
+        let signing_failed = |source| SignError::Key {
+            reference: reference.display(),
+            source,
+        };
+        let store_failed = |action: &str| {
+            let action = action.to_owned();
+            move |source| SignError::Store { action, source }
+        };
+        let subject_json = json!({
+            "mediaType": subject.media_type().to_string(),
+            "size": subject.size(),
+            "digest": digest.as_str(),
+        });
+        let mut report = SignReport {
+            reference: reference.full(),
+            digest: digest.to_string(),
+            format,
+            signature_manifest: String::new(),
+            tag: None,
+            key_id: key_id.clone(),
+            added: true,
+        };
+        match format {
+            SignatureFormat::Legacy | SignatureFormat::Oci11 => {
+                let payload = simple_signing_payload(&reference.name(), &digest);
+                let signature = key.sign(&payload).map_err(signing_failed)?;
+                let payload_digest = tx
+                    .write_blob(&payload)
+                    .map_err(store_failed("write the payload"))?;
+                let layer = json!({
+                    "mediaType": SIMPLE_SIGNING,
+                    "size": payload.len(),
+                    "digest": payload_digest.as_str(),
+                    "annotations": {SIGNATURE_ANNOTATION: B64.encode(&signature)},
+                });
+                if format == SignatureFormat::Legacy {
+                    let tag = legacy_tag(reference, &digest).map_err(|e| SignError::Encode {
+                        what: "the signature tag".into(),
+                        reason: e.to_string(),
+                    })?;
+                    let mut layers = match tx.resolve(&tag) {
+                        Ok(existing) => existing_layers(tx, &existing, &tag)?,
+                        Err(StoreError::NotFound { .. }) => Vec::new(),
+                        Err(source) => {
+                            return Err(SignError::Store {
+                                action: format!("read `{}`", tag.full()),
+                                source,
+                            });
+                        }
+                    };
+                    report.added = !layers.contains(&layer);
+                    if report.added {
+                        layers.push(layer);
+                    }
+                    let config = legacy_config(&layers);
+                    let config_bytes = gadget_store::to_canonical_json(&config).map_err(|e| {
+                        SignError::Encode {
+                            what: "the signature config".into(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    let config_digest = tx
+                        .write_blob(&config_bytes)
+                        .map_err(store_failed("write the signature config"))?;
+                    let manifest = json!({
+                        "schemaVersion": 2,
+                        "mediaType": MANIFEST,
+                        "config": {
+                            "mediaType": IMAGE_CONFIG,
+                            "size": config_bytes.len(),
+                            "digest": config_digest.as_str(),
+                        },
+                        "layers": layers,
+                    });
+                    let desc = tx
+                        .write_json(MediaType::ImageManifest, &manifest)
+                        .map_err(store_failed("write the signature manifest"))?;
+                    report.signature_manifest = desc.digest().to_string();
+                    report.tag = Some(tag.full());
+                    tx.tag(&tag, desc)
+                        .map_err(store_failed("tag the signature"))?;
+                } else {
+                    tx.write_blob(EMPTY_BLOB)
+                        .map_err(store_failed("write the empty config"))?;
+                    let manifest = json!({
+                        "schemaVersion": 2,
+                        "mediaType": MANIFEST,
+                        "artifactType": COSIGN_SIG_ARTIFACT,
+                        "config": {
+                            "mediaType": COSIGN_SIG_ARTIFACT,
+                            "size": EMPTY_BLOB.len(),
+                            "digest": Digest::of(EMPTY_BLOB).as_str(),
+                        },
+                        "layers": [layer],
+                        "subject": subject_json,
+                    });
+                    report.added = add_referrer(tx, &manifest, COSIGN_SIG_ARTIFACT, &mut report)?;
+                }
+            }
+            SignatureFormat::Bundle => {
+                let statement = in_toto_statement(&reference.name(), &digest);
+                let signature = key
+                    .sign(&pae(IN_TOTO_PAYLOAD_TYPE, &statement))
+                    .map_err(signing_failed)?;
+                let hint = B64.encode(Sha256::digest(key.public_key().to_spki_der()));
+                let bundle = json!({
+                    "mediaType": BUNDLE,
+                    "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
+                    "dsseEnvelope": {
+                        "payload": B64.encode(&statement),
+                        "payloadType": IN_TOTO_PAYLOAD_TYPE,
+                        "signatures": [{"sig": B64.encode(&signature)}],
+                    },
+                });
+                let bundle_bytes = serde_json::to_vec(&bundle).map_err(|e| SignError::Encode {
+                    what: "the bundle".into(),
+                    reason: e.to_string(),
+                })?;
+                let bundle_digest = tx
+                    .write_blob(&bundle_bytes)
+                    .map_err(store_failed("write the bundle"))?;
+                tx.write_blob(EMPTY_BLOB)
+                    .map_err(store_failed("write the empty config"))?;
+                let manifest = json!({
+                    "schemaVersion": 2,
+                    "mediaType": MANIFEST,
+                    "artifactType": BUNDLE,
+                    "config": {
+                        "mediaType": EMPTY,
+                        "size": EMPTY_BLOB.len(),
+                        "digest": Digest::of(EMPTY_BLOB).as_str(),
+                    },
+                    "layers": [{
+                        "mediaType": BUNDLE,
+                        "size": bundle_bytes.len(),
+                        "digest": bundle_digest.as_str(),
+                    }],
+                    "subject": subject_json,
+                    "annotations": {
+                        "dev.sigstore.bundle.content": "dsse-envelope",
+                        "dev.sigstore.bundle.predicateType": COSIGN_SIGN_PREDICATE,
+                    },
+                });
+                report.added = add_referrer(tx, &manifest, BUNDLE, &mut report)?;
+            }
+        }
+        Ok(report)
+    })
+}
+
+/// Writes a referrer manifest and lists it untagged in `index.json` (with its `artifactType`).
+fn add_referrer(
+    tx: &mut gadget_store::Transaction<'_>,
+    manifest: &Value,
+    artifact_type: &str,
+    report: &mut SignReport,
+) -> Result<bool, SignError> {
+    let mut desc = tx
+        .write_json(MediaType::ImageManifest, manifest)
+        .map_err(|source| SignError::Store {
+            action: "write the signature manifest".into(),
+            source,
+        })?;
+    desc.set_artifact_type(Some(MediaType::from(artifact_type)));
+    report.signature_manifest = desc.digest().to_string();
+    tx.add_untagged(&desc).map_err(|source| SignError::Store {
+        action: "list the signature in index.json".into(),
+        source,
+    })
+}
+
+/// The layers of an existing legacy signature manifest, to append to.
+fn existing_layers(
+    tx: &gadget_store::Transaction<'_>,
+    existing: &Descriptor,
+    tag: &Reference,
+) -> Result<Vec<Value>, SignError> {
+    let malformed = |reason: String| SignError::MalformedExisting {
+        tag: tag.display(),
+        reason,
+    };
+    let digest = Digest::try_from(existing.digest()).map_err(|e| malformed(e.to_string()))?;
+    let doc: Value = tx
+        .read_json(&digest)
+        .map_err(|e| malformed(e.to_string()))?;
+    let layers = doc
+        .get("layers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed("it has no `layers`".into()))?;
+    if let Some(bad) = layers
+        .iter()
+        .find(|l| l.get("mediaType").and_then(Value::as_str) != Some(SIMPLE_SIGNING))
+    {
+        return Err(malformed(format!(
+            "a layer has media type {} (expected `{SIMPLE_SIGNING}`)",
+            bad.get("mediaType").unwrap_or(&Value::Null)
+        )));
+    }
+    Ok(layers.clone())
+}
+
+/// The image config cosign's signature images carry (go-containerregistry's empty image with
+/// one `diff_ids` and `history` entry per layer).
+fn legacy_config(layers: &[Value]) -> Value {
+    let diff_ids: Vec<Value> = layers
+        .iter()
+        .map(|l| l.get("digest").cloned().unwrap_or(Value::Null))
+        .collect();
+    let history: Vec<Value> = layers
+        .iter()
+        .map(|_| json!({"created": "0001-01-01T00:00:00Z"}))
+        .collect();
+    json!({
+        "architecture": "",
+        "created": "0001-01-01T00:00:00Z",
+        "history": history,
+        "os": "",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "config": {},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_is_cosigns_simple_signing_document() {
+        let digest = Digest::of(b"x");
+        let payload = simple_signing_payload("ghcr.io/a/b", &digest);
+        assert_eq!(
+            String::from_utf8(payload).unwrap(),
+            format!(
+                r#"{{"critical":{{"identity":{{"docker-reference":"ghcr.io/a/b"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn pae_matches_the_dsse_spec_example() {
+        // DSSE protocol.md: PAE("http://example.com/HelloWorld", "hello world").
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+        );
+    }
+
+    #[test]
+    fn legacy_tag_names_the_digest() {
+        let r = Reference::parse("localhost:5000/g/trace_open:v1").unwrap();
+        let d = Digest::of(b"i");
+        assert_eq!(
+            legacy_tag(&r, &d).unwrap().full(),
+            format!("localhost:5000/g/trace_open:sha256-{}.sig", d.hex())
+        );
+    }
+}

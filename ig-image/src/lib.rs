@@ -7,6 +7,7 @@
 //! signatures: keys, signing, verifying, the run/pull policy).
 
 pub mod build;
+pub mod doctor;
 pub mod env;
 pub mod image;
 pub mod inspect;

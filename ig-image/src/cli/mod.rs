@@ -1,6 +1,7 @@
 //! Command-line definitions (clap derive: doc comments are the help text) and dispatch.
 
 mod build;
+mod doctor;
 mod export;
 mod generate_key_pair;
 mod import;
@@ -74,6 +75,11 @@ pub enum Command {
     /// vmlinux.h); the object and gadget.yaml are checked; the image is stored and tagged.
     /// Unchanged sources are not recompiled (a content-addressed cache).
     Build(build::BuildArgs),
+    /// Can this host run gadgets? Kernel, BTF, privileges, mounts, runtimes, toolchain
+    ///
+    /// Each line is ok, warning or missing, with what was found and the fix. Nothing on the
+    /// host is changed and nothing is loaded into the kernel.
+    Doctor(doctor::DoctorArgs),
     /// List the images in the store
     #[command(visible_alias = "ls")]
     List(list::ListArgs),
@@ -126,6 +132,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     let g = &cli.global;
     match cli.command {
         Command::Build(args) => build::exec(g, args),
+        Command::Doctor(args) => doctor::exec(g, args),
         Command::List(args) => list::exec(g, args),
         Command::Inspect(args) => inspect::exec(g, args),
         Command::Tag(args) => tag::exec(g, args),

@@ -1,0 +1,135 @@
+//! Authoring and publishing: `doctor`, `init`, `artifacthub`, `check`, `build --btfgen`.
+
+use std::path::Path;
+use std::process::Command;
+
+use ig_image_tests::{TempStore, run};
+
+/// Text of a command's stdout (independent of ig-image).
+fn sh(script: &str) -> String {
+    let out = run({
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(script);
+        c
+    });
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn doctor_reports_what_this_host_really_has() {
+    let t = TempStore::new();
+    let out = t.cmd(["doctor", "-o", "json"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    let check = |name: &str| -> serde_json::Value {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no `{name}` check in {report}"))
+            .clone()
+    };
+    let status = |name: &str| check(name)["status"].as_str().unwrap().to_string();
+
+    // Kernel: the release uname gives.
+    let release = sh("uname -r");
+    assert!(
+        check("kernel")["found"]
+            .as_str()
+            .unwrap()
+            .contains(&release),
+        "{}",
+        check("kernel")
+    );
+    let (major, minor) = {
+        let mut p = release.split(|c: char| !c.is_ascii_digit());
+        let a: u32 = p.next().unwrap().parse().unwrap();
+        let b: u32 = p.next().unwrap().parse().unwrap();
+        (a, b)
+    };
+    let kernel_ok = (major, minor) >= (5, 10);
+    assert_eq!(status("kernel"), if kernel_ok { "ok" } else { "missing" });
+
+    // BTF: whether the file exists.
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    assert_eq!(status("btf"), if btf { "ok" } else { "missing" });
+
+    // Architecture: uname -m.
+    assert!(
+        check("architecture")["found"]
+            .as_str()
+            .unwrap()
+            .starts_with(&sh("uname -m"))
+    );
+
+    // Mounts: /proc/mounts read here.
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let has_fs = |fs: &str| {
+        mounts
+            .lines()
+            .any(|l| l.split_whitespace().nth(2) == Some(fs))
+    };
+    assert_eq!(
+        status("bpffs"),
+        if has_fs("bpf") { "ok" } else { "missing" }
+    );
+    assert_eq!(
+        status("tracefs"),
+        if has_fs("tracefs") { "ok" } else { "missing" }
+    );
+
+    // Capabilities: root has them all.
+    if sh("id -u") == "0" {
+        assert_eq!(status("capabilities"), "ok", "{}", check("capabilities"));
+    }
+
+    // Kprobes: the kernel config read with zcat (this machine: CONFIG_KPROBES is not set).
+    let kprobes = sh(
+        "(zcat /proc/config.gz 2>/dev/null || cat /boot/config-$(uname -r) 2>/dev/null) | grep -E '^CONFIG_KPROBES=|^# CONFIG_KPROBES is not set'",
+    );
+    match kprobes.as_str() {
+        "CONFIG_KPROBES=y" => assert_eq!(status("kprobes"), "ok"),
+        "# CONFIG_KPROBES is not set" => {
+            assert_eq!(status("kprobes"), "missing");
+            assert!(
+                check("kprobes")["fix"]
+                    .as_str()
+                    .unwrap()
+                    .contains("CONFIG_KPROBES=y")
+            );
+        }
+        _ => {}
+    }
+
+    // Container runtimes: the sockets that exist here.
+    for (name, path) in [
+        ("runtime.containerd", "/run/containerd/containerd.sock"),
+        ("runtime.podman", "/run/podman/podman.sock"),
+    ] {
+        let present = sh(&format!("test -S {path} && echo yes")) == "yes";
+        assert_eq!(
+            status(name),
+            if present { "ok" } else { "missing" },
+            "{name}"
+        );
+    }
+
+    // Exit status follows `ready`.
+    let ready = report["ready"].as_bool().unwrap();
+    assert_eq!(out.status.code(), Some(if ready { 0 } else { 1 }));
+    let root = sh("id -u") == "0";
+    if kernel_ok && btf && has_fs("bpf") && has_fs("tracefs") && root {
+        assert!(ready, "{report}");
+    }
+    if !btf || !kernel_ok {
+        assert!(!ready, "{report}");
+    }
+
+    // Text output names every check and ends with the verdict.
+    let text = t.cmd(["doctor", "--no-toolchain"]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("kprobes"), "{text}");
+    assert!(!text.contains("toolchain."), "{text}");
+    assert!(text.contains("ready"), "{text}");
+}

@@ -4,5 +4,6 @@
 mod authoring;
 mod build;
 mod docs;
+mod kernel;
 mod store;
 mod validation;

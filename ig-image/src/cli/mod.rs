@@ -8,6 +8,7 @@ mod import;
 mod inspect;
 mod list;
 mod remove;
+mod run;
 mod sign;
 mod tag;
 mod verify;
@@ -101,6 +102,8 @@ pub enum Command {
     /// Every entry and digest is checked first (no `..`, absolute paths, links or devices; the
     /// whole graph of every tag present); nothing changes in the store unless all is valid.
     Import(import::ImportArgs),
+    /// Prove an image in the real kernel: load through the verifier, attach, print its records
+    Run(run::RunArgs),
     /// Sign an image in the store with a cosign key (offline)
     Sign(sign::SignArgs),
     /// Verify an image's cosign signature with public keys
@@ -139,6 +142,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Remove(args) => remove::exec(g, args),
         Command::Export(args) => export::exec(g, args),
         Command::Import(args) => import::exec(g, args),
+        Command::Run(args) => run::exec(g, args),
         Command::Sign(args) => sign::exec(g, args),
         Command::Verify(args) => verify::exec(g, args),
         Command::GenerateKeyPair(args) => generate_key_pair::exec(g, args),

@@ -1,0 +1,140 @@
+//! `ig-image run`: prove an image in the real kernel (runtime-min).
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use runtime_min::load::LoadOptions;
+use runtime_min::prove::{self, Format, ProveError, Target};
+use runtime_min::session::{self, RunOptions};
+
+use super::{ExitStatus, GlobalArgs};
+
+/// Record output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunFormat {
+    /// JSON lines: one object per record, fields flattened with dotted names
+    Json,
+    /// Aligned columns driven by gadget.yaml's `columns.*` field annotations
+    Columns,
+}
+
+/// Run a gadget in the real kernel: load every map and program through the verifier (CO-RE
+/// against this kernel's BTF), attach the programs by section, and print the records of its data
+/// sources (tracers, snapshots, map iterators) until --timeout, --max-events or Ctrl-C. Nothing
+/// stays loaded afterwards, also after a failure. Needs root (or CAP_BPF, CAP_PERFMON and
+/// CAP_SYS_ADMIN).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ig-image run trace_exec --param comm=bash\n  \
+ig-image run trace_open --param failed=true --timeout 10s -o json\n  \
+ig-image run --verify-only trace_exec          (CI smoke test: exit 0 only if every program loads)\n\n\
+A load failure is classified (missing-btf, core-relocation, unknown-helper, unknown-program-type,\n\
+unknown-map-type, attach-point-missing, permission, verifier) and shows the end of the verifier\n\
+log; -v shows all of it. Docs: docs/proving.md"
+)]
+pub struct RunArgs {
+    /// The image (e.g. `trace_exec`, `localhost:5000/gadgets/trace_exec:v1`) or an eBPF object file
+    image: String,
+    /// Set a gadget parameter (repeatable). Keys come from gadget.yaml `params.ebpf` (e.g. `pid`,
+    /// `comm`, `failed`); the variable name works too
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Stop after this long (500ms, 5s, 2m). Default: until Ctrl-C; a snapshot-only gadget stops
+    /// after its snapshot
+    #[arg(long, value_name = "DUR", value_parser = prove::parse_duration)]
+    timeout: Option<Duration>,
+    /// Stop after this many records
+    #[arg(long, value_name = "N")]
+    max_events: Option<u64>,
+    /// Output format (default: columns on a terminal, json otherwise)
+    #[arg(short = 'o', long = "output", value_enum)]
+    output: Option<RunFormat>,
+    /// Only load every program through the verifier, attach, report per program and detach;
+    /// exit 0 only if all load and attach
+    #[arg(long)]
+    verify_only: bool,
+    /// Kernel BTF for CO-RE relocations (default: /sys/kernel/btf/vmlinux)
+    #[arg(long, value_name = "FILE")]
+    kernel_btf: Option<PathBuf>,
+    /// Use this platform's manifest instead of the host's (same byte order only)
+    #[arg(long, value_name = "ARCH")]
+    platform: Option<String>,
+    /// gadget.yaml to use with an object file (params, column annotations)
+    #[arg(long, value_name = "FILE")]
+    metadata: Option<PathBuf>,
+    /// How often map iterators are dumped
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = prove::parse_duration)]
+    interval: Duration,
+}
+
+pub fn exec(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitStatus> {
+    let full_log = global.verbose > 0;
+    let target = Target::from_arg(&args.image, args.metadata.clone(), args.platform.clone());
+    let store_path = global.store_path();
+    let gadget = target
+        .open(|| {
+            gadget_store::Store::open(&store_path).map_err(|source| ProveError::Store {
+                path: store_path.clone(),
+                source,
+            })
+        })
+        .with_context(|| format!("cannot run `{}`", args.image))?;
+    let params = args
+        .params
+        .iter()
+        .map(|p| runtime_min::params::split_arg(p))
+        .collect::<Result<Vec<_>, _>>()
+        .context("invalid --param")?;
+    let load = LoadOptions {
+        kernel_btf: args.kernel_btf.clone(),
+        params,
+        full_log,
+    };
+    let format = match args.output {
+        Some(RunFormat::Json) => Format::Json,
+        Some(RunFormat::Columns) => Format::Columns,
+        None if std::io::stdout().is_terminal() => Format::Columns,
+        None => Format::Json,
+    };
+
+    if args.verify_only {
+        let report = prove::verify(&gadget, &load)
+            .with_context(|| format!("cannot verify `{}`", args.image))?;
+        let mut out = std::io::stdout().lock();
+        match format {
+            Format::Json => writeln!(out, "{}", serde_json::to_string(&report)?)?,
+            Format::Columns => write!(out, "{}", prove::render_verify(&report, full_log))?,
+        }
+        return Ok(if report.ok {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Failure
+        });
+    }
+
+    let stop = session::stop_on_signals();
+    let opts = RunOptions {
+        timeout: args.timeout,
+        max_events: args.max_events,
+        interval: args.interval,
+        full_log,
+        ..RunOptions::default()
+    };
+    let mut stdout = std::io::stdout().lock();
+    let summary = prove::run_gadget(
+        &gadget,
+        &load,
+        &opts,
+        format,
+        &mut stdout,
+        stop,
+        &mut |line| eprintln!("{line}"),
+    )
+    .with_context(|| format!("cannot run `{}`", args.image))?;
+    stdout.flush()?;
+    eprintln!("{}", prove::render_summary(&summary));
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,666 @@
+//! Kernel tests of `ig-image run` (runtime-min): each sample gadget is built into an image and
+//! run for real — loaded through this kernel's verifier, attached, and its records read back —
+//! against actions the test performs itself. Needs root and kernel BTF (`require_kernel`).
+//!
+//! Tests in this file run in parallel inside one process, and other processes on the machine
+//! exec and open files too: every assertion looks for the test's own pid, child or file name.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ig_image_tests::{TempStore, fixture, json_lines, require_kernel, run, sample};
+use serde_json::Value;
+
+/// A gadget running in the background.
+struct Running {
+    child: Child,
+    stdout: JoinHandle<String>,
+    stderr: JoinHandle<String>,
+}
+
+/// Starts `ig-image run ARGS` and waits until it says it is attached and reading.
+fn start(store: &TempStore, args: &[&str]) -> Running {
+    let mut cmd = store.cmd(["run"].iter().chain(args));
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn ig-image run");
+    let mut out = child.stdout.take().expect("stdout");
+    let err = child.stderr.take().expect("stderr");
+    let stdout = std::thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).expect("read stdout");
+        s
+    });
+    let (tx, rx) = mpsc::channel();
+    let stderr = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(err).lines() {
+            let line = line.expect("read stderr");
+            if line.starts_with("Running ") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    if rx.recv_timeout(Duration::from_secs(120)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "`ig-image run {}` never became ready\nstderr:\n{}",
+            args.join(" "),
+            stderr.join().unwrap_or_default()
+        );
+    }
+    Running {
+        child,
+        stdout,
+        stderr,
+    }
+}
+
+impl Running {
+    /// Ctrl-C (SIGINT), then waits; returns status, stdout and stderr.
+    fn interrupt(self) -> (ExitStatus, String, String) {
+        let pid = self.child.id().to_string();
+        let killed = run({
+            let mut c = Command::new("kill");
+            c.args(["-INT", &pid]);
+            c
+        });
+        assert!(killed.status.success(), "kill -INT {pid} failed");
+        self.wait()
+    }
+
+    fn wait(mut self) -> (ExitStatus, String, String) {
+        let status = self.child.wait().expect("wait");
+        (
+            status,
+            self.stdout.join().expect("stdout thread"),
+            self.stderr.join().expect("stderr thread"),
+        )
+    }
+}
+
+fn build(store: &TempStore, dir: &Path, tag: &str, extra: &[&str]) {
+    let mut args = vec![
+        "build".to_string(),
+        dir.display().to_string(),
+        "-t".into(),
+        tag.into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    store.ok(&args);
+}
+
+/// Runs `/bin/<name>` to completion and returns its pid.
+fn spawn_and_wait(name: &str) -> u32 {
+    let mut c = Command::new(format!("/bin/{name}"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("/bin/{name}: {e}"));
+    let pid = c.id();
+    c.wait().expect("wait");
+    pid
+}
+
+fn events_of(stdout: &str, field: &str, value: &Value) -> Vec<Value> {
+    json_lines(stdout)
+        .into_iter()
+        .filter(|e| &e[field] == value)
+        .collect()
+}
+
+/// Lets events already in flight reach the reader before it is stopped.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(700));
+}
+
+#[test]
+fn kernel_trace_exec_reports_spawned_true_with_pid_ppid_comm() {
+    if !require_kernel("kernel_trace_exec_reports_spawned_true_with_pid_ppid_comm") {
+        return;
+    }
+    let store = TempStore::new();
+    build(&store, &sample("trace_exec"), "trace_exec:test", &[]);
+    let running = start(
+        &store,
+        &["trace_exec:test", "-o", "json", "--timeout", "60s"],
+    );
+    let pid = spawn_and_wait("true");
+    settle();
+    let (status, stdout, stderr) = running.interrupt();
+    assert!(
+        status.success(),
+        "Ctrl-C must stop cleanly with status 0: {status}\n{stderr}"
+    );
+    assert!(stderr.contains("Stopped (interrupted)"), "{stderr}");
+    let mine = events_of(&stdout, "proc.pid", &Value::from(pid));
+    assert_eq!(
+        mine.len(),
+        1,
+        "one exec event for pid {pid}\nstdout:\n{stdout}"
+    );
+    let e = &mine[0];
+    assert_eq!(e["proc.comm"], "true");
+    assert_eq!(e["proc.tid"], Value::from(pid));
+    assert_eq!(
+        e["proc.parent.pid"],
+        Value::from(std::process::id()),
+        "ppid is this test process"
+    );
+    assert_eq!(e["filename"], "/bin/true");
+    assert!(
+        e["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{e}"
+    );
+    let mntns = std::fs::read_link("/proc/self/ns/mnt")
+        .unwrap()
+        .display()
+        .to_string();
+    assert_eq!(mntns, format!("mnt:[{}]", e["proc.mntns_id"]));
+}
+
+#[test]
+fn kernel_trace_exec_comm_param_filters_in_and_out() {
+    if !require_kernel("kernel_trace_exec_comm_param_filters_in_and_out") {
+        return;
+    }
+    let store = TempStore::new();
+    build(&store, &sample("trace_exec"), "trace_exec:test", &[]);
+
+    // comm=true: our /bin/true is reported, and nothing but `true`.
+    let running = start(
+        &store,
+        &["trace_exec:test", "-o", "json", "--param", "comm=true"],
+    );
+    let pid_true = spawn_and_wait("true");
+    let pid_false = spawn_and_wait("false");
+    settle();
+    let (status, stdout, stderr) = running.interrupt();
+    assert!(status.success(), "{stderr}");
+    let all = json_lines(&stdout);
+    assert!(
+        all.iter().all(|e| e["proc.comm"] == "true"),
+        "only comm=true passes:\n{stdout}"
+    );
+    assert_eq!(
+        events_of(&stdout, "proc.pid", &Value::from(pid_true)).len(),
+        1,
+        "{stdout}"
+    );
+    assert!(events_of(&stdout, "proc.pid", &Value::from(pid_false)).is_empty());
+
+    // comm=false: /bin/true is filtered out, /bin/false (run to prove the gadget works) is in.
+    let running = start(
+        &store,
+        &["trace_exec:test", "-o", "json", "--param", "comm=false"],
+    );
+    let pid_true = spawn_and_wait("true");
+    let pid_false = spawn_and_wait("false");
+    settle();
+    let (status, stdout, stderr) = running.interrupt();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        events_of(&stdout, "proc.pid", &Value::from(pid_true)).is_empty(),
+        "{stdout}"
+    );
+    assert_eq!(
+        events_of(&stdout, "proc.pid", &Value::from(pid_false)).len(),
+        1,
+        "{stdout}"
+    );
+}
+
+#[test]
+fn kernel_trace_open_reports_opened_file_and_failed_only() {
+    if !require_kernel("kernel_trace_open_reports_opened_file_and_failed_only") {
+        return;
+    }
+    let store = TempStore::new();
+    build(&store, &sample("trace_open"), "trace_open:test", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let present = dir.path().join("present.txt");
+    let missing = dir.path().join("missing.txt");
+    std::fs::write(&present, b"x").unwrap();
+    let me = std::process::id().to_string();
+    let fname = |p: &Path| Value::from(p.display().to_string());
+
+    let running = start(
+        &store,
+        &[
+            "trace_open:test",
+            "-o",
+            "json",
+            "--param",
+            &format!("pid={me}"),
+        ],
+    );
+    drop(std::fs::File::open(&present).expect("open present"));
+    assert!(std::fs::File::open(&missing).is_err());
+    settle();
+    let (status, stdout, stderr) = running.interrupt();
+    assert!(status.success(), "{stderr}");
+    let ok = events_of(&stdout, "fname", &fname(&present));
+    let failed = events_of(&stdout, "fname", &fname(&missing));
+    assert_eq!(ok.len(), 1, "{stdout}");
+    assert_eq!(failed.len(), 1, "{stdout}");
+    assert_eq!(ok[0]["error"], "");
+    assert!(ok[0]["fd"].as_u64().is_some_and(|fd| fd > 2), "{}", ok[0]);
+    assert_eq!(ok[0]["proc.pid"], Value::from(std::process::id()));
+    assert!(
+        ok[0]["flags"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("O_RDONLY")),
+        "{}",
+        ok[0]
+    );
+    assert_eq!(failed[0]["error"], "ENOENT");
+    assert_eq!(failed[0]["error_raw"], 2);
+
+    let running = start(
+        &store,
+        &[
+            "trace_open:test",
+            "-o",
+            "json",
+            "--param",
+            &format!("pid={me}"),
+            "--param",
+            "failed=true",
+        ],
+    );
+    drop(std::fs::File::open(&present).expect("open present"));
+    assert!(std::fs::File::open(&missing).is_err());
+    settle();
+    let (status, stdout, stderr) = running.interrupt();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        events_of(&stdout, "fname", &fname(&present)).is_empty(),
+        "failed=true hides successful opens:\n{stdout}"
+    );
+    assert_eq!(
+        events_of(&stdout, "fname", &fname(&missing)).len(),
+        1,
+        "{stdout}"
+    );
+    assert!(
+        json_lines(&stdout).iter().all(|e| e["error"] != ""),
+        "only failures:\n{stdout}"
+    );
+}
+
+#[test]
+fn kernel_snapshot_process_lists_this_process() {
+    if !require_kernel("kernel_snapshot_process_lists_this_process") {
+        return;
+    }
+    let store = TempStore::new();
+    build(
+        &store,
+        &sample("snapshot_process"),
+        "snapshot_process:test",
+        &[],
+    );
+    let out = store.ok(["run", "snapshot_process:test", "-o", "json"]);
+    let me = std::process::id();
+    let mine = events_of(&out, "pid", &Value::from(me));
+    assert_eq!(mine.len(), 1, "{out}");
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    assert_eq!(mine[0]["comm"], comm.trim_end());
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let ppid: u64 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(mine[0]["ppid"], Value::from(ppid));
+    // A filter narrows the snapshot to this process.
+    let out = store.ok([
+        "run",
+        "snapshot_process:test",
+        "-o",
+        "json",
+        "--param",
+        &format!("pid={me}"),
+    ]);
+    let all = json_lines(&out);
+    assert_eq!(all.len(), 1, "{out}");
+    assert_eq!(all[0]["pid"], Value::from(me));
+}
+
+#[test]
+fn kernel_top_file_shows_bytes_written() {
+    if !require_kernel("kernel_top_file_shows_bytes_written") {
+        return;
+    }
+    let store = TempStore::new();
+    build(&store, &sample("top_file"), "top_file:test", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("top_file_probe_{}.dat", std::process::id());
+    let path = dir.path().join(&name);
+    let me = std::process::id().to_string();
+    let running = start(
+        &store,
+        &[
+            "top_file:test",
+            "-o",
+            "json",
+            "--param",
+            &format!("pid={me}"),
+            "--interval",
+            "200ms",
+        ],
+    );
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&vec![b'z'; 12345]).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    settle();
+    let (status, stdout, stderr) = running.interrupt();
+    assert!(status.success(), "{stderr}");
+    let rows = events_of(&stdout, "file", &Value::from(name.clone()));
+    assert!(
+        !rows.is_empty(),
+        "no row for {name}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let last = rows.last().unwrap();
+    assert_eq!(last["wbytes"], 12345, "{last}");
+    assert!(last["writes"].as_u64().is_some_and(|w| w >= 1), "{last}");
+    assert_eq!(last["pid"], Value::from(std::process::id()));
+    assert!(last["interval"].as_u64().is_some(), "{last}");
+}
+
+/// Names of the loaded BPF programs and maps, from bpftool.
+fn loaded_names() -> (Vec<String>, Vec<String>) {
+    let names = |what: &str| -> Vec<String> {
+        let out = run({
+            let mut c = Command::new("bpftool");
+            c.args(["-j", what, "show"]);
+            c
+        });
+        assert!(
+            out.status.success(),
+            "bpftool {what} show: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    (names("prog"), names("map"))
+}
+
+#[test]
+fn kernel_broken_gadget_fails_classified_and_leaves_nothing_loaded() {
+    if !require_kernel("kernel_broken_gadget_fails_classified_and_leaves_nothing_loaded") {
+        return;
+    }
+    let store = TempStore::new();
+    build(&store, &fixture("broken_null_check"), "broken:test", &[]);
+    let (progs_before, maps_before) = loaded_names();
+    assert!(
+        !progs_before.iter().any(|n| n.starts_with("broken_null")),
+        "{progs_before:?}"
+    );
+
+    let err = store.fails(["run", "broken:test", "--timeout", "5s"]);
+    assert!(
+        err.contains("[verifier]"),
+        "classified as a verifier rejection:\n{err}"
+    );
+    assert!(
+        err.contains("invalid mem access 'map_value_or_null'"),
+        "the verifier's message:\n{err}"
+    );
+    assert!(
+        err.contains("bpf_map_lookup_elem"),
+        "the log's last lines:\n{err}"
+    );
+    assert!(err.contains("hint: "), "{err}");
+
+    let out = store
+        .cmd(["run", "--verify-only", "broken:test", "-o", "columns"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "--verify-only exits 1 when a program fails"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("FAILED broken_null_check") && text.contains("[verifier]"),
+        "{text}"
+    );
+
+    let out = store
+        .cmd(["run", "--verify-only", "broken:test", "-o", "json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["programs"][0]["status"], "failed");
+    assert_eq!(report["programs"][0]["class"], "verifier");
+    assert!(
+        report["programs"][0]["verifier_log"]
+            .as_str()
+            .is_some_and(|l| l.contains("R0 invalid mem access"))
+    );
+
+    let (progs_after, maps_after) = loaded_names();
+    assert!(
+        !progs_after.iter().any(|n| n.starts_with("broken_null")),
+        "program left loaded: {progs_after:?}"
+    );
+    let leaked: Vec<&String> = maps_after
+        .iter()
+        .filter(|m| m.as_str() == "exec_count" && !maps_before.contains(m))
+        .collect();
+    assert!(leaked.is_empty(), "map left loaded: {maps_after:?}");
+}
+
+#[test]
+fn kernel_core_relocation_failure_names_type_and_field() {
+    if !require_kernel("kernel_core_relocation_failure_names_type_and_field") {
+        return;
+    }
+    let store = TempStore::new();
+    build(&store, &fixture("broken_core_relo"), "core:test", &[]);
+    let err = store.fails(["run", "core:test", "--timeout", "5s"]);
+    assert!(err.contains("[core-relocation]"), "{err}");
+    assert!(
+        err.contains("`struct task_struct` field `no_such_field_ig`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the kernel's `struct task_struct` has no field `no_such_field_ig`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn kernel_arm64_trace_exec_loads_and_decodes_here() {
+    if !require_kernel("kernel_arm64_trace_exec_loads_and_decodes_here") {
+        return;
+    }
+    // Built against the bundled arm64 vmlinux.h (another architecture, another kernel version):
+    // it only works here if CO-RE really relocates every field access to this kernel's layout.
+    let store = TempStore::new();
+    build(
+        &store,
+        &sample("trace_exec"),
+        "trace_exec:arm64",
+        &["--platform", "arm64"],
+    );
+    let out = store
+        .cmd([
+            "run",
+            "--verify-only",
+            "--platform",
+            "arm64",
+            "trace_exec:arm64",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["programs"][0]["status"], "loaded");
+    assert!(
+        report["gadget"]
+            .as_str()
+            .is_some_and(|g| g.contains("arm64"))
+    );
+
+    // And the relocated reads are right: real_parent->tgid, comm and the mount namespace.
+    let running = start(
+        &store,
+        &["--platform", "arm64", "trace_exec:arm64", "-o", "json"],
+    );
+    let pid = spawn_and_wait("true");
+    settle();
+    let (status, stdout, stderr) = running.interrupt();
+    assert!(status.success(), "{stderr}");
+    let mine = events_of(&stdout, "proc.pid", &Value::from(pid));
+    assert_eq!(mine.len(), 1, "{stdout}");
+    assert_eq!(mine[0]["proc.comm"], "true");
+    assert_eq!(mine[0]["proc.parent.pid"], Value::from(std::process::id()));
+    let mntns = std::fs::read_link("/proc/self/ns/mnt")
+        .unwrap()
+        .display()
+        .to_string();
+    assert_eq!(mntns, format!("mnt:[{}]", mine[0]["proc.mntns_id"]));
+}
+
+#[test]
+fn kernel_perf_buffer_fallback_delivers_events() {
+    if !require_kernel("kernel_perf_buffer_fallback_delivers_events") {
+        return;
+    }
+    // A copy of this kernel's BTF in which the ring buffer helpers are renamed: to the loader
+    // and to the gadget's CO-RE checks (bpf_core_enum_value_exists) this is a kernel without
+    // ring buffers, so the tracer map must become a perf event array and the program must use
+    // bpf_perf_event_output — for real, on this kernel.
+    let mut btf = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
+    let needle = b"BPF_FUNC_ringbuf_";
+    let mut renamed = 0;
+    for i in 0..btf.len().saturating_sub(needle.len()) {
+        if &btf[i..i + needle.len()] == needle {
+            btf[i + needle.len() - 2] = b'X';
+            renamed += 1;
+        }
+    }
+    assert!(
+        renamed >= 4,
+        "ring buffer helpers found in the kernel BTF: {renamed}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let doctored = dir.path().join("vmlinux-no-ringbuf.btf");
+    std::fs::write(&doctored, &btf).unwrap();
+    let doctored = doctored.display().to_string();
+
+    let store = TempStore::new();
+    build(&store, &sample("trace_exec"), "trace_exec:test", &[]);
+    let out = store.ok([
+        "run",
+        "--verify-only",
+        "trace_exec:test",
+        "-o",
+        "json",
+        "--kernel-btf",
+        &doctored,
+    ]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["ok"], true, "{out}");
+    assert_eq!(
+        report["load"]["perf_maps"],
+        serde_json::json!(["events"]),
+        "{out}"
+    );
+
+    let running = start(
+        &store,
+        &["trace_exec:test", "-o", "json", "--kernel-btf", &doctored],
+    );
+    let pid = spawn_and_wait("true");
+    settle();
+    let (status, stdout, stderr) = running.interrupt();
+    assert!(status.success(), "{stderr}");
+    let mine = events_of(&stdout, "proc.pid", &Value::from(pid));
+    assert_eq!(
+        mine.len(),
+        1,
+        "event through the perf buffer:\n{stdout}\n{stderr}"
+    );
+    assert_eq!(mine[0]["proc.comm"], "true");
+}
+
+#[test]
+fn kernel_run_rejects_unknown_param_and_reports_max_events() {
+    if !require_kernel("kernel_run_rejects_unknown_param_and_reports_max_events") {
+        return;
+    }
+    let store = TempStore::new();
+    build(
+        &store,
+        &sample("snapshot_process"),
+        "snapshot_process:test",
+        &[],
+    );
+    let err = store.fails(["run", "snapshot_process:test", "--param", "nope=1"]);
+    assert!(
+        err.contains("unknown parameter `nope`; this gadget takes: comm, gid, pid, tid, uid"),
+        "{err}"
+    );
+    let err = store.fails(["run", "snapshot_process:test", "--param", "pid=abc"]);
+    assert!(err.contains("invalid value `abc`"), "{err}");
+    let out = store.ok([
+        "run",
+        "snapshot_process:test",
+        "-o",
+        "json",
+        "--max-events",
+        "3",
+    ]);
+    assert_eq!(json_lines(&out).len(), 3, "{out}");
+    let out = store.ok([
+        "run",
+        "snapshot_process:test",
+        "-o",
+        "columns",
+        "--param",
+        &format!("pid={}", std::process::id()),
+    ]);
+    let mut lines = out.lines();
+    assert!(
+        lines
+            .next()
+            .is_some_and(|h| h.split_whitespace().collect::<Vec<_>>()
+                == ["PID", "PPID", "COMM", "UID", "GID", "MNTNS_ID"]),
+        "{out}"
+    );
+    assert!(
+        lines
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with(&std::process::id().to_string())),
+        "{out}"
+    );
+}

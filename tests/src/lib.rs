@@ -149,6 +149,28 @@ impl TempStore {
         text
     }
 
+    /// Run gadget-image-check on the store with `--pubkey` for each key: every checked image must
+    /// carry a cosign signature that verifies with one of them. Returns whether every check
+    /// passed, and the checker's output.
+    pub fn check_signed(&self, refs: &[&str], platforms: &str, keys: &[&Path]) -> (bool, String) {
+        let mut c = Command::new("python3");
+        c.arg(checker())
+            .arg(self.store())
+            .args(refs)
+            .arg("--platforms")
+            .arg(platforms);
+        for k in keys {
+            c.arg("--pubkey").arg(k);
+        }
+        let out = run(c);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success() && text.contains(" 0 failed"), text)
+    }
+
     /// A snapshot of the store's files (path -> content), to prove a failure changed nothing.
     pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
         let mut out = Vec::new();

@@ -4,6 +4,7 @@
 mod authoring;
 mod build;
 mod docs;
+mod signing;
 mod kernel;
 mod store;
 mod validation;

@@ -68,12 +68,21 @@ pub struct RunArgs {
     /// How often map iterators are dumped
     #[arg(long, value_name = "DUR", default_value = "1s", value_parser = prove::parse_duration)]
     interval: Duration,
+    /// Signature and allowed-gadgets policy for images (docs/signing.md)
+    #[command(flatten)]
+    policy: super::verify::PolicyArgs,
 }
 
 pub fn exec(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitStatus> {
     let full_log = global.verbose > 0;
     let target = Target::from_arg(&args.image, args.metadata.clone(), args.platform.clone());
     let store_path = global.store_path();
+    if let Target::Image { reference, .. } = &target {
+        let r = gadget_store::Reference::parse(reference)?;
+        args.policy
+            .check(&global.open_store()?, &r)
+            .with_context(|| format!("cannot run `{}`", args.image))?;
+    }
     let gadget = target
         .open(|| {
             gadget_store::Store::open(&store_path).map_err(|source| ProveError::Store {

@@ -92,7 +92,6 @@ pub struct PolicyArgs {
     pub allowed_gadgets: Vec<String>,
 }
 
-#[allow(dead_code, reason = "called by `run` and `pull`, wired in as they land")]
 impl PolicyArgs {
     /// The policy these flags describe.
     pub fn policy(&self) -> anyhow::Result<Policy> {

@@ -13,5 +13,6 @@ pub mod image;
 pub mod inspect;
 pub mod metadata;
 pub mod platform;
+pub mod scaffold;
 pub mod sdk;
 pub mod sign;

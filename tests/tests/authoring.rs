@@ -133,3 +133,60 @@ fn doctor_reports_what_this_host_really_has() {
     assert!(!text.contains("toolchain."), "{text}");
     assert!(text.contains("ready"), "{text}");
 }
+
+/// Every kind of C scaffold: `init`, then build for amd64 and arm64 with no edits (object and
+/// gadget.yaml checks on), the independent checker, and the kernel's verifier.
+#[test]
+fn init_c_scaffolds_build_check_and_load_without_edits() {
+    let t = TempStore::new();
+    let parent = t.dir.path().join("gadgets");
+    for kind in ["tracer", "snapshot", "top"] {
+        let name = format!("new_{kind}");
+        t.ok([
+            "init",
+            &name,
+            "--kind",
+            kind,
+            "--lang",
+            "c",
+            "--dir",
+            parent.to_str().unwrap(),
+        ]);
+        let dir = parent.join(&name);
+        for f in [
+            "program.bpf.c",
+            "gadget.yaml",
+            "build.yaml",
+            "README.md",
+            "artifacthub-pkg.yml",
+            ".github/workflows/gadget.yml",
+        ] {
+            assert!(dir.join(f).is_file(), "{name}: {f} missing");
+        }
+        let tag = format!("{name}:dev");
+        let err = t
+            .cmd(["build", dir.to_str().unwrap(), "-t", &tag])
+            .output()
+            .unwrap();
+        assert!(
+            err.status.success(),
+            "{}",
+            String::from_utf8_lossy(&err.stderr)
+        );
+        // No warning either: the templates' gadget.yaml matches the program.
+        let stderr = String::from_utf8_lossy(&err.stderr);
+        assert!(!stderr.contains("warning"), "{name}: {stderr}");
+    }
+    t.check(&[], "amd64,arm64");
+    if ig_image_tests::require_kernel("init_c_scaffolds_build_check_and_load_without_edits") {
+        for kind in ["tracer", "snapshot", "top"] {
+            let out = t.ok(["run", &format!("new_{kind}:dev"), "--verify-only"]);
+            assert!(out.contains("\"ok\":true"), "{kind}: {out}");
+        }
+    }
+    // Never over an existing directory.
+    let err = t.fails(["init", "new_top", "--dir", parent.to_str().unwrap()]);
+    assert!(err.contains("already exists"), "{err}");
+    let err = t.fails(["init", "Bad..Name"]);
+    assert!(err.contains("invalid gadget name"), "{err}");
+}

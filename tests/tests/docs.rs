@@ -37,7 +37,9 @@ fn every_command_page_matches_its_help() {
         .unwrap()
         .lines()
         .filter_map(|l| {
+            // A command line is indented by exactly two spaces; wrapped descriptions by more.
             l.strip_prefix("  ")
+                .filter(|l| !l.starts_with(' '))
                 .and_then(|l| l.split_whitespace().next())
                 .map(str::to_string)
         })

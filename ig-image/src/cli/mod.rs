@@ -5,6 +5,7 @@ mod doctor;
 mod export;
 mod generate_key_pair;
 mod import;
+mod init;
 mod inspect;
 mod list;
 mod remove;
@@ -81,6 +82,11 @@ pub enum Command {
     /// Each line is ok, warning or missing, with what was found and the fix. Nothing on the
     /// host is changed and nothing is loaded into the kernel.
     Doctor(doctor::DoctorArgs),
+    /// Start a new gadget directory that builds and loads as is (source, metadata, CI)
+    ///
+    /// The directory comes from templates built into ig-image; it builds, passes the checks and
+    /// loads with no edits. An existing path is never overwritten.
+    Init(init::InitArgs),
     /// List the images in the store
     #[command(visible_alias = "ls")]
     List(list::ListArgs),
@@ -136,6 +142,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Build(args) => build::exec(g, args),
         Command::Doctor(args) => doctor::exec(g, args),
+        Command::Init(args) => init::exec(g, args),
         Command::List(args) => list::exec(g, args),
         Command::Inspect(args) => inspect::exec(g, args),
         Command::Tag(args) => tag::exec(g, args),

@@ -6,6 +6,7 @@
 //! [`env`] (environment variables), [`inspect`] (what an image holds), [`sign`] (cosign
 //! signatures: keys, signing, verifying, the run/pull policy).
 
+pub mod artifacthub;
 pub mod build;
 pub mod doctor;
 pub mod env;

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use ig_image_tests::{TempStore, run};
+use ig_image_tests::{TempStore, json_lines, run};
 
 /// Text of a command's stdout (independent of ig-image).
 fn sh(script: &str) -> String {
@@ -189,4 +189,122 @@ fn init_c_scaffolds_build_check_and_load_without_edits() {
     assert!(err.contains("already exists"), "{err}");
     let err = t.fails(["init", "Bad..Name"]);
     assert!(err.contains("invalid gadget name"), "{err}");
+}
+
+/// `artifacthub generate` then `check` passes; editing gadget.yaml makes `check` fail naming
+/// the stale field; an invalid hand edit is named too; the author's own keys survive.
+#[test]
+fn artifacthub_generate_check_and_stale_fields() {
+    let t = TempStore::new();
+    let dir = t.dir.path().join("trace_exec");
+    copy_dir(&ig_image_tests::sample("trace_exec"), &dir);
+    let image = "localhost:5000/gadgets/trace_exec:v1.2.3";
+    t.ok(["build", dir.to_str().unwrap(), "-t", image]);
+    let d = dir.to_str().unwrap();
+
+    // A new file needs the image; then it is valid and fresh.
+    let err = t.fails(["artifacthub", "generate", d]);
+    assert!(err.contains("--image"), "{err}");
+    t.ok(["artifacthub", "generate", d, "--image", image]);
+    let pkg = dir.join("artifacthub-pkg.yml");
+    let text = std::fs::read_to_string(&pkg).unwrap();
+    assert!(text.contains("version: 1.2.3"), "{text}");
+    assert!(text.contains("name: trace-exec"), "{text}");
+    assert!(text.contains("- linux/amd64"), "{text}");
+    assert!(text.contains("- linux/arm64"), "{text}");
+    assert!(
+        text.contains("createdAt: \"2023-11-14T22:13:20Z\""),
+        "{text}"
+    ); // SOURCE_DATE_EPOCH
+    let index_digest = json_lines(&t.ok(["list", "-o", "json"]))[0][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains(&index_digest), "{text}");
+    let out = t.ok(["artifacthub", "check", d, "--image", image]);
+    assert!(out.contains(": ok"), "{out}");
+
+    // The author's keys stay, in place, through a refresh.
+    let edited = text.replace(
+        "version: 1.2.3\n",
+        "version: 1.2.3\ncategory: monitoring-logging\n",
+    );
+    std::fs::write(&pkg, edited).unwrap();
+    t.ok(["artifacthub", "generate", d, "--image", image]);
+    let text = std::fs::read_to_string(&pkg).unwrap();
+    assert!(
+        text.starts_with("version: 1.2.3\ncategory: monitoring-logging\n"),
+        "{text}"
+    );
+
+    // gadget.yaml changes: stale, with the field named; exit 1.
+    let meta = dir.join("gadget.yaml");
+    let yaml = std::fs::read_to_string(&meta).unwrap();
+    std::fs::write(
+        &meta,
+        yaml.replace(
+            "description: Trace process executions",
+            "description: Execs, traced",
+        ),
+    )
+    .unwrap();
+    let out = t.cmd(["artifacthub", "check", d]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("stale: `description`"), "{stdout}");
+    assert!(stdout.contains("Execs, traced"), "{stdout}");
+
+    // A new tag: version, digest and image are stale against it.
+    t.ok(["tag", image, "localhost:5000/gadgets/trace_exec:v1.3.0"]);
+    let out = t
+        .cmd([
+            "artifacthub",
+            "check",
+            d,
+            "--image",
+            "localhost:5000/gadgets/trace_exec:v1.3.0",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("stale: `version`"), "{stdout}");
+    assert!(stdout.contains("stale: `containersImages`"), "{stdout}");
+
+    // Invalid against Artifact Hub's rules.
+    t.ok(["artifacthub", "generate", d, "--image", image]);
+    let text = std::fs::read_to_string(&pkg).unwrap();
+    std::fs::write(
+        &pkg,
+        text.replace("category: monitoring-logging", "category: games")
+            .replace("name: gadget\n", "name: other\n"),
+    )
+    .unwrap();
+    let out = t.cmd(["artifacthub", "check", d]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("invalid: `category`"), "{stdout}");
+    assert!(stdout.contains("no entry named `gadget`"), "{stdout}");
+
+    // A tag that is not a version is refused.
+    t.ok(["tag", image, "localhost:5000/gadgets/trace_exec:latest"]);
+    let err = t.fails([
+        "artifacthub",
+        "generate",
+        d,
+        "--image",
+        "localhost:5000/gadgets/trace_exec:latest",
+    ]);
+    assert!(err.contains("not a SemVer 2 version"), "{err}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
 }

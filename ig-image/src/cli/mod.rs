@@ -1,5 +1,6 @@
 //! Command-line definitions (clap derive: doc comments are the help text) and dispatch.
 
+mod artifacthub;
 mod build;
 mod doctor;
 mod export;
@@ -87,6 +88,8 @@ pub enum Command {
     /// The directory comes from templates built into ig-image; it builds, passes the checks and
     /// loads with no edits. An existing path is never overwritten.
     Init(init::InitArgs),
+    /// Artifact Hub package files: generate them from gadget.yaml and the image, check them
+    Artifacthub(artifacthub::ArtifactHubArgs),
     /// List the images in the store
     #[command(visible_alias = "ls")]
     List(list::ListArgs),
@@ -143,6 +146,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Build(args) => build::exec(g, args),
         Command::Doctor(args) => doctor::exec(g, args),
         Command::Init(args) => init::exec(g, args),
+        Command::Artifacthub(args) => artifacthub::exec(g, args),
         Command::List(args) => list::exec(g, args),
         Command::Inspect(args) => inspect::exec(g, args),
         Command::Tag(args) => tag::exec(g, args),

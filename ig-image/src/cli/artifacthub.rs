@@ -1,0 +1,139 @@
+//! `ig-image artifacthub`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use ig_image::artifacthub::{self, PkgOptions, ProblemKind};
+
+use super::{ExitStatus, GlobalArgs};
+use crate::output::{self, Format};
+
+/// Arguments of `ig-image artifacthub`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Fields ig-image owns: name, description, homeURL and the Documentation/Source \
+links (from gadget.yaml); version (the tag without `v`), createdAt, digest, the `gadget` entry of \
+containersImages with the image's platforms, and install (from the image). displayName is filled \
+only when absent. Every other key is the author's and is kept, in the author's order.\n\
+Docs: docs/publishing.md"
+)]
+pub struct ArtifactHubArgs {
+    #[command(subcommand)]
+    command: ArtifactHubCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ArtifactHubCommand {
+    /// Write or refresh DIR/artifacthub-pkg.yml from DIR/gadget.yaml and the image
+    ///
+    /// Without `--image`, only the gadget.yaml fields are refreshed (an existing file is needed).
+    Generate(PkgArgs),
+    /// Fail (exit 1) when DIR/artifacthub-pkg.yml is invalid or stale, naming each field
+    ///
+    /// Validity follows Artifact Hub's rules for the gadget kind: required keys, name
+    /// characters, SemVer 2 version, RFC 3339 createdAt, category list, a `gadget` entry in
+    /// containersImages. Stale: a field ig-image owns differs from gadget.yaml, or, with
+    /// `--image`, from the image. Unknown keys are warnings.
+    Check(PkgArgs),
+}
+
+#[derive(Debug, Args)]
+struct PkgArgs {
+    /// The gadget directory (holds gadget.yaml)
+    #[arg(value_name = "DIR", default_value = ".")]
+    dir: PathBuf,
+    /// The image in the store (its tag is the version: v1.2.3 or 1.2.3)
+    #[arg(long, value_name = "REF")]
+    image: Option<String>,
+    /// The version to write, when the tag is not one (SemVer 2)
+    #[arg(long, value_name = "SEMVER")]
+    version: Option<String>,
+    /// Output format of the findings: text, or json (one object per finding)
+    #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
+    output: Format,
+}
+
+impl PkgArgs {
+    fn options(&self, global: &GlobalArgs) -> anyhow::Result<PkgOptions> {
+        if let Some(v) = &self.version {
+            anyhow::ensure!(
+                artifacthub::is_semver(v),
+                "`--version {v}` is not SemVer 2 (MAJOR.MINOR.PATCH[-pre][+build])"
+            );
+        }
+        let image = match &self.image {
+            Some(i) => Some(artifacthub::image_facts(&global.open_store()?, i)?),
+            None => None,
+        };
+        Ok(PkgOptions {
+            dir: self.dir.clone(),
+            image,
+            version: self.version.clone(),
+        })
+    }
+}
+
+pub fn exec(global: &GlobalArgs, args: ArtifactHubArgs) -> anyhow::Result<ExitStatus> {
+    match args.command {
+        ArtifactHubCommand::Generate(a) => {
+            let opts = a.options(global)?;
+            let g = artifacthub::generate(&opts).with_context(|| {
+                format!(
+                    "cannot generate `{}`",
+                    opts.dir.join(artifacthub::PKG_FILE).display()
+                )
+            })?;
+            for p in &g.problems {
+                output::warning(p);
+            }
+            if a.output == Format::Columns {
+                output::status(
+                    if g.changed { "Wrote" } else { "Unchanged" },
+                    g.path.display(),
+                );
+            } else {
+                output::print_data(&g, a.output)?;
+            }
+            let invalid = g.problems.iter().any(|p| p.kind == ProblemKind::Invalid);
+            Ok(if invalid {
+                ExitStatus::Failure
+            } else {
+                ExitStatus::Success
+            })
+        }
+        ArtifactHubCommand::Check(a) => {
+            let opts = a.options(global)?;
+            let problems = artifacthub::check(&opts).with_context(|| {
+                format!(
+                    "cannot check `{}`",
+                    opts.dir.join(artifacthub::PKG_FILE).display()
+                )
+            })?;
+            let failing = problems
+                .iter()
+                .filter(|p| p.kind != ProblemKind::Warning)
+                .count();
+            if a.output == Format::Columns {
+                for p in &problems {
+                    println!("{p}");
+                }
+                let path = opts.dir.join(artifacthub::PKG_FILE);
+                if failing == 0 {
+                    println!("{}: ok", path.display());
+                } else {
+                    println!("{}: {failing} problem(s)", path.display());
+                }
+            } else {
+                for p in &problems {
+                    output::print_data(p, a.output)?;
+                }
+            }
+            Ok(if failing == 0 {
+                ExitStatus::Success
+            } else {
+                ExitStatus::Failure
+            })
+        }
+    }
+}

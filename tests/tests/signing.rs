@@ -427,18 +427,30 @@ fn helper() -> PathBuf {
     workspace_root().join("tests/helpers/cosign_key.py")
 }
 
-/// The python helper needs PyNaCl and cryptography (scripts/setup --deps installs them).
-fn helper_cmd(args: &[&str]) -> Command {
+/// Whether python3 has PyNaCl and cryptography (scripts/setup --deps must install them). Without
+/// them a test returns early with a loud reason, except under `CI=true`, where it fails.
+fn require_python_crypto(test: &str) -> bool {
     let probe = run({
         let mut c = Command::new("python3");
         c.args(["-c", "import nacl, cryptography"]);
         c
     });
-    assert!(
-        probe.status.success(),
-        "python3 lacks PyNaCl or cryptography: run `python3 -m pip install pynacl cryptography`\n{}",
-        String::from_utf8_lossy(&probe.stderr)
+    if probe.status.success() {
+        return true;
+    }
+    let reason = format!(
+        "{test}: python3 lacks PyNaCl or cryptography (`python3 -m pip install pynacl cryptography`): {}",
+        String::from_utf8_lossy(&probe.stderr).trim()
     );
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but {reason}"
+    );
+    eprintln!("SKIPPED (not a pass): {reason}");
+    false
+}
+
+fn helper_cmd(args: &[&str]) -> Command {
     let mut c = Command::new("python3");
     c.arg(helper()).args(args).env("COSIGN_PASSWORD", PASSWORD);
     c
@@ -452,6 +464,9 @@ fn helper_ok(args: &[&str]) -> String {
 
 #[test]
 fn our_key_files_are_read_by_an_independent_implementation() {
+    if !require_python_crypto("our_key_files_are_read_by_an_independent_implementation") {
+        return;
+    }
     let t = TempStore::new();
     let (key, public) = key_pair(&t, "cosign");
     // It decrypts our cosign.key (scrypt + secretbox + PKCS#8) to the key cosign.pub holds.
@@ -471,6 +486,9 @@ fn our_key_files_are_read_by_an_independent_implementation() {
 
 #[test]
 fn an_independently_written_key_signs_with_us() {
+    if !require_python_crypto("an_independently_written_key_signs_with_us") {
+        return;
+    }
     let t = TempStore::new();
     let prefix = t.dir.path().join("py");
     helper_ok(&["generate", s(&prefix)]);

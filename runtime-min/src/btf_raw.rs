@@ -411,6 +411,197 @@ impl<'a> RawBtf<'a> {
     }
 }
 
+/// What a CO-RE relocation is rooted at: a kind (`BTF_KIND_*`) and a name without its
+/// `___flavor` suffix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CoreRoot {
+    /// `BTF_KIND_*` of the object's root type.
+    pub kind: u32,
+    /// Essential name.
+    pub name: String,
+}
+
+impl RawBtf<'_> {
+    /// A much smaller BTF with every type a CO-RE relocation rooted at `roots` can look at: each
+    /// kernel type matching a root (same kind, same essential name; `ENUM` and `ENUM64` both
+    /// match an enum), and everything reachable from it through members, arrays, typedefs and
+    /// qualifiers. Pointers reached through a struct or union member point at `void` instead of
+    /// their target: CO-RE access paths never go through a pointer, and a pointer member is
+    /// compatible with any pointer. Type ids change.
+    ///
+    /// Relocating against it gives the same result as against the whole BTF for every
+    /// relocation kind except `TYPE_ID_TARGET` and `TYPE_MATCHES` (kinds 7 and 12), which callers
+    /// must resolve against the whole BTF. Only the names the kept types use are kept.
+    pub fn minimize_for_core(&self, roots: &[CoreRoot]) -> Vec<u8> {
+        let n = self.types.len();
+        // 0 = not included, 1 = included with pointers cut, 2 = included, pointers followed.
+        let mut mark = vec![0u8; n + 1];
+        let mut stack: Vec<(u32, bool)> = Vec::new();
+        let root_kinds: Vec<u32> = roots
+            .iter()
+            .flat_map(|r| match r.kind {
+                kind::ENUM | kind::ENUM64 => vec![kind::ENUM, kind::ENUM64],
+                k => vec![k],
+            })
+            .collect();
+        for (i, t) in self.types.iter().enumerate() {
+            if t.name_off == 0 || !root_kinds.contains(&t.kind) {
+                continue;
+            }
+            let name = essential(self.str_at(t.name_off));
+            let same_kind = |k: u32| {
+                t.kind == k
+                    || (matches!(k, kind::ENUM | kind::ENUM64)
+                        && matches!(t.kind, kind::ENUM | kind::ENUM64))
+            };
+            if roots.iter().any(|r| same_kind(r.kind) && r.name == name) {
+                stack.push((i as u32 + 1, false));
+            }
+        }
+        let r = self.rd();
+        while let Some((id, via_member)) = stack.pop() {
+            let Some(t) = self.get(id) else { continue };
+            let want = if via_member { 1 } else { 2 };
+            if mark[id as usize] >= want {
+                continue;
+            }
+            mark[id as usize] = want;
+            match t.kind {
+                kind::PTR if !via_member => stack.push((t.size_or_type, false)),
+                kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT | kind::TYPE_TAG => {
+                    stack.push((t.size_or_type, via_member));
+                }
+                kind::ARRAY => {
+                    if let (Ok(elem), Ok(index)) = (r.u32(t.offset + 12), r.u32(t.offset + 16)) {
+                        stack.push((elem, via_member));
+                        stack.push((index, via_member));
+                    }
+                }
+                kind::STRUCT | kind::UNION => {
+                    for m in self.members(id) {
+                        stack.push((m.type_id, true));
+                    }
+                }
+                kind::FUNC_PROTO => {
+                    stack.push((t.size_or_type, via_member));
+                    for i in 0..t.vlen as usize {
+                        if let Ok(p) = r.u32(t.offset + 12 + i * 8 + 4) {
+                            stack.push((p, via_member));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        // New ids in the old order.
+        let mut new_id = vec![0u32; n + 1];
+        let mut next = 1;
+        for id in 1..=n {
+            if mark[id] > 0 {
+                new_id[id] = next;
+                next += 1;
+            }
+        }
+        let map = |old: u32| new_id.get(old as usize).copied().unwrap_or(0);
+        let enc = |v: u32| {
+            if self.big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        // Only the names the kept types use, each once.
+        let mut strings: Vec<u8> = vec![0];
+        let mut string_ids: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+        let mut name = |old: u32| -> u32 {
+            if old == 0 {
+                return 0;
+            }
+            *string_ids.entry(old).or_insert_with(|| {
+                let at = strings.len() as u32;
+                strings.extend_from_slice(self.str_at(old).as_bytes());
+                strings.push(0);
+                at
+            })
+        };
+        let mut types = Vec::new();
+        for (i, t) in self.types.iter().enumerate() {
+            let id = i + 1;
+            if mark[id] == 0 {
+                continue;
+            }
+            let len = 12 + trailing_len(t.kind, t.vlen).unwrap_or(0);
+            let start = types.len();
+            types.extend_from_slice(&self.data[t.offset..t.offset + len]);
+            let mut put =
+                |at: usize, v: u32| types[start + at..start + at + 4].copy_from_slice(&enc(v));
+            put(0, name(t.name_off));
+            let old = |at: usize| r.u32(t.offset + at).unwrap_or(0);
+            match t.kind {
+                kind::PTR => put(
+                    8,
+                    if mark[id] == 2 {
+                        map(t.size_or_type)
+                    } else {
+                        0
+                    },
+                ),
+                kind::TYPEDEF
+                | kind::VOLATILE
+                | kind::CONST
+                | kind::RESTRICT
+                | kind::TYPE_TAG
+                | kind::FUNC
+                | kind::VAR => {
+                    put(8, map(t.size_or_type));
+                }
+                kind::ARRAY => {
+                    put(12, map(old(12)));
+                    put(16, map(old(16)));
+                }
+                kind::STRUCT | kind::UNION => {
+                    for i in 0..t.vlen as usize {
+                        put(12 + i * 12, name(old(12 + i * 12)));
+                        put(12 + i * 12 + 4, map(old(12 + i * 12 + 4)));
+                    }
+                }
+                kind::ENUM => {
+                    for i in 0..t.vlen as usize {
+                        put(12 + i * 8, name(old(12 + i * 8)));
+                    }
+                }
+                kind::ENUM64 => {
+                    for i in 0..t.vlen as usize {
+                        put(12 + i * 12, name(old(12 + i * 12)));
+                    }
+                }
+                kind::FUNC_PROTO => {
+                    put(8, map(t.size_or_type));
+                    for i in 0..t.vlen as usize {
+                        put(12 + i * 8, name(old(12 + i * 8)));
+                        put(12 + i * 8 + 4, map(old(12 + i * 8 + 4)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = self.data[..self.hdr_len].to_vec();
+        let put_hdr =
+            |out: &mut Vec<u8>, at: usize, v: u32| out[at..at + 4].copy_from_slice(&enc(v));
+        put_hdr(&mut out, 8, 0);
+        put_hdr(&mut out, 12, types.len() as u32);
+        put_hdr(&mut out, 16, types.len() as u32);
+        put_hdr(&mut out, 20, strings.len() as u32);
+        out.extend_from_slice(&types);
+        out.extend_from_slice(&strings);
+        out
+    }
+}
+
+fn essential(name: &str) -> &str {
+    name.find("___").map_or(name, |i| &name[..i])
+}
+
 /// Appends types and strings to a BTF blob and patches u32 fields in place. New types get the
 /// ids after the last existing one, so no existing id changes.
 #[derive(Debug, Clone)]
@@ -587,6 +778,69 @@ pub(crate) mod tests {
         assert_eq!(b2.len(), 4);
         assert_eq!(b2.name(4), "arr");
         assert_eq!(b2.array(4).map(|(e, n, _)| (e, n)), Some((1, 4)));
+    }
+
+    #[test]
+    fn minimizes_to_what_core_can_reach() {
+        // [1] int, [2] struct in { int v; }, [3] ptr -> [5], [4] struct s { struct in a; struct big *p; },
+        // [5] struct big { int x; }, [6] struct other { int y; }
+        let strings = b"\0int\0in\0v\0s\0a\0p\0big\0x\0other\0y\0".to_vec();
+        let w = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&x.to_le_bytes());
+        let mut t = Vec::new();
+        for x in [1, kind::INT << 24, 4, 32] {
+            w(&mut t, x)
+        }
+        for x in [5, (kind::STRUCT << 24) | 1, 4, 8, 1, 0] {
+            w(&mut t, x)
+        }
+        for x in [0, kind::PTR << 24, 5] {
+            w(&mut t, x)
+        }
+        for x in [10, (kind::STRUCT << 24) | 2, 16, 12, 2, 0, 14, 3, 64] {
+            w(&mut t, x)
+        }
+        for x in [16, (kind::STRUCT << 24) | 1, 4, 20, 1, 0] {
+            w(&mut t, x)
+        }
+        for x in [22, (kind::STRUCT << 24) | 1, 4, 28, 1, 0] {
+            w(&mut t, x)
+        }
+        let mut blob = vec![0x9f, 0xeb, 1, 0];
+        for x in [24, 0, t.len() as u32, t.len() as u32, strings.len() as u32] {
+            w(&mut blob, x)
+        }
+        blob.extend_from_slice(&t);
+        blob.extend_from_slice(&strings);
+        let b = RawBtf::parse(&blob).unwrap();
+        assert_eq!(b.len(), 6);
+        let mini = b.minimize_for_core(&[CoreRoot {
+            kind: kind::STRUCT,
+            name: "s".into(),
+        }]);
+        let m = RawBtf::parse(&mini).unwrap();
+        // s, in, int and the (cut) pointer; not big, not other.
+        assert_eq!(m.len(), 4);
+        let s_id = m.find("s", kind::STRUCT).unwrap();
+        assert!(m.find("big", kind::STRUCT).is_none() && m.find("other", kind::STRUCT).is_none());
+        let members = m.members(s_id);
+        assert_eq!(m.str_at(members[0].name_off), "a");
+        assert_eq!(m.name(m.skip_mods(members[0].type_id)), "in");
+        let ptr = m.get(members[1].type_id).unwrap();
+        assert_eq!(
+            (ptr.kind, ptr.size_or_type),
+            (kind::PTR, 0),
+            "member pointers point at void"
+        );
+        assert_eq!(
+            m.members(m.find("in", kind::STRUCT).unwrap())[0].type_id,
+            m.find("int", kind::INT).unwrap()
+        );
+        // Rooted at `big`, only big and int.
+        let mini = b.minimize_for_core(&[CoreRoot {
+            kind: kind::STRUCT,
+            name: "big".into(),
+        }]);
+        assert_eq!(RawBtf::parse(&mini).unwrap().len(), 2);
     }
 
     #[test]

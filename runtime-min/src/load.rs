@@ -13,7 +13,7 @@ use aya::{Btf, EbpfLoader, Endianness};
 use gadget_object::ProgramKind;
 use serde::Serialize;
 
-use crate::btf_raw::RawBtf;
+use crate::btf_raw::{CoreRoot as RawCoreRoot, RawBtf};
 use crate::classify::{self, Failure, FailureClass};
 use crate::core_relo;
 use crate::fixup::{self, FixupError, FixupPlan, STT_FUNC};
@@ -108,6 +108,40 @@ pub struct Loaded {
     pub btf: Option<Btf>,
 }
 
+impl Loaded {
+    /// Detaches and unloads every program in parallel, then closes the maps. Detaching a
+    /// tracepoint, kprobe or trampoline makes the kernel wait for an RCU grace period (tens of
+    /// milliseconds on a busy machine); one thread per program lets those waits overlap instead
+    /// of adding up. Dropping a [`Loaded`] does the same work one program at a time.
+    pub fn unload(mut self) {
+        let programs: Vec<&mut Program> = self.ebpf.programs_mut().map(|(_, p)| p).collect();
+        std::thread::scope(|scope| {
+            for p in programs {
+                scope.spawn(move || unload_program(p));
+            }
+        });
+        drop(self);
+    }
+}
+
+fn unload_program(p: &mut Program) {
+    let result = match p {
+        Program::TracePoint(x) => x.unload(),
+        Program::KProbe(x) => x.unload(),
+        Program::RawTracePoint(x) => x.unload(),
+        Program::BtfTracePoint(x) => x.unload(),
+        Program::FEntry(x) => x.unload(),
+        Program::FExit(x) => x.unload(),
+        Program::Iter(x) => x.unload(),
+        Program::Lsm(x) => x.unload(),
+        // Never attached by this runtime: dropping them is quick.
+        _ => Ok(()),
+    };
+    if let Err(e) = result {
+        log::debug!("unloading a program: {e}");
+    }
+}
+
 /// Why a gadget did not load.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -198,16 +232,115 @@ fn setup(class: FailureClass, message: String, full_log: bool) -> LoadError {
     }
 }
 
-/// Reads and parses a kernel BTF file; also says whether its `enum bpf_func_id` knows the ring
-/// buffer helpers.
-fn read_kernel_btf(path: &Path, full_log: bool) -> Result<(Btf, bool), LoadError> {
-    let bytes = std::fs::read(path).map_err(|e| {
+/// The kernel BTF as the loader needs it.
+struct KernelBtf {
+    /// BTF for CO-RE relocations (minimized, or whole); `None` lets aya use the running
+    /// kernel's, which it parses itself.
+    core: Option<Btf>,
+    /// The whole BTF, for programs whose attach target is a BTF id (`fentry`, `iter`, ...).
+    handle: Option<Btf>,
+    /// Its `enum bpf_func_id` has the ring buffer helpers.
+    has_ringbuf: bool,
+}
+
+/// `BTF_KIND_*` of a type of the object's BTF.
+fn btf_kind(kind: &gadget_object::btf::TypeKind) -> u32 {
+    use gadget_object::btf::TypeKind as K;
+    match kind {
+        K::Void => 0,
+        K::Int { .. } => 1,
+        K::Ptr { .. } => 2,
+        K::Array { .. } => 3,
+        K::Struct { .. } => 4,
+        K::Union { .. } => 5,
+        K::Enum { is64: false, .. } => 6,
+        K::Enum { is64: true, .. } => 19,
+        K::Fwd { .. } => 7,
+        K::Typedef { .. } => 8,
+        K::Volatile { .. } => 9,
+        K::Const { .. } => 10,
+        K::Restrict { .. } => 11,
+        K::Func { .. } => 12,
+        K::FuncProto { .. } => 13,
+        K::Var { .. } => 14,
+        K::DataSec { .. } => 15,
+        K::Float { .. } => 16,
+        K::DeclTag { .. } => 17,
+        K::TypeTag { .. } => 18,
+    }
+}
+
+/// The roots of the object's CO-RE relocations, or `None` when a minimized kernel BTF cannot
+/// stand in for the whole one (a relocation needs real kernel type ids or a deep type match, or
+/// is rooted at an anonymous type).
+fn core_roots(gadget: &Gadget) -> Option<Vec<RawCoreRoot>> {
+    let relos = gadget
+        .info
+        .btf_ext()
+        .map(|e| e.core_relos.as_slice())
+        .unwrap_or(&[]);
+    let btf = gadget.info.btf();
+    let mut roots: Vec<RawCoreRoot> = Vec::new();
+    for r in relos {
+        if r.kind == 7 || r.kind == 12 {
+            return None;
+        }
+        let t = btf.get(r.type_id)?;
+        let name = core_relo::essential_name(btf.name(r.type_id));
+        if name.is_empty() {
+            return None;
+        }
+        let root = RawCoreRoot {
+            kind: btf_kind(&t.kind),
+            name: name.to_string(),
+        };
+        if !roots.contains(&root) {
+            roots.push(root);
+        }
+    }
+    Some(roots)
+}
+
+/// Reads the kernel BTF the way this gadget needs it. With CO-RE relocations, the kernel BTF is
+/// read raw and cut down to the types they can reach ([`RawBtf::minimize_for_core`]): aya then
+/// relocates against a few hundred types instead of a hundred thousand.
+fn kernel_btf(
+    gadget: &Gadget,
+    opts: &LoadOptions,
+    wants_handle: bool,
+) -> Result<KernelBtf, LoadError> {
+    let full_log = opts.full_log;
+    let path = opts
+        .kernel_btf
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(SYSFS_VMLINUX));
+    let custom = opts.kernel_btf.is_some();
+    let has_core = gadget
+        .info
+        .btf_ext()
+        .is_some_and(|e| !e.core_relos.is_empty());
+    let roots = if has_core { core_roots(gadget) } else { None };
+    if !custom && roots.is_none() && !wants_handle {
+        return Ok(KernelBtf {
+            core: None,
+            handle: None,
+            has_ringbuf: true,
+        });
+    }
+    let t = Instant::now();
+    let bytes = std::fs::read(&path).map_err(|e| {
         setup(
             FailureClass::MissingBtf,
             format!("cannot read kernel BTF `{}`: {e}", path.display()),
             full_log,
         )
     })?;
+    log::debug!(
+        "read `{}` ({} bytes) in {:?}",
+        path.display(),
+        bytes.len(),
+        t.elapsed()
+    );
     let raw = RawBtf::parse(&bytes).map_err(|e| {
         setup(
             FailureClass::MissingBtf,
@@ -215,15 +348,40 @@ fn read_kernel_btf(path: &Path, full_log: bool) -> Result<(Btf, bool), LoadError
             full_log,
         )
     })?;
-    let ringbuf = raw.enum_has_value("bpf_func_id", "BPF_FUNC_ringbuf_reserve");
-    let btf = Btf::parse(&bytes, Endianness::default()).map_err(|e| {
-        setup(
-            FailureClass::MissingBtf,
-            format!("cannot parse kernel BTF `{}`: {e}", path.display()),
-            full_log,
-        )
-    })?;
-    Ok((btf, ringbuf))
+    let has_ringbuf = !custom || raw.enum_has_value("bpf_func_id", "BPF_FUNC_ringbuf_reserve");
+    let parse = |blob: &[u8], what: &str| {
+        Btf::parse(blob, Endianness::default()).map_err(|e| {
+            setup(
+                FailureClass::MissingBtf,
+                format!("cannot parse {what} `{}`: {e}", path.display()),
+                full_log,
+            )
+        })
+    };
+    let handle = if wants_handle || (custom && roots.is_none()) {
+        Some(parse(&bytes, "kernel BTF")?)
+    } else {
+        None
+    };
+    let core = match &roots {
+        Some(roots) => {
+            log::debug!("indexed kernel BTF after {:?}", t.elapsed());
+            let mini = raw.minimize_for_core(roots);
+            log::debug!("minimized kernel BTF after {:?}", t.elapsed());
+            log::debug!(
+                "kernel BTF for CO-RE: {} bytes instead of {}",
+                mini.len(),
+                bytes.len()
+            );
+            Some(parse(&mini, "the minimized kernel BTF of")?)
+        }
+        None => None,
+    };
+    Ok(KernelBtf {
+        core,
+        handle,
+        has_ringbuf,
+    })
 }
 
 /// Loads every map and program of `gadget` into the kernel.
@@ -254,23 +412,9 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         EbpfLoader::new()
     });
 
-    let (btf, btf_has_ringbuf) = match (&opts.kernel_btf, wants_handle) {
-        (Some(path), _) => {
-            let (b, rb) = read_kernel_btf(path, full_log)?;
-            (Some(b), rb)
-        }
-        (None, true) => {
-            let b = Btf::from_sys_fs().map_err(|e| {
-                setup(
-                    FailureClass::MissingBtf,
-                    format!("cannot parse `{SYSFS_VMLINUX}`: {e}"),
-                    full_log,
-                )
-            })?;
-            (Some(b), true)
-        }
-        (None, false) => (None, true),
-    };
+    let kbtf = kernel_btf(gadget, opts, wants_handle)?;
+    let btf_has_ringbuf = kbtf.has_ringbuf;
+    log::debug!("kernel BTF prepared after {:?}", started.elapsed());
 
     // Ring buffer tracer maps become perf event arrays when the kernel (or the target BTF the
     // program's CO-RE checks run against) has no ring buffers.
@@ -295,6 +439,7 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         }
     }
     let prepared = fixup::prepare(&gadget.object, &plan)?;
+    log::debug!("object prepared after {:?}", started.elapsed());
 
     // `<map>_max_entries` constants (a parameter of that name wins).
     let mut max_entries: Vec<(String, u32)> = Vec::new();
@@ -343,9 +488,14 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
             full_log,
         )
     })?;
-    if let Some(b) = &btf {
+    log::debug!(
+        "kernel BTF parsed (loader ready) after {:?}",
+        started.elapsed()
+    );
+    if let Some(b) = kbtf.core.as_ref().or(kbtf.handle.as_ref()) {
         loader.btf(Some(b));
     }
+    log::debug!("loader given the kernel BTF after {:?}", started.elapsed());
     loader.allow_unsupported_maps();
     for (var, bytes) in &values {
         loader.override_global(var.as_str(), bytes.as_slice(), true);
@@ -356,6 +506,10 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let mut ebpf = loader
         .load(&prepared.bytes)
         .map_err(|e| classify_loader_error(e, full_log))?;
+    log::debug!(
+        "maps created, BTF loaded, CO-RE applied after {:?}",
+        started.elapsed()
+    );
 
     let mut report = LoadReport {
         programs: Vec::new(),
@@ -397,7 +551,7 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
                     "the loader did not find this program in the object",
                 ),
             },
-            Some(prog) => match load_program(prog, &p.kind, &p.target, btf.as_ref()) {
+            Some(prog) => match load_program(prog, &p.kind, &p.target, kbtf.handle.as_ref()) {
                 Ok(()) => ProgramStatus::Loaded {
                     verified_insns: prog
                         .info()
@@ -421,6 +575,7 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         });
     }
     report.load_ms = started.elapsed().as_secs_f64() * 1000.0;
+    log::debug!("programs loaded after {:?}", started.elapsed());
     if report.programs.iter().any(|p| !p.loaded()) {
         drop(ebpf);
         return Err(LoadError::Programs {
@@ -428,7 +583,11 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
             full_log,
         });
     }
-    Ok(Loaded { ebpf, report, btf })
+    Ok(Loaded {
+        ebpf,
+        report,
+        btf: kbtf.handle,
+    })
 }
 
 /// Runs `BPF_PROG_LOAD` for one program, with the attach target BTF-attached kinds need.

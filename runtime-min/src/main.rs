@@ -61,9 +61,12 @@ struct RunArgs {
     /// json or columns (default: columns on a terminal, else json)
     #[arg(short = 'o', long)]
     output: Option<String>,
-    /// Load through the verifier, attach, report per program, detach
+    /// Load through the verifier, check attach points, report per program, unload
     #[arg(long)]
     verify_only: bool,
+    /// With --verify-only: really attach and detach every program
+    #[arg(long, requires = "verify_only")]
+    attach: bool,
     /// Kernel BTF for CO-RE (default: /sys/kernel/btf/vmlinux)
     #[arg(long, value_name = "FILE")]
     kernel_btf: Option<PathBuf>,
@@ -141,7 +144,7 @@ fn run(a: RunArgs, full_log: bool) -> anyhow::Result<ExitCode> {
         None => !std::io::stdout().is_terminal(),
     };
     if a.verify_only {
-        let report = prove::verify(&gadget, &load)?;
+        let report = prove::verify(&gadget, &load, a.attach)?;
         if json {
             println!("{}", serde_json::to_string(&report)?);
         } else {

@@ -171,11 +171,15 @@ pub struct VerifyReport {
     pub load: LoadReport,
 }
 
-/// Loads every program through the verifier, attaches what the runtime attaches (proving the
-/// attach points exist), then detaches and unloads everything. Setup failures and program
-/// failures are reported in the [`VerifyReport`], not as errors; errors are for bad input
-/// (parameters, malformed objects).
-pub fn verify(gadget: &Gadget, opts: &LoadOptions) -> Result<VerifyReport, ProveError> {
+/// Loads every program through the verifier, checks that every attach point exists (or, with
+/// `attach`, really attaches what the runtime attaches), then detaches and unloads everything.
+/// Setup failures and program failures are reported in the [`VerifyReport`], not as errors;
+/// errors are for bad input (parameters, malformed objects).
+pub fn verify(
+    gadget: &Gadget,
+    opts: &LoadOptions,
+    attach: bool,
+) -> Result<VerifyReport, ProveError> {
     let mut report = VerifyReport {
         gadget: gadget.origin.clone(),
         ok: false,
@@ -185,7 +189,11 @@ pub fn verify(gadget: &Gadget, opts: &LoadOptions) -> Result<VerifyReport, Prove
     };
     match load::load(gadget, opts) {
         Ok(mut loaded) => {
-            let attached = attach::attach_all(&mut loaded, gadget);
+            let attached = if attach {
+                attach::attach_all(&mut loaded, gadget)
+            } else {
+                attach::check_all(gadget)
+            };
             report.programs = loaded
                 .report
                 .programs
@@ -205,7 +213,7 @@ pub fn verify(gadget: &Gadget, opts: &LoadOptions) -> Result<VerifyReport, Prove
                 .iter()
                 .any(|a| matches!(a.status, AttachStatus::Failed { .. }));
             report.load = loaded.report.clone();
-            drop(loaded);
+            loaded.unload();
         }
         Err(LoadError::Programs { report: r, .. }) => {
             report.programs = r
@@ -269,6 +277,9 @@ pub fn render_verify(report: &VerifyReport, full_log: bool) -> String {
         match &p.attach {
             Some(AttachStatus::Attached { target }) => {
                 out.push_str(&format!(": attached to {target}, detached\n"))
+            }
+            Some(AttachStatus::Exists { target }) => {
+                out.push_str(&format!(": attach point exists: {target}\n"))
             }
             Some(AttachStatus::NotAttached { reason }) => {
                 out.push_str(&format!(": not attached ({reason})\n"))
@@ -354,7 +365,7 @@ pub fn run_gadget(
         &mut ready,
     );
     drop(sink);
-    drop(loaded);
+    loaded.unload();
     Ok(result?)
 }
 

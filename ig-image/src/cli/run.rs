@@ -52,10 +52,14 @@ pub struct RunArgs {
     /// Output format (default: columns on a terminal, json otherwise)
     #[arg(short = 'o', long = "output", value_enum)]
     output: Option<RunFormat>,
-    /// Only load every program through the verifier, attach, report per program and detach;
-    /// exit 0 only if all load and attach
+    /// Only load every program through the verifier, check that each attach point exists,
+    /// report per program and unload; exit 0 only if everything loads
     #[arg(long)]
     verify_only: bool,
+    /// With --verify-only: really attach every program and detach it again (slower: each detach
+    /// waits for the kernel's RCU grace period)
+    #[arg(long, requires = "verify_only")]
+    attach: bool,
     /// Kernel BTF for CO-RE relocations (default: /sys/kernel/btf/vmlinux)
     #[arg(long, value_name = "FILE")]
     kernel_btf: Option<PathBuf>,
@@ -110,7 +114,7 @@ pub fn exec(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitStatus> {
     };
 
     if args.verify_only {
-        let report = prove::verify(&gadget, &load)
+        let report = prove::verify(&gadget, &load, args.attach)
             .with_context(|| format!("cannot verify `{}`", args.image))?;
         let mut out = std::io::stdout().lock();
         match format {

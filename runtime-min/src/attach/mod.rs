@@ -36,6 +36,12 @@ pub enum AttachStatus {
         /// What it is attached to.
         target: String,
     },
+    /// The attach point exists; the program was not attached (`--verify-only` without
+    /// `--attach`).
+    Exists {
+        /// What it would attach to.
+        target: String,
+    },
     /// Deliberately not attached.
     NotAttached {
         /// Why.
@@ -125,6 +131,69 @@ pub fn attach_all(loaded: &mut Loaded, gadget: &Gadget) -> Vec<AttachReport> {
         });
     }
     out
+}
+
+/// Checks, without attaching, that every program's attach point exists on this kernel:
+/// tracepoints in tracefs, kprobe functions in `available_filter_functions`, raw tracepoints in
+/// tracefs. BTF-attached programs (`fentry`, `fexit`, `tp_btf`, `lsm`, `iter`) had their target
+/// resolved in the kernel BTF when they were loaded. Attaching for real and detaching again
+/// costs the kernel an RCU grace period per program; this check does not.
+pub fn check_all(gadget: &Gadget) -> Vec<AttachReport> {
+    let programs = gadget.info.programs();
+    let any =
+        |f: &dyn Fn(&ProgramKind, &str) -> bool| programs.iter().any(|p| f(&p.kind, &p.section));
+    if any(&|k, s| {
+        matches!(
+            k,
+            ProgramKind::Tracepoint { .. }
+                | ProgramKind::RawTracepoint
+                | ProgramKind::Kprobe
+                | ProgramKind::Kretprobe
+        ) || s.starts_with("ksyscall/")
+            || s.starts_with("kretsyscall/")
+    }) {
+        tracing::ensure_tracefs();
+    }
+    let mut kprobe_functions: Option<std::collections::HashSet<String>> = None;
+    programs
+        .iter()
+        .map(|p| {
+            let what = describe(&p.kind, &p.section, &p.target);
+            let missing = |detail: String| AttachStatus::Failed {
+                failure: Failure::new(FailureClass::AttachPointMissing, format!("cannot attach {what}: {detail}")),
+            };
+            let status = match not_attached_reason(&p.kind, &p.section) {
+                Some(reason) => AttachStatus::NotAttached { reason },
+                None => match &p.kind {
+                    ProgramKind::Tracepoint { category, name } => match tracing::tracefs_dir() {
+                        Some(fs) if fs.join("events").join(category).join(name).is_dir() => AttachStatus::Exists { target: what.clone() },
+                        Some(fs) => missing(format!("`{}` does not exist", fs.join("events").join(category).join(name).display())),
+                        None => missing("tracefs is not mounted".into()),
+                    },
+                    ProgramKind::RawTracepoint => match tracing::tracefs_dir() {
+                        Some(fs) if tracing::raw_tracepoint_exists(&fs, &p.target) => AttachStatus::Exists { target: what.clone() },
+                        Some(_) => missing(format!("no tracepoint named `{}`", p.target)),
+                        None => missing("tracefs is not mounted".into()),
+                    },
+                    ProgramKind::Kprobe | ProgramKind::Kretprobe | ProgramKind::Other(_) => {
+                        let funcs = kprobe_functions.get_or_insert_with(tracing::kprobe_functions);
+                        let func = what.split_whitespace().nth(1).unwrap_or_default();
+                        let func = tracing::split_offset(func).0;
+                        if funcs.is_empty() || funcs.contains(func) {
+                            AttachStatus::Exists { target: what.clone() }
+                        } else {
+                            missing(format!("`{func}` is not a traceable kernel function (not in available_filter_functions)"))
+                        }
+                    }
+                    ProgramKind::TpBtf | ProgramKind::Fentry | ProgramKind::Fexit | ProgramKind::Iter { .. } => {
+                        AttachStatus::Exists { target: format!("{what} (resolved in the kernel BTF at load)") }
+                    }
+                    _ => AttachStatus::NotAttached { reason: "runtime-min does not attach this kind".into() },
+                },
+            };
+            AttachReport { name: p.name.clone(), section: p.section.clone(), status }
+        })
+        .collect()
 }
 
 fn attach_one(prog: &mut Program, kind: &ProgramKind, section: &str, target: &str) -> AttachStatus {

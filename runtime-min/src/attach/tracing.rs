@@ -41,6 +41,38 @@ pub fn ensure_tracefs() {
     }
 }
 
+/// The mounted tracefs, if any.
+pub fn tracefs_dir() -> Option<std::path::PathBuf> {
+    [TRACEFS, "/sys/kernel/debug/tracing"]
+        .iter()
+        .map(Path::new)
+        .find(|p| has_entries(p))
+        .map(Path::to_path_buf)
+}
+
+/// Whether a tracepoint called `name` exists in any category.
+pub fn raw_tracepoint_exists(tracefs: &Path, name: &str) -> bool {
+    std::fs::read_dir(tracefs.join("events"))
+        .map(|d| d.flatten().any(|cat| cat.path().join(name).is_dir()))
+        .unwrap_or(false)
+}
+
+/// Functions kprobes can attach to (`available_filter_functions`, module suffixes dropped);
+/// empty when the file cannot be read (then nothing is reported missing).
+pub fn kprobe_functions() -> std::collections::HashSet<String> {
+    let Some(fs) = tracefs_dir() else {
+        return Default::default();
+    };
+    std::fs::read_to_string(fs.join("available_filter_functions"))
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Attaches a tracepoint program to `category/name`.
 pub fn tracepoint(p: &mut TracePoint, category: &str, name: &str) -> Result<(), ProgramError> {
     p.attach(category, name).map(|_| ())

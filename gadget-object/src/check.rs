@@ -283,7 +283,9 @@ pub(crate) fn run(obj: &GadgetObject, expected: Endianness) -> Vec<Diagnostic> {
                 format!("variable is {linkage}, expected a global"),
             ));
         }
-        if !p.is_const_volatile {
+        // Rust cannot declare `const volatile`; its closest form (a global in `.rodata`,
+        // checked below) is accepted for params declared through a Rust-form marker.
+        if !p.is_const_volatile && !p.rust_form {
             out.push(Diagnostic::error(
                 &subject,
                 format!(

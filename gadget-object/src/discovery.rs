@@ -4,6 +4,12 @@
 //! Besides the name-encoded markers (`gadget_param_<var>`, `gadget_mapiter_<name>___<map>`),
 //! the decl-tag spellings of newer upstream SDKs are read too (`btf_decl_tag("ig:param:<var>")`,
 //! `"ig:mapiter:<name>___<map>"`), so objects built with either SDK are understood.
+//!
+//! Rust gadgets (gadget-sdk-rs, rustc + bpf-linker) cannot produce C's marker type: a Rust
+//! `*const c_void` reaches BTF as `PTR -> ENUM c_void` (no `const` qualifier, and `c_void` is an
+//! enum in Rust's debug info), so that form is accepted too. Rust has no `const volatile`
+//! either: a param whose marker has the Rust form may be a plain global in `.rodata`
+//! ([`Param::rust_form`]).
 
 use serde::Serialize;
 
@@ -87,6 +93,10 @@ pub struct Param {
     pub size: u32,
     /// Declared `const volatile` (or an array of `const volatile`).
     pub is_const_volatile: bool,
+    /// Its `gadget_param_<var>` marker has the Rust form (`*const c_void`): the gadget was built
+    /// from Rust, which cannot qualify a static `const volatile`; a plain global in `.rodata`
+    /// is the closest form and is accepted in its place.
+    pub rust_form: bool,
     /// The data section holding it (`.rodata`), from the BTF `DATASEC`s.
     pub section: Option<String>,
     /// BTF linkage.
@@ -144,6 +154,8 @@ pub(crate) struct Discovered {
     pub iters: Vec<Iter>,
     pub map_iters: Vec<MapIter>,
     pub param_names: Vec<String>,
+    /// Params whose marker has the Rust form.
+    pub rust_params: Vec<String>,
     pub targets: Vec<ProgramTarget>,
 }
 
@@ -158,15 +170,34 @@ const PARAM: &str = "gadget_param_";
 const ITER_TARGET: &str = "gadget_mapelem_iter_target_";
 const SK_TARGET: &str = "gadget_sk_prog_target_";
 
-/// Whether a marker's type is `const void *`.
-fn is_const_void_ptr(btf: &Btf, type_id: u32) -> bool {
+/// How a marker's type is spelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MarkerForm {
+    /// `const void *` (`PTR -> CONST -> VOID`), as the C SDK declares it.
+    C,
+    /// Rust's `*const c_void` as rustc and bpf-linker emit it: `PTR -> ENUM c_void` (possibly
+    /// qualified). The closest form Rust can produce.
+    Rust,
+}
+
+/// The form of a marker's type, or `None` if it is neither.
+fn marker_form(btf: &Btf, type_id: u32) -> Option<MarkerForm> {
     let Some(TypeKind::Ptr { target }) = btf.get(type_id).map(|t| &t.kind) else {
-        return false;
+        return None;
     };
-    matches!(
+    if matches!(
         btf.get(*target).map(|t| &t.kind),
         Some(TypeKind::Const { target: 0 })
-    )
+    ) {
+        return Some(MarkerForm::C);
+    }
+    let pointee = btf.resolve(*target);
+    match btf.get(pointee) {
+        Some(ty) if matches!(ty.kind, TypeKind::Enum { .. }) && btf.name_of(ty) == "c_void" => {
+            Some(MarkerForm::Rust)
+        }
+        _ => None,
+    }
 }
 
 pub(crate) fn discover(btf: &Btf, problems: &mut Vec<Diagnostic>) -> Discovered {
@@ -190,12 +221,14 @@ pub(crate) fn discover(btf: &Btf, problems: &mut Vec<Diagnostic>) -> Discovered 
         if !known.iter().any(|p| var.starts_with(p)) {
             continue;
         }
+        let mut form = None;
         if let Some(TypeKind::Var { target, .. }) = btf.get(id).map(|t| &t.kind) {
-            if !is_const_void_ptr(btf, *target) {
+            form = marker_form(btf, *target);
+            if form.is_none() {
                 problems.push(Diagnostic::error(
                     format!("marker `{var}`"),
                     format!(
-                        "declared as `{}`, expected `const void *`",
+                        "declared as `{}`, expected `const void *` (from Rust: `*const c_void`)",
                         btf.c_type(*target)
                     ),
                 ));
@@ -257,6 +290,9 @@ pub(crate) fn discover(btf: &Btf, problems: &mut Vec<Diagnostic>) -> Discovered 
                 malformed(problems, var, "gadget_param_<var>");
             } else {
                 d.param_names.push(rest.to_string());
+                if form == Some(MarkerForm::Rust) {
+                    d.rust_params.push(rest.to_string());
+                }
             }
         } else if let Some((rest, kind)) = var
             .strip_prefix(ITER_TARGET)
@@ -336,7 +372,7 @@ fn dedup(names: &mut Vec<String>) {
     });
 }
 
-pub(crate) fn resolve_param(btf: &Btf, elf: &RawElf<'_>, name: &str) -> Param {
+pub(crate) fn resolve_param(btf: &Btf, elf: &RawElf<'_>, name: &str, rust_form: bool) -> Param {
     let mut p = Param {
         name: name.to_string(),
         exists: false,
@@ -349,6 +385,7 @@ pub(crate) fn resolve_param(btf: &Btf, elf: &RawElf<'_>, name: &str) -> Param {
         },
         size: 0,
         is_const_volatile: false,
+        rust_form,
         section: None,
         linkage: None,
         default: None,
@@ -407,4 +444,43 @@ pub(crate) fn resolve_param(btf: &Btf, elf: &RawElf<'_>, name: &str) -> Param {
         }
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Endianness, GadgetObject};
+
+    /// `sample-gadgets/trace_exec_rs` built by `ig-image build` (rustc-web 1.96, bpf-linker 0.13
+    /// `--btf`, stripped): markers are `PTR -> ENUM c_void`, the param a plain `u32` in `.rodata`.
+    const RUST: &[u8] = include_bytes!("../testdata/rust_trace_exec.o");
+    const C_GOOD: &[u8] = include_bytes!("../testdata/good.o");
+
+    #[test]
+    fn rust_form_markers_are_discovered_and_pass_the_checks() {
+        let obj = GadgetObject::parse(RUST).unwrap();
+        let problems: Vec<String> = obj
+            .check(Endianness::Little)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(problems.is_empty(), "{problems:#?}");
+        let tracers: Vec<(&str, &str, &str)> = obj
+            .tracers()
+            .iter()
+            .map(|t| (t.name.as_str(), t.map_name.as_str(), t.struct_name.as_str()))
+            .collect();
+        assert_eq!(tracers, [("exec", "events", "event")]);
+        let p = &obj.params()[0];
+        assert_eq!(p.name, "targ_pid");
+        assert!(p.exists && p.rust_form && !p.is_const_volatile);
+        assert_eq!(p.section.as_deref(), Some(".rodata"));
+        assert_eq!(p.default_string(Endianness::Little).as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn c_markers_are_not_rust_form() {
+        let obj = GadgetObject::parse(C_GOOD).unwrap();
+        assert!(!obj.params().is_empty());
+        assert!(obj.params().iter().all(|p| !p.rust_form));
+    }
 }

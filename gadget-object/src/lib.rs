@@ -192,7 +192,10 @@ impl GadgetObject {
         let params = found
             .param_names
             .iter()
-            .map(|name| discovery::resolve_param(&btf, &raw, name))
+            .map(|name| {
+                let rust_form = found.rust_params.contains(name);
+                discovery::resolve_param(&btf, &raw, name, rust_form)
+            })
             .collect();
 
         Ok(GadgetObject {

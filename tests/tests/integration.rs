@@ -6,5 +6,6 @@ mod build;
 mod docs;
 mod signing;
 mod kernel;
+mod rust_wasm;
 mod store;
 mod validation;

@@ -1121,10 +1121,14 @@ fn parse_type(
             let offset = (v >> 16) & 0xff;
             let bits = v & 0xff;
             let size = size_or_type;
-            if !matches!(size, 1 | 2 | 4 | 8 | 16) {
+            // rustc emits Rust's unit type `()` as a zero-sized INT (`INT '()' size=0
+            // nr_bits=0`), e.g. as the key type of aya's BTF map definitions; the kernel
+            // accepts it. Every other INT has a power-of-two size and at least one bit.
+            let unit = size == 0 && bits == 0 && offset == 0;
+            if !unit && !matches!(size, 1 | 2 | 4 | 8 | 16) {
                 return Err(bad(format!("INT size {size} is not 1, 2, 4, 8 or 16")));
             }
-            if bits == 0 || offset + bits > size * 8 {
+            if !unit && (bits == 0 || offset + bits > size * 8) {
                 return Err(bad(format!(
                     "INT with {bits} bits at bit offset {offset} does not fit {size} bytes"
                 )));

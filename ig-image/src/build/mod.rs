@@ -1,14 +1,18 @@
 //! `ig-image build`: gadget directories in, tagged images in the store out.
 //!
 //! Per directory: read build.yaml, compile the eBPF source once per platform (in parallel, through
-//! the cache), check each object and the gadget.yaml against it, optionally update gadget.yaml,
-//! assemble the image and store it with its tag in one store transaction. Several directories
-//! build in parallel, with at most `jobs` compiler processes at once.
+//! the cache; C with clang in [`c`], a Cargo package with cargo and bpf-linker in [`rust`]),
+//! build and validate the WASM module if any ([`wasm`]), check each object and the gadget.yaml
+//! against it, optionally update gadget.yaml, assemble the image and store it with its tag in one
+//! store transaction. Several directories build in parallel, with at most `jobs` compiler
+//! processes at once.
 
 pub mod build_yaml;
 pub mod c;
 pub mod cache;
+pub mod rust;
 pub mod toolchain;
+pub mod wasm;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
@@ -141,14 +145,12 @@ pub enum BuildError {
         #[source]
         source: gadget_store::reference::ReferenceError,
     },
-    /// Rust eBPF gadgets are built by a later version.
-    #[error(
-        "`{source_path}`: Rust eBPF gadgets (a Cargo package as `ebpfsource`) are not supported by this version of ig-image"
-    )]
-    RustUnsupported {
-        /// The Cargo.toml.
-        source_path: PathBuf,
-    },
+    /// A Rust eBPF build failed.
+    #[error(transparent)]
+    Rust(#[from] rust::RustBuildError),
+    /// The WASM module could not be built or is not a valid gadget module.
+    #[error(transparent)]
+    Wasm(#[from] wasm::WasmError),
     /// Assembling the image failed.
     #[error(transparent)]
     Assemble(#[from] image::assemble::AssembleError),
@@ -301,9 +303,10 @@ fn build_one(
     let objects: Vec<Option<c::CompiledObject>> = match &spec.ebpf_source {
         None => platforms.iter().map(|_| None).collect(),
         Some(src) if src.file_name().is_some_and(|n| n == "Cargo.toml") => {
-            return Err(BuildError::RustUnsupported {
-                source_path: src.clone(),
-            });
+            compile_rust_platforms(opts, src, &platforms, slots)?
+                .into_iter()
+                .map(Some)
+                .collect()
         }
         Some(src) => compile_platforms(opts, &spec, src, &platforms, slots)?
             .into_iter()
@@ -315,6 +318,25 @@ fn build_one(
             warnings.push(object.warnings.trim_end().to_string());
         }
     }
+
+    // 1b. The WASM module: compiled if it is a source, validated in every case.
+    let wasm = match &spec.wasm {
+        Some(source) => {
+            let cache_root = opts.cache_dir.clone().unwrap_or_else(cache::default_dir);
+            let module = slots.run(|| {
+                wasm::build_module(&wasm::WasmRequest {
+                    source,
+                    gadget_dir: &spec.dir,
+                    build_file: spec.file.as_deref(),
+                    cache_root: &cache_root,
+                    use_cache: opts.cache_dir.is_some(),
+                })
+            })?;
+            warnings.extend(module.warnings.iter().cloned());
+            Some(module.bytes)
+        }
+        None => None,
+    };
 
     // 2. Object checks on every platform's object.
     let mut errors = Vec::new();
@@ -418,7 +440,6 @@ fn build_one(
         }
         None => image::assemble::image_annotations(None, &[], BUILDER_VERSION, &created),
     };
-    let wasm = spec.wasm.as_deref().map(read).transpose()?;
     let inputs = image::ImageInputs {
         metadata: metadata_bytes,
         annotations,
@@ -512,6 +533,59 @@ fn compile_platforms(
             .map(|h| h.join().expect("compile thread does not panic"))
             .collect()
     });
+    results
+        .into_iter()
+        .map(|r| r.map_err(BuildError::from))
+        .collect()
+}
+
+fn compile_rust_platforms(
+    opts: &BuildOptions,
+    manifest: &Path,
+    platforms: &[Platform],
+    slots: &Slots,
+) -> Result<Vec<c::CompiledObject>, BuildError> {
+    let toolchain = toolchain::RustToolchain::discover()?;
+    let strip = CToolchain::discover()?.strip;
+    let cache = opts.cache_dir.as_ref().map(|d| BuildCache::new(d.clone()));
+    // Cargo's target directories: kept under the cache so edits rebuild incrementally; a
+    // throw-away directory with `--no-cache`.
+    let scratch;
+    let target_root = match &opts.cache_dir {
+        Some(dir) => dir.join("rust-target"),
+        None => {
+            scratch = tempfile::Builder::new()
+                .prefix("ig-image-rust-target-")
+                .tempdir()
+                .map_err(|source| BuildError::Io {
+                    action: "create",
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            scratch.path().to_path_buf()
+        }
+    };
+    let results: Vec<Result<c::CompiledObject, rust::RustBuildError>> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = platforms
+                .iter()
+                .map(|&platform| {
+                    let request = rust::RustRequest {
+                        manifest,
+                        platform,
+                        toolchain: &toolchain,
+                        strip: &strip,
+                        cache: cache.as_ref(),
+                        target_root: &target_root,
+                    };
+                    scope.spawn(move || slots.run(|| rust::compile(&request)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("compile thread does not panic"))
+                .collect()
+        });
     results
         .into_iter()
         .map(|r| r.map_err(BuildError::from))

@@ -1,0 +1,827 @@
+//! The gadget's WASM module (build.yaml `wasm:`): taken as is (`*.wasm`), compiled from C
+//! (`*.c`: clang `--target=wasm32-wasi -mexec-model=reactor` against Debian's wasi-libc), or from
+//! a Rust crate (a `Cargo.toml`, a directory holding one, or a `*.rs` file inside one), and then
+//! validated against the module API of gadget-image.md §9 before it goes into the image.
+//!
+//! Validation ([`validate`]) parses the module with wasmparser and checks, naming the culprit:
+//! - it is a valid WebAssembly module;
+//! - it is a WASI reactor: exports `_initialize: () -> ()` and no `_start`;
+//! - it exports its `memory` (the host reads strings and buffers from it);
+//! - it exports `gadgetAPIVersion: () -> i64`;
+//! - the lifecycle exports it has are `() -> i32` (`gadgetInit`, `gadgetPreStart`, `gadgetStart`,
+//!   `gadgetStop`, `gadgetPostStop`) and `dataSourceCallback` is `(i64, i32, i32) -> ()`;
+//! - every import is a WASI preview1 function (`wasi_snapshot_preview1`) or one of the 41 `ig`
+//!   host functions ([`IG_IMPORTS`]) with exactly its signature.
+//!
+//! [`IG_IMPORTS`] and [`ModuleInfo`] are public so a runtime can list which `ig` imports of a
+//! module it does not implement. Nothing here runs the module.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use wasmparser::{
+    CompositeInnerType, ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator,
+    WasmFeatures,
+};
+
+use super::cache::{BuildCache, KeyBuilder, parse_depfile};
+
+/// The WASI import module every gadget module may use.
+pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
+/// The host module of the `ig` functions.
+pub const IG_MODULE: &str = "ig";
+/// The API version `gadgetAPIVersion()` must return.
+pub const API_VERSION: i64 = 1;
+
+/// Value types of the `ig` API: scalars are `i32`/`i64`; strings and buffers are one
+/// `i64 = (len << 32) | ptr`; handles are `i32` (0 = invalid).
+const I32: ValType = ValType::I32;
+const I64: ValType = ValType::I64;
+
+/// One `ig` host function: name, parameter types, result types.
+pub type IgImport = (&'static str, &'static [ValType], &'static [ValType]);
+
+/// The 41 functions of the `ig` host module (gadget-image.md §9) with their WASM signatures.
+///
+/// §9 gives every signature but the five `dataArray*` ones, which are written here in its
+/// conventions (data-array and data handles are `i32`, an index is `i32`, every call returns an
+/// `i32` status or handle), matching upstream's host module.
+pub const IG_IMPORTS: [IgImport; 41] = [
+    ("gadgetLog", &[I32, I64], &[]),
+    ("gadgetShouldLog", &[I32], &[I32]),
+    ("newDataSource", &[I64, I32], &[I32]),
+    ("getDataSource", &[I64], &[I32]),
+    ("dataSourceSubscribe", &[I32, I32, I32, I64], &[I32]),
+    ("dataSourceGetField", &[I32, I64], &[I32]),
+    ("dataSourceAddField", &[I32, I64, I32], &[I32]),
+    ("dataSourceNewPacketSingle", &[I32], &[I32]),
+    ("dataSourceNewPacketArray", &[I32], &[I32]),
+    ("dataSourceEmitAndRelease", &[I32, I32], &[I32]),
+    ("dataSourceRelease", &[I32, I32], &[I32]),
+    ("dataSourceUnreference", &[I32], &[I32]),
+    ("dataSourceIsReferenced", &[I32], &[I32]),
+    ("dataArrayNew", &[I32], &[I32]),
+    ("dataArrayAppend", &[I32, I32], &[I32]),
+    ("dataArrayRelease", &[I32, I32], &[I32]),
+    ("dataArrayLen", &[I32], &[I32]),
+    ("dataArrayGet", &[I32, I32], &[I32]),
+    ("fieldGetScalar", &[I32, I32, I32, I32], &[I64]),
+    ("fieldGetBuffer", &[I32, I32, I32, I64], &[I32]),
+    ("fieldSet", &[I32, I32, I32, I64], &[I32]),
+    ("fieldAddTag", &[I32, I64], &[I32]),
+    ("getParamValue", &[I64, I64], &[I32]),
+    ("setConfig", &[I64, I64, I32], &[I32]),
+    ("newMap", &[I64, I32, I32, I32, I32], &[I32]),
+    ("getMap", &[I64], &[I32]),
+    ("mapLookup", &[I32, I64, I64], &[I32]),
+    ("mapUpdate", &[I32, I64, I64, I64], &[I32]),
+    ("mapDelete", &[I32, I64], &[I32]),
+    ("mapRelease", &[I32], &[I32]),
+    ("releaseHandle", &[I32], &[I32]),
+    ("getSyscallName", &[I32, I64], &[I32]),
+    ("getSyscallID", &[I64], &[I32]),
+    ("getSyscallDeclaration", &[I64, I64], &[I32]),
+    ("newPerfReader", &[I32, I32, I32], &[I32]),
+    ("perfReaderPause", &[I32], &[I32]),
+    ("perfReaderResume", &[I32], &[I32]),
+    ("perfReaderClose", &[I32], &[I32]),
+    ("perfReaderRead", &[I32, I64], &[I32]),
+    ("kallsymsSymbolExists", &[I64], &[I32]),
+    ("shouldDiscardMntnsID", &[I64], &[I32]),
+];
+
+/// The functions of WASI preview1 (`wasi_snapshot_preview1`).
+pub const WASI_PREVIEW1: [&str; 46] = [
+    "args_get",
+    "args_sizes_get",
+    "environ_get",
+    "environ_sizes_get",
+    "clock_res_get",
+    "clock_time_get",
+    "fd_advise",
+    "fd_allocate",
+    "fd_close",
+    "fd_datasync",
+    "fd_fdstat_get",
+    "fd_fdstat_set_flags",
+    "fd_fdstat_set_rights",
+    "fd_filestat_get",
+    "fd_filestat_set_size",
+    "fd_filestat_set_times",
+    "fd_pread",
+    "fd_prestat_get",
+    "fd_prestat_dir_name",
+    "fd_pwrite",
+    "fd_read",
+    "fd_readdir",
+    "fd_renumber",
+    "fd_seek",
+    "fd_sync",
+    "fd_tell",
+    "fd_write",
+    "path_create_directory",
+    "path_filestat_get",
+    "path_filestat_set_times",
+    "path_link",
+    "path_open",
+    "path_readlink",
+    "path_remove_directory",
+    "path_rename",
+    "path_symlink",
+    "path_unlink_file",
+    "poll_oneoff",
+    "proc_exit",
+    "proc_raise",
+    "sched_yield",
+    "random_get",
+    "sock_accept",
+    "sock_recv",
+    "sock_send",
+    "sock_shutdown",
+];
+
+/// Optional lifecycle exports, each `() -> i32` (non-zero = failure).
+pub const LIFECYCLE_EXPORTS: [&str; 5] = [
+    "gadgetInit",
+    "gadgetPreStart",
+    "gadgetStart",
+    "gadgetStop",
+    "gadgetPostStop",
+];
+
+/// What to build.
+#[derive(Debug)]
+pub struct WasmRequest<'a> {
+    /// The `wasm:` value resolved against the gadget directory.
+    pub source: &'a Path,
+    /// The gadget directory (`-I` for C sources).
+    pub gadget_dir: &'a Path,
+    /// The build file that named it (for messages).
+    pub build_file: Option<&'a Path>,
+    /// The cache directory (C compiles are cached; Rust target directories live below it).
+    pub cache_root: &'a Path,
+    /// Whether the object cache may be used (`--no-cache` turns it off).
+    pub use_cache: bool,
+}
+
+/// A built and validated module.
+#[derive(Debug, Clone)]
+pub struct WasmModule {
+    /// The module bytes, as they go into the image's WASM layer.
+    pub bytes: Vec<u8>,
+    /// Compiler warnings and validation warnings.
+    pub warnings: Vec<String>,
+    /// What the module imports and exports.
+    pub info: ModuleInfo,
+}
+
+/// The functions a module imports and exports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModuleInfo {
+    /// `(module, name)` of every function import.
+    pub imports: Vec<(String, String)>,
+    /// Names of the exported functions.
+    pub exports: Vec<String>,
+}
+
+impl ModuleInfo {
+    /// The `ig` functions the module imports.
+    pub fn ig_imports(&self) -> impl Iterator<Item = &str> {
+        self.imports
+            .iter()
+            .filter(|(m, _)| m == IG_MODULE)
+            .map(|(_, n)| n.as_str())
+    }
+}
+
+/// Why a module could not be built or used.
+#[derive(Debug, thiserror::Error)]
+pub enum WasmError {
+    /// The `wasm:` file does not exist.
+    #[error("{}field `wasm`: `{path}` does not exist", in_file(.build_file.as_deref()))]
+    Missing {
+        /// The build file.
+        build_file: Option<PathBuf>,
+        /// The missing source.
+        path: PathBuf,
+    },
+    /// A source kind we cannot build.
+    #[error("{}field `wasm`: `{path}`: {message}", in_file(.build_file.as_deref()))]
+    Unsupported {
+        /// The build file.
+        build_file: Option<PathBuf>,
+        /// The source.
+        path: PathBuf,
+        /// Why, and what to do instead.
+        message: String,
+    },
+    /// A tool for the WASM build is missing.
+    #[error("WASM toolchain: {what}\nhint: {install}")]
+    Toolchain {
+        /// What is missing.
+        what: String,
+        /// How to install it.
+        install: String,
+    },
+    /// The compiler failed.
+    #[error("{tool} failed to build the WASM module `{source_path}`:\n{stderr}")]
+    Compile {
+        /// The source.
+        source_path: PathBuf,
+        /// clang or cargo.
+        tool: String,
+        /// Its messages.
+        stderr: String,
+    },
+    /// The module does not fit the gadget module API.
+    #[error("WASM module `{source_path}` failed {count} check(s):\n{details}")]
+    Invalid {
+        /// The module or its source.
+        source_path: PathBuf,
+        /// How many problems.
+        count: usize,
+        /// One line per problem, naming the import or export at fault.
+        details: String,
+    },
+    /// A file could not be read or written, or a tool not started.
+    #[error("cannot {action} `{path}`")]
+    Io {
+        /// read / write / run / create.
+        action: &'static str,
+        /// The file or tool.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn in_file(file: Option<&Path>) -> String {
+    file.map(|f| format!("`{}`: ", f.display()))
+        .unwrap_or_default()
+}
+
+/// Build (if needed) and validate the module named by `wasm:`.
+pub fn build_module(req: &WasmRequest<'_>) -> Result<WasmModule, WasmError> {
+    let source = req.source;
+    if !source.exists() {
+        return Err(WasmError::Missing {
+            build_file: req.build_file.map(Path::to_path_buf),
+            path: source.to_path_buf(),
+        });
+    }
+    let ext = source
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    let (bytes, mut warnings) = if source.is_dir()
+        || source.file_name().is_some_and(|n| n == "Cargo.toml")
+        || ext == "rs"
+    {
+        compile_rust(req)?
+    } else {
+        match ext {
+            "wasm" => (read(source)?, Vec::new()),
+            "c" => compile_c(req)?,
+            "go" => {
+                return Err(WasmError::Unsupported {
+                    build_file: req.build_file.map(Path::to_path_buf),
+                    path: source.to_path_buf(),
+                    message: "Go modules are not built here (no Go toolchain on this machine): build it with `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared` and name the `.wasm`".into(),
+                });
+            }
+            _ => {
+                return Err(WasmError::Unsupported {
+                    build_file: req.build_file.map(Path::to_path_buf),
+                    path: source.to_path_buf(),
+                    message: "expected a `.wasm` module, a `.c` source or a Rust crate (`Cargo.toml`, its directory, or a `.rs` file in it)".into(),
+                });
+            }
+        }
+    };
+    let (info, problems, more_warnings) = validate(&bytes);
+    warnings.extend(more_warnings);
+    if !problems.is_empty() {
+        return Err(WasmError::Invalid {
+            source_path: source.to_path_buf(),
+            count: problems.len(),
+            details: problems.join("\n"),
+        });
+    }
+    Ok(WasmModule {
+        bytes,
+        warnings,
+        info,
+    })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, WasmError> {
+    std::fs::read(path).map_err(|source| WasmError::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn show(params: &[ValType], results: &[ValType]) -> String {
+    let list = |v: &[ValType]| {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("({}) -> ({})", list(params), list(results))
+}
+
+/// Check `bytes` against the gadget module API. Returns what the module imports and exports,
+/// the errors (each naming its import or export) and the warnings.
+pub fn validate(bytes: &[u8]) -> (ModuleInfo, Vec<String>, Vec<String>) {
+    let mut info = ModuleInfo::default();
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    if let Err(e) = Validator::new_with_features(WasmFeatures::default()).validate_all(bytes) {
+        problems.push(format!("not a valid WebAssembly module: {e}"));
+        return (info, problems, warnings);
+    }
+    let mut types: Vec<Option<FuncType>> = Vec::new();
+    // Type index of every function, imported ones first (the function index space).
+    let mut func_types: Vec<u32> = Vec::new();
+    let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = match payload {
+            Ok(p) => p,
+            Err(e) => {
+                problems.push(format!("cannot parse the module: {e}"));
+                return (info, problems, warnings);
+            }
+        };
+        match payload {
+            Payload::TypeSection(reader) => {
+                for group in reader.into_iter().flatten() {
+                    for sub in group.into_types() {
+                        types.push(match sub.composite_type.inner {
+                            CompositeInnerType::Func(f) => Some(f),
+                            _ => None,
+                        });
+                    }
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports().flatten() {
+                    let (module, name) = (import.module.to_string(), import.name.to_string());
+                    let TypeRef::Func(index) = import.ty else {
+                        problems.push(format!(
+                            "import `{module}`.`{name}`: only functions may be imported (from `{WASI_MODULE}` or `{IG_MODULE}`); the module must define its own memory, tables and globals"
+                        ));
+                        continue;
+                    };
+                    func_types.push(index);
+                    let ty = types.get(index as usize).cloned().flatten();
+                    check_import(&module, &name, ty.as_ref(), &mut problems);
+                    info.imports.push((module, name));
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                func_types.extend(reader.into_iter().flatten());
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader.into_iter().flatten() {
+                    exports.push((export.name.to_string(), export.kind, export.index));
+                }
+            }
+            _ => {}
+        }
+    }
+    let func_type = |index: u32| -> Option<&FuncType> {
+        let ty = *func_types.get(index as usize)?;
+        types.get(ty as usize)?.as_ref()
+    };
+    let export = |name: &str| exports.iter().find(|(n, _, _)| n == name);
+    let mut expect =
+        |name: &str, params: &[ValType], results: &[ValType], required: bool| match export(name) {
+            None if required => problems.push(format!(
+                "missing export `{name}`: expected a function {}",
+                show(params, results)
+            )),
+            None => {}
+            Some((_, kind, index)) => {
+                if *kind != ExternalKind::Func {
+                    problems.push(format!(
+                        "export `{name}` is a {kind:?}, expected a function {}",
+                        show(params, results)
+                    ));
+                } else if let Some(ty) = func_type(*index) {
+                    if ty.params() != params || ty.results() != results {
+                        problems.push(format!(
+                            "export `{name}` has type {}, expected {}",
+                            show(ty.params(), ty.results()),
+                            show(params, results)
+                        ));
+                    }
+                }
+            }
+        };
+    expect("_initialize", &[], &[], true);
+    expect("gadgetAPIVersion", &[], &[I64], true);
+    for name in LIFECYCLE_EXPORTS {
+        expect(name, &[], &[I32], false);
+    }
+    expect("dataSourceCallback", &[I64, I32, I32], &[], false);
+    if export("_start").is_some() {
+        problems.push(
+            "export `_start`: a WASI command module; gadget modules are reactors (compile C with `-mexec-model=reactor`, Rust as a `cdylib`)".to_string(),
+        );
+    }
+    match export("memory") {
+        Some((_, ExternalKind::Memory, _)) => {}
+        _ => problems.push(
+            "missing export `memory`: the host passes strings and buffers through the module's memory".to_string(),
+        ),
+    }
+    let subscribes = info.ig_imports().any(|n| n == "dataSourceSubscribe");
+    if subscribes && export("dataSourceCallback").is_none() {
+        warnings.push(
+            "WASM module imports `ig`.`dataSourceSubscribe` but exports no `dataSourceCallback`: subscriptions will fail at run time".to_string(),
+        );
+    }
+    info.exports = exports
+        .iter()
+        .filter(|(_, k, _)| *k == ExternalKind::Func)
+        .map(|(n, _, _)| n.clone())
+        .collect();
+    (info, problems, warnings)
+}
+
+fn check_import(module: &str, name: &str, ty: Option<&FuncType>, problems: &mut Vec<String>) {
+    match module {
+        WASI_MODULE => {
+            if !WASI_PREVIEW1.contains(&name) {
+                problems.push(format!(
+                    "import `{module}`.`{name}`: not a WASI preview1 function"
+                ));
+            }
+        }
+        IG_MODULE => {
+            let Some((_, params, results)) = IG_IMPORTS.iter().find(|(n, _, _)| *n == name)
+            else {
+                problems.push(format!(
+                    "unknown `ig` import `{name}`: not one of the 41 functions of the gadget API (gadget-image.md §9)"
+                ));
+                return;
+            };
+            match ty {
+                Some(ty) if ty.params() == *params && ty.results() == *results => {}
+                Some(ty) => problems.push(format!(
+                    "`ig` import `{name}` has type {}, expected {}",
+                    show(ty.params(), ty.results()),
+                    show(params, results)
+                )),
+                None => problems.push(format!("`ig` import `{name}`: its type is not a function type")),
+            }
+        }
+        other => problems.push(format!(
+            "import `{other}`.`{name}`: unknown import module `{other}` (only `{WASI_MODULE}` and `{IG_MODULE}` are provided)"
+        )),
+    }
+}
+
+/// A clang that can build WASI reactors: its `wasm-ld`, wasi-libc and the wasm32 builtins.
+#[derive(Debug)]
+struct WasmClang {
+    clang: PathBuf,
+    identity: String,
+}
+
+const WASM_APT: &str = "apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32";
+const WASI_SYSROOT_LIB: &str = "/usr/lib/wasm32-wasi";
+const WASI_SYSROOT_INCLUDE: &str = "/usr/include/wasm32-wasi";
+
+/// The newest `clang-NN` (or `CLANG`) with `wasm-ld` and the wasm32 builtins beside it, and
+/// Debian's wasi-libc.
+fn find_wasm_clang() -> Result<WasmClang, WasmError> {
+    let missing = |what: String| WasmError::Toolchain {
+        what,
+        install: WASM_APT.to_string(),
+    };
+    if !Path::new(WASI_SYSROOT_LIB).join("libc.a").exists()
+        || !Path::new(WASI_SYSROOT_INCLUDE).join("stdlib.h").exists()
+    {
+        return Err(missing(format!(
+            "wasi-libc not found (`{WASI_SYSROOT_LIB}/libc.a`, `{WASI_SYSROOT_INCLUDE}/stdlib.h`)"
+        )));
+    }
+    let c = super::toolchain::CToolchain::discover().map_err(|e| missing(e.to_string()))?;
+    let clang = std::fs::canonicalize(&c.clang.path).unwrap_or(c.clang.path.clone());
+    // /usr/lib/llvm-NN/bin/clang: wasm-ld and the builtins live in the same LLVM tree.
+    let llvm_root = clang.parent().and_then(Path::parent).map(Path::to_path_buf);
+    if let Some(root) = &llvm_root {
+        if !root.join("bin").join("wasm-ld").exists() {
+            return Err(missing(format!(
+                "`{}` has no `wasm-ld` beside it (`{}`)",
+                c.clang.path.display(),
+                root.join("bin/wasm-ld").display()
+            )));
+        }
+        let builtins = std::fs::read_dir(root.join("lib").join("clang"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|v| {
+                v.path()
+                    .join("lib/wasi/libclang_rt.builtins-wasm32.a")
+                    .exists()
+            });
+        if !builtins {
+            return Err(missing(format!(
+                "`{}` has no wasm32 builtins (`{}/lib/clang/NN/lib/wasi/libclang_rt.builtins-wasm32.a`)",
+                c.clang.path.display(),
+                root.display()
+            )));
+        }
+    }
+    Ok(WasmClang {
+        clang: c.clang.path.clone(),
+        identity: c.clang.identity.clone(),
+    })
+}
+
+fn clang_args(req: &WasmRequest<'_>) -> Vec<String> {
+    let dir = std::fs::canonicalize(req.gadget_dir).unwrap_or(req.gadget_dir.to_path_buf());
+    vec![
+        "--target=wasm32-wasi".into(),
+        "-mexec-model=reactor".into(),
+        "-O2".into(),
+        "-Wall".into(),
+        format!("-I{}", dir.display()),
+        // No debug info and no producer paths: the module is the same wherever it is built.
+        "-g0".into(),
+        "-Wl,--strip-debug".into(),
+    ]
+}
+
+/// `clang --target=wasm32-wasi -mexec-model=reactor`, through the build cache.
+fn compile_c(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError> {
+    let clang = find_wasm_clang()?;
+    let args = clang_args(req);
+    let source = std::fs::canonicalize(req.source).unwrap_or(req.source.to_path_buf());
+    let cache = req.use_cache.then(|| BuildCache::new(req.cache_root));
+    let key = {
+        let mut k = KeyBuilder::new();
+        k.add("wasm-c-v1")
+            .add(&clang.identity)
+            .add(source.as_os_str().as_encoded_bytes());
+        for a in &args {
+            k.add(a);
+        }
+        k.finish()
+    };
+    // Nothing is immutable here: every header clang read is re-hashed on lookup.
+    let no_immutable = Path::new("/nonexistent/ig-image/immutable");
+    if let Some(bytes) = cache.as_ref().and_then(|c| c.lookup(&key, no_immutable)) {
+        return Ok((bytes, Vec::new()));
+    }
+    let work = tempfile::Builder::new()
+        .prefix("ig-image-wasm-")
+        .tempdir()
+        .map_err(|source| WasmError::Io {
+            action: "create",
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let out = work.path().join("module.wasm");
+    let depfile = work.path().join("module.d");
+    let output = Command::new(&clang.clang)
+        .args(&args)
+        .arg("-MD")
+        .arg("-MF")
+        .arg(&depfile)
+        .arg(&source)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .map_err(|source| WasmError::Io {
+            action: "run",
+            path: clang.clang.clone(),
+            source,
+        })?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        return Err(WasmError::Compile {
+            source_path: req.source.to_path_buf(),
+            tool: clang.clang.display().to_string(),
+            stderr,
+        });
+    }
+    let bytes = read(&out)?;
+    if let Some(cache) = &cache {
+        let deps: Vec<PathBuf> = std::fs::read_to_string(&depfile)
+            .map(|t| parse_depfile(&t))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+            .collect();
+        if !deps.is_empty() {
+            cache.store(&key, &bytes, &deps, no_immutable);
+        }
+    }
+    let warnings = if stderr.trim().is_empty() {
+        Vec::new()
+    } else {
+        vec![stderr.trim_end().to_string()]
+    };
+    Ok((bytes, warnings))
+}
+
+/// The Cargo.toml of a Rust `wasm:` source: the file itself, the directory's, or the nearest
+/// one above a `.rs` file.
+fn rust_manifest(source: &Path) -> Option<PathBuf> {
+    if source.file_name().is_some_and(|n| n == "Cargo.toml") {
+        return Some(source.to_path_buf());
+    }
+    let start = if source.is_dir() {
+        source
+    } else {
+        source.parent()?
+    };
+    start
+        .ancestors()
+        .map(|d| d.join("Cargo.toml"))
+        .find(|m| m.is_file())
+}
+
+/// A Rust crate (`crate-type = ["cdylib"]`) for `wasm32-wasip1`: Debian's rustc-web with
+/// `-Z build-std=std,panic_abort` (no prebuilt wasm32 standard library exists for it), linked by
+/// the LLVM tree's `wasm-ld` against Debian's wasi-libc with `crt1-reactor.o` (which provides
+/// `_initialize`). Through the build cache like the eBPF builds.
+fn compile_rust(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError> {
+    use super::rust::{
+        absolute, dep_info_sources, package_metadata, scrub_env, tail, warnings_only,
+    };
+    let manifest = rust_manifest(req.source).ok_or_else(|| WasmError::Unsupported {
+        build_file: req.build_file.map(Path::to_path_buf),
+        path: req.source.to_path_buf(),
+        message: "no `Cargo.toml` here or above: a Rust module is built from its crate".into(),
+    })?;
+    let manifest = absolute(&manifest);
+    let (rustc, cargo, library_src) =
+        super::toolchain::RustToolchain::compiler().map_err(|e| WasmError::Toolchain {
+            what: e.to_string(),
+            install: format!("apt-get install {}", super::toolchain::RUST_APT_PACKAGES),
+        })?;
+    let clang = find_wasm_clang()?;
+    let llvm_bin = std::fs::canonicalize(&clang.clang)
+        .ok()
+        .and_then(|c| c.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let wasm_ld = llvm_bin.join("wasm-ld");
+    let target = "wasm32-wasip1";
+    let flags = vec![
+        format!("-Clinker={}", wasm_ld.display()),
+        "-Clink-self-contained=no".to_string(),
+        format!("-L{WASI_SYSROOT_LIB}"),
+        format!("-Clink-arg={WASI_SYSROOT_LIB}/crt1-reactor.o"),
+    ];
+    let cache = req.use_cache.then(|| BuildCache::new(req.cache_root));
+    let key = {
+        let mut k = KeyBuilder::new();
+        k.add("wasm-rust-v1")
+            .add(&rustc.identity)
+            .add(&cargo.identity)
+            .add(&clang.identity)
+            .add(library_src.as_os_str().as_encoded_bytes())
+            .add(manifest.as_os_str().as_encoded_bytes());
+        for f in &flags {
+            k.add(f);
+        }
+        k.finish()
+    };
+    if let Some(bytes) = cache.as_ref().and_then(|c| c.lookup(&key, &library_src)) {
+        return Ok((bytes, Vec::new()));
+    }
+    let located = package_metadata(&cargo.path, &rustc.path, &manifest).map_err(|message| {
+        WasmError::Compile {
+            source_path: manifest.clone(),
+            tool: "cargo metadata".into(),
+            stderr: message,
+        }
+    })?;
+    let lib = located
+        .package
+        .targets
+        .iter()
+        .find(|t| t.is_cdylib())
+        .map(|t| t.name.to_string())
+        .ok_or_else(|| WasmError::Unsupported {
+            build_file: req.build_file.map(Path::to_path_buf),
+            path: manifest.clone(),
+            message:
+                "the crate has no `cdylib` library target: add `[lib] crate-type = [\"cdylib\"]`"
+                    .into(),
+        })?;
+    let hash = super::cache::sha256_hex(manifest.as_os_str().as_encoded_bytes());
+    let target_dir = req
+        .cache_root
+        .join("rust-target")
+        .join(&hash[..16])
+        .join(target);
+    let mut cmd = Command::new(&cargo.path);
+    scrub_env(&mut cmd);
+    cmd.current_dir(manifest.parent().unwrap_or(Path::new(".")))
+        .env("RUSTC", &rustc.path)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"))
+        .env("CARGO_TERM_COLOR", "never")
+        .args([
+            "build",
+            "--release",
+            "--lib",
+            "-Z",
+            "build-std=std,panic_abort",
+            "--target",
+            target,
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .arg("--message-format=json-render-diagnostics");
+    let output = cmd.output().map_err(|source| WasmError::Io {
+        action: "run",
+        path: cargo.path.clone(),
+        source,
+    })?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        return Err(WasmError::Compile {
+            source_path: manifest.clone(),
+            tool: "cargo".into(),
+            stderr: tail(&stderr, 60),
+        });
+    }
+    let artifact = cargo_metadata::Message::parse_stream(output.stdout.as_slice())
+        .filter_map(Result::ok)
+        .find_map(|m| match m {
+            cargo_metadata::Message::CompilerArtifact(a) if a.target.name == lib => a
+                .filenames
+                .into_iter()
+                .find(|f| f.extension() == Some("wasm"))
+                .map(PathBuf::from),
+            _ => None,
+        })
+        .ok_or_else(|| WasmError::Compile {
+            source_path: manifest.clone(),
+            tool: "cargo".into(),
+            stderr: format!("cargo reported no `.wasm` artifact for library `{lib}`"),
+        })?;
+    let bytes = read(&artifact)?;
+    if let Some(cache) = &cache {
+        let mut deps = dep_info_sources(&artifact);
+        if !deps.is_empty() {
+            deps.extend(located.local_manifests);
+            deps.extend(Some(located.lock).filter(|l| l.exists()));
+            deps.sort();
+            deps.dedup();
+            cache.store(&key, &bytes, &deps, &library_src);
+        }
+    }
+    let warnings = warnings_only(&stderr);
+    let warnings = if warnings.trim().is_empty() {
+        Vec::new()
+    } else {
+        vec![warnings.trim_end().to_string()]
+    };
+    Ok((bytes, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ig_table_has_41_distinct_functions() {
+        let mut names: Vec<&str> = IG_IMPORTS.iter().map(|(n, _, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), 41);
+        let log = IG_IMPORTS
+            .iter()
+            .find(|(n, _, _)| *n == "gadgetLog")
+            .unwrap();
+        assert_eq!(show(log.1, log.2), "(i32, i64) -> ()");
+        let scalar = IG_IMPORTS
+            .iter()
+            .find(|(n, _, _)| *n == "fieldGetScalar")
+            .unwrap();
+        assert_eq!(show(scalar.1, scalar.2), "(i32, i32, i32, i32) -> (i64)");
+    }
+
+    #[test]
+    fn garbage_is_not_a_module() {
+        let (_, problems, _) = validate(b"\0asm\x01\0\0\0garbage");
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with("not a valid WebAssembly module"),
+            "{problems:?}"
+        );
+    }
+}

@@ -14,6 +14,7 @@ pub mod image;
 pub mod inspect;
 pub mod metadata;
 pub mod platform;
+pub mod registry;
 pub mod scaffold;
 pub mod sdk;
 pub mod sign;

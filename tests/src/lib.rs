@@ -3,6 +3,8 @@
 //!
 //! The `ig-image` binary must be built first with the same profile (`scripts/test` does it).
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

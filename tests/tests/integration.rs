@@ -4,8 +4,9 @@
 mod authoring;
 mod build;
 mod docs;
+mod registry;
+mod rust_wasm;
 mod signing;
 mod kernel;
-mod rust_wasm;
 mod store;
 mod validation;

@@ -9,6 +9,10 @@ mod import;
 mod init;
 mod inspect;
 mod list;
+mod login;
+mod logout;
+mod pull;
+mod push;
 mod remove;
 mod run;
 mod sign;
@@ -111,6 +115,14 @@ pub enum Command {
     /// Every entry and digest is checked first (no `..`, absolute paths, links or devices; the
     /// whole graph of every tag present); nothing changes in the store unless all is valid.
     Import(import::ImportArgs),
+    /// Push an image (with its signatures and referrers) to its registry
+    Push(push::PushArgs),
+    /// Pull an image (with its signatures and referrers) from its registry
+    Pull(pull::PullArgs),
+    /// Log in to a registry (docker config.json format)
+    Login(login::LoginArgs),
+    /// Log out of a registry
+    Logout(logout::LogoutArgs),
     /// Prove an image in the real kernel: load through the verifier, attach, print its records
     Run(run::RunArgs),
     /// Sign an image in the store with a cosign key (offline)
@@ -153,6 +165,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Remove(args) => remove::exec(g, args),
         Command::Export(args) => export::exec(g, args),
         Command::Import(args) => import::exec(g, args),
+        Command::Push(args) => push::exec(g, args),
+        Command::Pull(args) => pull::exec(g, args),
+        Command::Login(args) => login::exec(g, args),
+        Command::Logout(args) => logout::exec(g, args),
         Command::Run(args) => run::exec(g, args),
         Command::Sign(args) => sign::exec(g, args),
         Command::Verify(args) => verify::exec(g, args),
@@ -168,6 +184,8 @@ pub fn init_logging(verbose: u8) {
         _ => "trace",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        // oci-client logs token-service answers (bearer tokens) at debug level.
+        .filter_module("oci_client", log::LevelFilter::Info)
         .format_timestamp(None)
         .format_target(false)
         .init();

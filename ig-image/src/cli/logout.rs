@@ -1,0 +1,36 @@
+//! `ig-image logout`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use ig_image::registry::{self, AuthFile, AuthFileChoice};
+
+use super::login::normalize_registry;
+use super::{ExitStatus, GlobalArgs};
+
+/// Forget the credentials of a registry (in the auth file and its credential helper).
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ig-image logout localhost:5000\n\nDocs: docs/registries.md")]
+pub struct LogoutArgs {
+    /// The registry (`host[:port]`)
+    registry: String,
+    /// Auth file in docker's config.json format [default: $REGISTRY_AUTH_FILE, else
+    /// /var/lib/ig/config.json as root or when it exists, else ~/.docker/config.json]
+    #[arg(long, value_name = "FILE")]
+    authfile: Option<PathBuf>,
+}
+
+pub fn exec(_global: &GlobalArgs, args: LogoutArgs) -> anyhow::Result<ExitStatus> {
+    let registry = normalize_registry(&args.registry)?;
+    let choice = AuthFileChoice::resolve_for_writing(args.authfile.as_deref());
+    let mut file = AuthFile::load(&choice.path)?;
+    if registry::logout(&mut file, &registry)? {
+        println!(
+            "Removed login credentials for {registry} from {}",
+            choice.path.display()
+        );
+    } else {
+        println!("Not logged in to {registry} (in {})", choice.path.display());
+    }
+    Ok(ExitStatus::Success)
+}

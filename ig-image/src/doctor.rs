@@ -574,6 +574,22 @@ fn kernel_config(host: &Host, release: Option<&str>) -> Option<(String, String)>
     host.read(&boot).map(|t| (boot, t))
 }
 
+/// Whether the kernel below `root` is built with `CONFIG_KPROBES` (from `/proc/config.gz` or
+/// `/boot/config-<release>`); `None` when no kernel config is readable.
+pub fn kprobes_configured(root: &Path) -> Option<bool> {
+    let opts = DoctorOptions {
+        root: root.to_path_buf(),
+        xdg_runtime_dir: None,
+        toolchain: false,
+    };
+    let host = Host { opts: &opts };
+    let release = host
+        .read("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string());
+    let (_, config) = kernel_config(&host, release.as_deref())?;
+    Some(config_option(&config, "KPROBES") == Some(true))
+}
+
 fn kprobes_check(host: &Host, release: Option<&str>) -> Check {
     let fix = "gadgets with kprobe/kretprobe programs cannot attach here; use a kernel built \
                with CONFIG_KPROBES=y and CONFIG_KPROBE_EVENTS=y, or gadgets that use \

@@ -8,6 +8,7 @@
 
 pub mod artifacthub;
 pub mod build;
+pub mod compat;
 pub mod doctor;
 pub mod env;
 pub mod image;

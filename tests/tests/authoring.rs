@@ -308,3 +308,124 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The Debian 6.1 kernel BTFs of tests/fixtures/kernel-btf, unpacked into `dir`:
+/// (amd64 path, arm64 path).
+fn debian_kernel_btfs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let fixtures = ig_image_tests::fixture("kernel-btf");
+    let mut out = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let xz = fixtures.join(format!("debian-6.1.0-56-cloud-{arch}.btf.xz"));
+        let raw = dir.join(format!("debian-6.1.0-56-cloud-{arch}.btf"));
+        let status = Command::new("python3")
+            .args([
+                "-c",
+                "import lzma,sys; open(sys.argv[2],'wb').write(lzma.decompress(open(sys.argv[1],'rb').read()))",
+            ])
+            .arg(&xz)
+            .arg(&raw)
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot unpack {}", xz.display());
+        out.push(raw);
+    }
+    (out[0].clone(), out[1].clone())
+}
+
+/// `check` reports ok for every sample on the running kernel and on Debian 6.1 amd64/arm64, and
+/// a gadget reading `task_struct.bpf_net_context` (added in 6.11) fails on 6.1 with the field
+/// named (and passes on a running kernel that has the field).
+#[test]
+fn check_samples_and_a_field_missing_in_6_1() {
+    let t = TempStore::new();
+    let (amd64, arm64) = debian_kernel_btfs(t.dir.path());
+    let running = Path::new("/sys/kernel/btf/vmlinux");
+    let mut kernels = vec![
+        "--kernel-btf".to_string(),
+        amd64.display().to_string(),
+        "--kernel-btf".to_string(),
+        arm64.display().to_string(),
+    ];
+    if running.exists() {
+        kernels.extend(["--kernel-btf".to_string(), running.display().to_string()]);
+    }
+    for name in ig_image_tests::C_SAMPLES {
+        let tag = format!("check_{name}:t");
+        t.ok([
+            "build",
+            ig_image_tests::sample(name).to_str().unwrap(),
+            "-t",
+            &tag,
+        ]);
+        let mut args = vec!["check".to_string(), tag.clone(), "-o".into(), "json".into()];
+        args.extend(kernels.iter().cloned());
+        let reports = json_lines(&t.ok(&args));
+        assert_eq!(reports.len(), kernels.len() / 2, "{reports:?}");
+        for r in &reports {
+            assert_eq!(r["ok"], true, "{name}: {r}");
+            assert!(r["relocations"].as_u64().unwrap() > 0, "{name}: {r}");
+        }
+        // The architecture of each file is inferred from its BTF.
+        assert_eq!(reports[0]["arch"], "amd64");
+        assert_eq!(reports[0]["arch_source"], "inferred");
+        assert_eq!(reports[1]["arch"], "arm64");
+    }
+    // Default target: the running kernel.
+    if running.exists() {
+        let out = t.ok(["check", "check_trace_exec:t"]);
+        assert!(out.contains("running"), "{out}");
+        assert!(out.contains(" ok"), "{out}");
+    }
+
+    // A directory is built first; the 6.1 kernels lack the field.
+    let dir = ig_image_tests::fixture("core_new_field");
+    let mut args = vec![
+        "check".to_string(),
+        dir.display().to_string(),
+        "-o".into(),
+        "json".into(),
+    ];
+    args.extend(kernels.iter().cloned());
+    let out = t.cmd(&args).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports = json_lines(&String::from_utf8_lossy(&out.stdout));
+    for r in &reports[..2] {
+        assert_eq!(r["ok"], false, "{r}");
+        let f = &r["findings"][0];
+        assert_eq!(f["kind"], "relocation", "{r}");
+        assert!(
+            f["subject"].as_str().unwrap().contains("bpf_net_context"),
+            "{r}"
+        );
+        assert!(
+            f["reason"]
+                .as_str()
+                .unwrap()
+                .contains("field `bpf_net_context` is not in struct task_struct"),
+            "{r}"
+        );
+        assert_eq!(f["program"], "ig_core_new_field", "{r}");
+    }
+    if running.exists() {
+        // Independently: does the running kernel's BTF name the field at all?
+        let blob = std::fs::read(running).unwrap();
+        let has_field = blob
+            .windows(b"\0bpf_net_context\0".len())
+            .any(|w| w == b"\0bpf_net_context\0");
+        assert_eq!(reports[2]["ok"], has_field, "{}", reports[2]);
+    }
+    // The table names the field too.
+    let mut args = vec!["check".to_string(), dir.display().to_string()];
+    args.extend(kernels[..4].iter().cloned());
+    let out = t.cmd(&args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("FAIL: relocation struct task_struct___new.bpf_net_context"),
+        "{text}"
+    );
+}

@@ -2,6 +2,7 @@
 
 mod artifacthub;
 mod build;
+mod check;
 mod doctor;
 mod export;
 mod generate_key_pair;
@@ -94,6 +95,11 @@ pub enum Command {
     Init(init::InitArgs),
     /// Artifact Hub package files: generate them from gadget.yaml and the image, check them
     Artifacthub(artifacthub::ArtifactHubArgs),
+    /// Will a gadget load on these kernels? CO-RE relocations, attach points, types, from BTF
+    ///
+    /// For each kernel BTF (default: the running kernel's), the object built for that kernel's
+    /// architecture is checked without loading anything. Prints kernel x {ok | what fails}.
+    Check(check::CheckArgs),
     /// List the images in the store
     #[command(visible_alias = "ls")]
     List(list::ListArgs),
@@ -159,6 +165,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Doctor(args) => doctor::exec(g, args),
         Command::Init(args) => init::exec(g, args),
         Command::Artifacthub(args) => artifacthub::exec(g, args),
+        Command::Check(args) => check::exec(g, args),
         Command::List(args) => list::exec(g, args),
         Command::Inspect(args) => inspect::exec(g, args),
         Command::Tag(args) => tag::exec(g, args),

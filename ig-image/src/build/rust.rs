@@ -24,7 +24,7 @@ use super::toolchain::{RustToolchain, Tool};
 use crate::platform::{ByteOrder, Platform};
 
 /// Bumped when the Rust pipeline changes in a way that changes objects.
-const PIPELINE: &str = "rust-ebpf-v1";
+const PIPELINE: &str = "rust-ebpf-v2";
 
 /// What to build.
 #[derive(Debug)]
@@ -133,7 +133,7 @@ fn bpf_target_arch(platform: Platform) -> &'static str {
 
 /// rustc flags for every crate of the build (CARGO_ENCODED_RUSTFLAGS, one per entry).
 fn rustflags(req: &RustRequest<'_>) -> Vec<String> {
-    vec![
+    let mut flags = vec![
         "-Clink-arg=--btf".to_string(),
         "-Cdebuginfo=2".to_string(),
         format!("-Clinker={}", req.toolchain.bpf_linker.path.display()),
@@ -141,7 +141,30 @@ fn rustflags(req: &RustRequest<'_>) -> Vec<String> {
             "--cfg=bpf_target_arch=\"{}\"",
             bpf_target_arch(req.platform)
         ),
-    ]
+    ];
+    flags.extend(remap_flags(req.manifest));
+    flags
+}
+
+/// `--remap-path-prefix` flags so the source paths in BTF line info do not depend on where the
+/// package or cargo's registry live: the package directory becomes `.`, `$CARGO_HOME` becomes
+/// `/cargo` (the standard library source is at Debian's fixed path already).
+pub(crate) fn remap_flags(manifest: &Path) -> Vec<String> {
+    let mut flags = Vec::new();
+    if let Some(dir) = absolute(manifest).parent() {
+        flags.push(format!("--remap-path-prefix={}=.", dir.display()));
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| dirs::home_dir().map(|h| h.join(".cargo")));
+    if let Some(home) = cargo_home {
+        flags.push(format!(
+            "--remap-path-prefix={}=/cargo",
+            absolute(&home).display()
+        ));
+    }
+    flags
 }
 
 /// Environment variables that would change what a nested cargo builds (set by an outer cargo,

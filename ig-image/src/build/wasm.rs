@@ -681,6 +681,8 @@ fn compile_rust(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmErr
         format!("-L{WASI_SYSROOT_LIB}"),
         format!("-Clink-arg={WASI_SYSROOT_LIB}/crt1-reactor.o"),
     ];
+    let mut flags = flags;
+    flags.extend(super::rust::remap_flags(&manifest));
     let cache = req.use_cache.then(|| BuildCache::new(req.cache_root));
     let key = {
         let mut k = KeyBuilder::new();

@@ -14,6 +14,7 @@
 pub mod attach;
 pub mod btf_raw;
 pub mod classify;
+pub mod core_cache;
 pub mod core_relo;
 pub mod decode;
 pub mod fixup;

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::btf_raw::{CoreRoot as RawCoreRoot, RawBtf};
 use crate::classify::{self, Failure, FailureClass};
+use crate::core_cache;
 use crate::core_relo;
 use crate::fixup::{self, FixupError, FixupPlan, STT_FUNC};
 use crate::params::{self, ParamError};
@@ -109,10 +110,12 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Detaches and unloads every program in parallel, then closes the maps. Detaching a
-    /// tracepoint, kprobe or trampoline makes the kernel wait for an RCU grace period (tens of
-    /// milliseconds on a busy machine); one thread per program lets those waits overlap instead
-    /// of adding up. Dropping a [`Loaded`] does the same work one program at a time.
+    /// Detaches and unloads every program, one thread per program, then closes the maps.
+    /// Detaching makes the kernel wait for an RCU grace period (tens of milliseconds on a busy
+    /// machine). Detaches of other kinds (trampolines, iterators) can overlap this way;
+    /// perf-event attachments (tracepoints, kprobes) are serialized by the kernel's
+    /// `event_mutex` whatever we do, so their cost adds up per program. Dropping a [`Loaded`]
+    /// does the same work on one thread.
     pub fn unload(mut self) {
         let programs: Vec<&mut Program> = self.ebpf.programs_mut().map(|(_, p)| p).collect();
         std::thread::scope(|scope| {
@@ -232,17 +235,6 @@ fn setup(class: FailureClass, message: String, full_log: bool) -> LoadError {
     }
 }
 
-/// The kernel BTF as the loader needs it.
-struct KernelBtf {
-    /// BTF for CO-RE relocations (minimized, or whole); `None` lets aya use the running
-    /// kernel's, which it parses itself.
-    core: Option<Btf>,
-    /// The whole BTF, for programs whose attach target is a BTF id (`fentry`, `iter`, ...).
-    handle: Option<Btf>,
-    /// Its `enum bpf_func_id` has the ring buffer helpers.
-    has_ringbuf: bool,
-}
-
 /// `BTF_KIND_*` of a type of the object's BTF.
 fn btf_kind(kind: &gadget_object::btf::TypeKind) -> u32 {
     use gadget_object::btf::TypeKind as K;
@@ -301,87 +293,192 @@ fn core_roots(gadget: &Gadget) -> Option<Vec<RawCoreRoot>> {
     Some(roots)
 }
 
-/// Reads the kernel BTF the way this gadget needs it. With CO-RE relocations, the kernel BTF is
-/// read raw and cut down to the types they can reach ([`RawBtf::minimize_for_core`]): aya then
-/// relocates against a few hundred types instead of a hundred thousand.
-fn kernel_btf(
-    gadget: &Gadget,
-    opts: &LoadOptions,
-    wants_handle: bool,
-) -> Result<KernelBtf, LoadError> {
-    let full_log = opts.full_log;
-    let path = opts
-        .kernel_btf
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(SYSFS_VMLINUX));
-    let custom = opts.kernel_btf.is_some();
-    let has_core = gadget
-        .info
-        .btf_ext()
-        .is_some_and(|e| !e.core_relos.is_empty());
-    let roots = if has_core { core_roots(gadget) } else { None };
-    if !custom && roots.is_none() && !wants_handle {
-        return Ok(KernelBtf {
+/// What the background thread prepares: aya's loader and the kernel BTF for CO-RE.
+struct Prepared {
+    /// The loader. When `shadowed`, its own BTF is already the minimized kernel BTF.
+    loader: EbpfLoader<'static>,
+    /// The minimized kernel BTF, parsed, when the loader could not be shown it directly.
+    core: Option<Btf>,
+    /// The loader parsed the minimized kernel BTF itself.
+    shadowed: bool,
+    /// The kernel BTF's `enum bpf_func_id` has the ring buffer helpers.
+    has_ringbuf: bool,
+}
+
+/// Makes the calling thread, and only it, see `blob` at `/sys/kernel/btf/vmlinux`: a private
+/// mount namespace for this thread (`unshare(CLONE_NEWNS)`, mounts made private so nothing
+/// propagates back to the host) and a bind mount of `file` (holding the blob) over the path.
+/// The namespace disappears with the thread.
+///
+/// Why: aya 0.14's `EbpfLoader::new()` always reads and parses the whole running kernel's BTF
+/// (about 5 MB, 130,000 types: 15-25 ms and ~20 MB) before it can be told to use another one;
+/// shown the minimized BTF instead, it parses a few hundred types. Needs CAP_SYS_ADMIN (which
+/// loading needs anyway); on any failure the caller falls back to the normal path.
+fn shadow_vmlinux_for_this_thread(file: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    let cstr =
+        |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other);
+    let (src, target, root) = (
+        cstr(file)?,
+        cstr(Path::new(SYSFS_VMLINUX))?,
+        cstr(Path::new("/"))?,
+    );
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    // SAFETY: plain syscalls with valid NUL-terminated paths that outlive the calls; they only
+    // change the mount namespace of this thread.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            std::ptr::null(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        check(libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        ))?;
+    }
+    Ok(())
+}
+
+/// Runs on a second thread while the main one reads the gadget: reads the kernel BTF, cuts it
+/// down to what the CO-RE relocations (`roots`) can reach, and creates aya's loader.
+fn prepare_loader(
+    roots: Option<Vec<RawCoreRoot>>,
+    path: PathBuf,
+    custom: bool,
+    full_log: bool,
+) -> Result<Prepared, LoadError> {
+    let _ = aya::features();
+    if !custom && roots.is_none() {
+        return Ok(Prepared {
+            loader: EbpfLoader::new(),
             core: None,
-            handle: None,
+            shadowed: false,
             has_ringbuf: true,
         });
     }
     let t = Instant::now();
-    let bytes = std::fs::read(&path).map_err(|e| {
-        setup(
-            FailureClass::MissingBtf,
-            format!("cannot read kernel BTF `{}`: {e}", path.display()),
-            full_log,
-        )
-    })?;
-    log::debug!(
-        "read `{}` ({} bytes) in {:?}",
-        path.display(),
-        bytes.len(),
-        t.elapsed()
-    );
-    let raw = RawBtf::parse(&bytes).map_err(|e| {
-        setup(
-            FailureClass::MissingBtf,
-            format!("`{}` is not BTF: {e}", path.display()),
-            full_log,
-        )
-    })?;
-    let has_ringbuf = !custom || raw.enum_has_value("bpf_func_id", "BPF_FUNC_ringbuf_reserve");
-    let parse = |blob: &[u8], what: &str| {
-        Btf::parse(blob, Endianness::default()).map_err(|e| {
-            setup(
-                FailureClass::MissingBtf,
-                format!("cannot parse {what} `{}`: {e}", path.display()),
-                full_log,
-            )
-        })
-    };
-    let handle = if wants_handle || (custom && roots.is_none()) {
-        Some(parse(&bytes, "kernel BTF")?)
-    } else {
+    // The running kernel's minimized BTF may be cached from an earlier run in this boot.
+    let cache_entry = if custom {
         None
+    } else {
+        roots.as_deref().and_then(core_cache::entry)
     };
-    let core = match &roots {
-        Some(roots) => {
-            log::debug!("indexed kernel BTF after {:?}", t.elapsed());
-            let mini = raw.minimize_for_core(roots);
-            log::debug!("minimized kernel BTF after {:?}", t.elapsed());
+    let cached = cache_entry.as_deref().and_then(core_cache::lookup);
+    let (mini, has_ringbuf) = match (cached, roots) {
+        (Some(mini), _) => {
             log::debug!(
-                "kernel BTF for CO-RE: {} bytes instead of {}",
+                "kernel BTF for CO-RE from the cache ({} bytes) in {:?}",
                 mini.len(),
-                bytes.len()
+                t.elapsed()
             );
-            Some(parse(&mini, "the minimized kernel BTF of")?)
+            (mini, true)
         }
-        None => None,
+        (None, roots) => {
+            let bytes = std::fs::read(&path).map_err(|e| {
+                setup(
+                    FailureClass::MissingBtf,
+                    format!("cannot read kernel BTF `{}`: {e}", path.display()),
+                    full_log,
+                )
+            })?;
+            let raw = RawBtf::parse(&bytes).map_err(|e| {
+                setup(
+                    FailureClass::MissingBtf,
+                    format!("`{}` is not BTF: {e}", path.display()),
+                    full_log,
+                )
+            })?;
+            let has_ringbuf =
+                !custom || raw.enum_has_value("bpf_func_id", "BPF_FUNC_ringbuf_reserve");
+            let Some(roots) = roots else {
+                return Ok(Prepared {
+                    loader: EbpfLoader::new(),
+                    core: None,
+                    shadowed: false,
+                    has_ringbuf,
+                });
+            };
+            let mini = raw.minimize_for_core(&roots);
+            log::debug!(
+                "kernel BTF for CO-RE: {} bytes, read and minimized in {:?}",
+                mini.len(),
+                t.elapsed()
+            );
+            if let Some(entry) = &cache_entry {
+                core_cache::store(entry, &mini);
+            }
+            (mini, has_ringbuf)
+        }
     };
-    Ok(KernelBtf {
-        core,
-        handle,
-        has_ringbuf,
-    })
+    // Show the loader the minimized BTF: the cache entry itself, or a temporary copy (kept
+    // until the loader has read it).
+    let mut temp: Option<tempfile::NamedTempFile> = None;
+    let file = match cache_entry.as_deref().filter(|p| p.is_file()) {
+        Some(p) => Ok(p.to_path_buf()),
+        None => {
+            let dir = if Path::new("/dev/shm").is_dir() {
+                PathBuf::from("/dev/shm")
+            } else {
+                std::env::temp_dir()
+            };
+            tempfile::Builder::new()
+                .prefix("runtime-min-core-btf-")
+                .tempfile_in(dir)
+                .and_then(|mut f| {
+                    std::io::Write::write_all(&mut f, &mini)?;
+                    let p = f.path().to_path_buf();
+                    temp = Some(f);
+                    Ok(p)
+                })
+        }
+    };
+    match file.and_then(|f| shadow_vmlinux_for_this_thread(&f)) {
+        Ok(()) => {
+            let loader = EbpfLoader::new();
+            drop(temp);
+            log::debug!(
+                "loader created on the minimized kernel BTF after {:?}",
+                t.elapsed()
+            );
+            Ok(Prepared {
+                loader,
+                core: None,
+                shadowed: true,
+                has_ringbuf,
+            })
+        }
+        Err(e) => {
+            log::debug!(
+                "cannot show the loader a minimized kernel BTF ({e}); it parses the whole one"
+            );
+            let core = Btf::parse(&mini, Endianness::default()).map_err(|e| {
+                setup(
+                    FailureClass::MissingBtf,
+                    format!("cannot parse the minimized kernel BTF: {e}"),
+                    full_log,
+                )
+            })?;
+            Ok(Prepared {
+                loader: EbpfLoader::new(),
+                core: Some(core),
+                shadowed: false,
+                has_ringbuf,
+            })
+        }
+    }
 }
 
 /// Loads every map and program of `gadget` into the kernel.
@@ -407,15 +504,59 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
 
     // aya's loader parses /sys/kernel/btf/vmlinux when created; do that on another core while
     // this thread reads the object, probes the kernel and prepares the bytes.
-    let background = std::thread::spawn(|| {
-        let _ = aya::features();
-        EbpfLoader::new()
-    });
+    let custom = opts.kernel_btf.is_some();
+    let kernel_path = opts
+        .kernel_btf
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(SYSFS_VMLINUX));
+    let roots = if has_core { core_roots(gadget) } else { None };
+    // The thread sends its result rather than returning it: when it made itself a mount
+    // namespace, tearing that down at thread exit takes the kernel a moment, which then overlaps
+    // with the rest of the load instead of delaying it.
+    let background = {
+        let (roots, path) = (roots.clone(), kernel_path.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(prepare_loader(roots, path, custom, full_log));
+        });
+        rx
+    };
+    // The whole kernel BTF, for programs whose attach target is a BTF id, and for CO-RE when
+    // another kernel's BTF was given and cannot be minimized.
+    let handle = if wants_handle || (custom && has_core && roots.is_none()) {
+        let what = kernel_path.display().to_string();
+        Some(
+            Btf::parse_file(&kernel_path, Endianness::default()).map_err(|e| {
+                setup(
+                    FailureClass::MissingBtf,
+                    format!("cannot parse kernel BTF `{what}`: {e}"),
+                    full_log,
+                )
+            })?,
+        )
+    } else {
+        None
+    };
 
-    let kbtf = kernel_btf(gadget, opts, wants_handle)?;
-    let btf_has_ringbuf = kbtf.has_ringbuf;
-    log::debug!("kernel BTF prepared after {:?}", started.elapsed());
-
+    let kernel_has_ringbuf =
+        aya::sys::is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(true);
+    let ready = background.recv().map_err(|_| {
+        setup(
+            FailureClass::Other,
+            "the loader thread panicked".into(),
+            full_log,
+        )
+    })??;
+    log::debug!("loader ready after {:?}", started.elapsed());
+    let core_btf = ready.core;
+    let mut loader: EbpfLoader<'_> = ready.loader;
+    if let Some(b) = &core_btf {
+        loader.btf(Some(b));
+    } else if custom && !ready.shadowed {
+        if let Some(h) = &handle {
+            loader.btf(Some(h));
+        }
+    }
     // Ring buffer tracer maps become perf event arrays when the kernel (or the target BTF the
     // program's CO-RE checks run against) has no ring buffers.
     let ringbuf_maps: Vec<String> = info
@@ -428,15 +569,12 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         .map(|t| t.map_name.clone())
         .collect();
     let mut plan = FixupPlan::default();
-    if !ringbuf_maps.is_empty() {
-        let kernel_has = aya::sys::is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(true);
-        if !kernel_has || !btf_has_ringbuf {
-            log::info!(
-                "no ring buffers on this kernel: using perf event arrays for {}",
-                ringbuf_maps.join(", ")
-            );
-            plan.perf_maps = ringbuf_maps;
-        }
+    if !ringbuf_maps.is_empty() && (!kernel_has_ringbuf || !ready.has_ringbuf) {
+        log::info!(
+            "no ring buffers on this kernel: using perf event arrays for {}",
+            ringbuf_maps.join(", ")
+        );
+        plan.perf_maps = ringbuf_maps;
     }
     let prepared = fixup::prepare(&gadget.object, &plan)?;
     log::debug!("object prepared after {:?}", started.elapsed());
@@ -481,21 +619,6 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         }
     }
 
-    let mut loader: EbpfLoader<'_> = background.join().map_err(|_| {
-        setup(
-            FailureClass::Other,
-            "the loader thread panicked".into(),
-            full_log,
-        )
-    })?;
-    log::debug!(
-        "kernel BTF parsed (loader ready) after {:?}",
-        started.elapsed()
-    );
-    if let Some(b) = kbtf.core.as_ref().or(kbtf.handle.as_ref()) {
-        loader.btf(Some(b));
-    }
-    log::debug!("loader given the kernel BTF after {:?}", started.elapsed());
     loader.allow_unsupported_maps();
     for (var, bytes) in &values {
         loader.override_global(var.as_str(), bytes.as_slice(), true);
@@ -551,7 +674,7 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
                     "the loader did not find this program in the object",
                 ),
             },
-            Some(prog) => match load_program(prog, &p.kind, &p.target, kbtf.handle.as_ref()) {
+            Some(prog) => match load_program(prog, &p.kind, &p.target, handle.as_ref()) {
                 Ok(()) => ProgramStatus::Loaded {
                     verified_insns: prog
                         .info()
@@ -586,7 +709,7 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
     Ok(Loaded {
         ebpf,
         report,
-        btf: kbtf.handle,
+        btf: handle,
     })
 }
 

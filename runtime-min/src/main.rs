@@ -93,6 +93,10 @@ struct BenchArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let full_log = cli.verbose > 0;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
     let result = match cli.command {
         Command::Run(a) => run(a, full_log),
         Command::BenchDecode(a) => bench(a),

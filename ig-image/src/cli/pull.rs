@@ -33,6 +33,9 @@ pub struct PullArgs {
     /// Output format of the summary: text, or json (one object)
     #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
     output: Format,
+    /// Blobs downloaded at once
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 8)]
+    jobs: usize,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -52,9 +55,9 @@ fn parse_platforms(s: &str) -> Result<PlatformList, String> {
 pub fn exec(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitStatus> {
     let reference = Reference::parse(&args.image)?;
     let store = global.open_store()?;
-    let client = args.registry.client()?;
+    let client = args.registry.client_with_jobs(args.jobs)?;
     let credentials = args.registry.credentials(reference.registry())?;
-    let progress = Progress::new("Pulling", args.output);
+    let progress = Progress::new("Pulling");
     let report = registry::pull(
         &store,
         &client,

@@ -30,14 +30,16 @@ pub struct RegistryArgs {
     /// (every other registry, loopback included, is reached over HTTPS)
     #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
     pub insecure_registries: Vec<String>,
-    /// Blobs transferred at once
-    #[arg(short = 'j', long, value_name = "N", default_value_t = 8)]
-    pub jobs: usize,
 }
 
 impl RegistryArgs {
-    /// The registry client these options describe.
+    /// The registry client these options describe (default concurrency).
     pub fn client(&self) -> anyhow::Result<Client> {
+        self.client_with_jobs(ClientConfig::default().concurrency)
+    }
+
+    /// The registry client these options describe, moving `jobs` blobs at once.
+    pub fn client_with_jobs(&self, jobs: usize) -> anyhow::Result<Client> {
         let insecure_registries = self
             .insecure_registries
             .iter()
@@ -46,7 +48,7 @@ impl RegistryArgs {
             .collect();
         Ok(Client::new(ClientConfig {
             insecure_registries,
-            concurrency: self.jobs.max(1),
+            concurrency: jobs.max(1),
             ..Default::default()
         })?)
     }
@@ -81,6 +83,9 @@ pub struct PushArgs {
     /// Output format of the summary: text, or json (one object)
     #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
     output: Format,
+    /// Blobs uploaded at once
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 8)]
+    jobs: usize,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -88,9 +93,9 @@ pub struct PushArgs {
 pub fn exec(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<ExitStatus> {
     let reference = Reference::parse(&args.image)?;
     let store = global.open_store()?;
-    let client = args.registry.client()?;
+    let client = args.registry.client_with_jobs(args.jobs)?;
     let credentials = args.registry.credentials(reference.registry())?;
-    let progress = Progress::new("Pushing", args.output);
+    let progress = Progress::new("Pushing");
     let report = registry::push(&store, &client, &reference, &credentials, &progress);
     progress.finish();
     let report = report.with_context(|| {
@@ -174,7 +179,7 @@ struct Bars {
 
 impl Progress {
     /// Bars when stderr is a terminal (and `RUST_LOG`/`-v` logging is not interleaving).
-    pub fn new(verb: &'static str, _format: Format) -> Self {
+    pub fn new(verb: &'static str) -> Self {
         let terminal = std::io::stderr().is_terminal() && log::max_level() < log::Level::Debug;
         if !terminal {
             return Progress { bars: None };
@@ -214,7 +219,8 @@ impl Progress {
 impl TransferReporter for Progress {
     fn started(&self, reference: &str, blobs: usize, bytes: u64) {
         if let Some(b) = &self.bars {
-            b.total.set_length(bytes);
+            // Called again when signatures bring more blobs.
+            b.total.inc_length(bytes);
             b.total.set_message(format!(
                 "{} ({blobs} blobs)",
                 gadget_store::reference::strip_display_prefix(reference)

@@ -38,6 +38,10 @@ use super::error::{
 };
 use super::progress::TransferReporter;
 
+/// Environment variable naming a PEM bundle of extra trusted roots (a private CA), added to the
+/// built-in (Mozilla) roots.
+pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("ig-image/", env!("CARGO_PKG_VERSION"));
 
@@ -190,8 +194,10 @@ pub struct FetchedManifest {
 }
 
 impl Client {
-    /// A client with `config`.
+    /// A client with `config`. Trusts the built-in (Mozilla) roots plus the PEM bundle named by
+    /// `SSL_CERT_FILE`, if set.
     pub fn new(config: ClientConfig) -> Result<Self, RegistryError> {
+        let extra_roots = extra_roots()?;
         let protocol = if config.insecure_registries.is_empty() {
             oci_client::client::ClientProtocol::Https
         } else {
@@ -207,6 +213,13 @@ impl Client {
             connect_timeout: Some(config.connect_timeout),
             read_timeout: Some(config.read_timeout),
             user_agent: USER_AGENT,
+            extra_root_certificates: extra_roots
+                .iter()
+                .map(|pem| oci_client::client::Certificate {
+                    encoding: oci_client::client::CertificateEncoding::Pem,
+                    data: pem.clone(),
+                })
+                .collect(),
             ..Default::default()
         };
         // `Client::new` would fall back to a default configuration on error; we want the error.
@@ -214,14 +227,20 @@ impl Client {
             oci_client::Client::try_from(oci_config).map_err(|e| RegistryError::ClientSetup {
                 detail: e.to_string(),
             })?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
-            .build()
-            .map_err(|e| RegistryError::ClientSetup {
-                detail: super::error::flatten(&e),
-            })?;
+            .read_timeout(config.read_timeout);
+        for pem in &extra_roots {
+            let cert =
+                reqwest::Certificate::from_pem(pem).map_err(|e| RegistryError::ClientSetup {
+                    detail: format!("a certificate in ${SSL_CERT_FILE}: {e}"),
+                })?;
+            http = http.add_root_certificate(cert);
+        }
+        let http = http.build().map_err(|e| RegistryError::ClientSetup {
+            detail: super::error::flatten(&e),
+        })?;
         Ok(Client { oci, http, config })
     }
 
@@ -402,6 +421,44 @@ impl Client {
         })
         .await
     }
+}
+
+/// The certificates of the PEM bundle named by `SSL_CERT_FILE`, one PEM block each.
+fn extra_roots() -> Result<Vec<Vec<u8>>, RegistryError> {
+    let Some(path) = std::env::var_os(SSL_CERT_FILE).filter(|p| !p.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let path = std::path::PathBuf::from(path);
+    let text = std::fs::read_to_string(&path).map_err(|e| RegistryError::Io {
+        action: "read the certificates of SSL_CERT_FILE",
+        path: path.clone(),
+        source: e,
+    })?;
+    let blocks = split_pem(&text);
+    if blocks.is_empty() {
+        return Err(RegistryError::ClientSetup {
+            detail: format!(
+                "${SSL_CERT_FILE} (`{}`) holds no PEM certificate",
+                path.display()
+            ),
+        });
+    }
+    Ok(blocks)
+}
+
+fn split_pem(text: &str) -> Vec<Vec<u8>> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let Some(end) = rest[start..].find(END) else {
+            break;
+        };
+        let stop = start + end + END.len();
+        out.push(format!("{}\n", &rest[start..stop]).into_bytes());
+        rest = &rest[stop..];
+    }
+    out
 }
 
 fn sensitive(value: &str) -> HeaderValue {
@@ -1004,6 +1061,16 @@ mod tests {
                 service: None
             }
         );
+    }
+
+    #[test]
+    fn pem_bundles_are_split() {
+        let one = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----";
+        let text = format!("# a comment\n{one}\n\n{one}\ntrailing");
+        let blocks = split_pem(&text);
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[0], format!("{one}\n").into_bytes());
+        assert!(split_pem("nothing").is_empty());
     }
 
     #[test]

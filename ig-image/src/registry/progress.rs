@@ -23,8 +23,9 @@ pub enum BlobOutcome {
 
 /// Progress callbacks. Every method has an empty default.
 pub trait TransferReporter {
-    /// A transfer of `reference` starts with `blobs` blobs (config and layers, signatures
-    /// included) of `bytes` bytes in all.
+    /// A transfer of `reference` starts with `blobs` blobs (configs and layers) of `bytes`
+    /// bytes in all. A pull calls it again when signatures or referrers bring more blobs: the
+    /// numbers add up.
     fn started(&self, reference: &str, blobs: usize, bytes: u64) {
         let _ = (reference, blobs, bytes);
     }

@@ -664,3 +664,74 @@ fn kernel_run_rejects_unknown_param_and_reports_max_events() {
         "{out}"
     );
 }
+
+#[test]
+fn kernel_loader_conventions_max_entries_section_spellings_disabled() {
+    if !require_kernel("kernel_loader_conventions_max_entries_section_spellings_disabled") {
+        return;
+    }
+    let store = TempStore::new();
+    build(
+        &store,
+        &fixture("loader_conventions"),
+        "conventions:test",
+        &[],
+    );
+    let out = store.ok(["run", "--verify-only", "conventions:test", "-o", "json"]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["ok"], true, "{out}");
+    let programs = report["programs"].as_array().unwrap();
+    let by_name = |n: &str| {
+        programs
+            .iter()
+            .find(|p| p["name"] == n)
+            .unwrap_or_else(|| panic!("{n}: {out}"))
+    };
+    assert_eq!(by_name("ig_count")["status"], "loaded");
+    assert_eq!(
+        by_name("ig_socket")["status"],
+        "loaded",
+        "section `socket1` loads as a socket filter"
+    );
+    assert_eq!(by_name("ig_socket")["attach"]["attach"], "not-attached");
+    assert_eq!(by_name("ig_disabled")["attach"]["attach"], "not-attached");
+    assert!(
+        by_name("ig_disabled")["attach"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("gadget_program_disabled")
+    );
+    assert_eq!(
+        report["load"]["max_entries"],
+        serde_json::json!([["counts", 64]]),
+        "{out}"
+    );
+
+    // The constant is a parameter too; the map the kernel holds has that size.
+    let running = start(
+        &store,
+        &[
+            "conventions:test",
+            "-o",
+            "json",
+            "--param",
+            "counts_max_entries=128",
+        ],
+    );
+    let shown = run({
+        let mut c = Command::new("bpftool");
+        c.args(["-j", "map", "show", "name", "counts"]);
+        c
+    });
+    let (status, _, stderr) = running.interrupt();
+    assert!(status.success(), "{stderr}");
+    let maps: Value = serde_json::from_slice(&shown.stdout).expect("bpftool JSON");
+    let sizes: Vec<u64> = match &maps {
+        Value::Array(a) => a.iter().filter_map(|m| m["max_entries"].as_u64()).collect(),
+        m => m["max_entries"].as_u64().into_iter().collect(),
+    };
+    assert!(
+        sizes.contains(&128),
+        "map `counts` created with max_entries 128: {maps}"
+    );
+}

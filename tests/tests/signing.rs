@@ -631,3 +631,143 @@ fn kernel_run_loads_signed_and_allowed_images() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not verifying the signature"), "{err}");
 }
+
+// ------------------------------------------------------------------------------------------
+// Through a real registry: push and pull carry the signatures; `verify --remote`; `pull`'s
+// policy.
+
+#[test]
+fn signatures_survive_push_and_pull_through_a_registry() {
+    if !ig_image_tests::registry::require_registry_tools(
+        "signatures_survive_push_and_pull_through_a_registry",
+    ) {
+        return;
+    }
+    let registry = ig_image_tests::registry::Registry::start();
+    let host = registry.host();
+    let insecure = ["--insecure-registries", host.as_str()];
+    let t = TempStore::new();
+    let (key, public) = key_pair(&t, "cosign");
+    let (_, other) = key_pair(&t, "other");
+    let signed = format!("{host}/gadgets/trace_open:v1");
+    let unsigned = format!("{host}/gadgets/trace_exec:v1");
+    build(&t, "trace_open", &signed);
+    build(&t, "trace_exec", &unsigned);
+    ok(&t, &["sign", &signed, "--key", s(&key)]);
+    ok(
+        &t,
+        &["sign", &signed, "--key", s(&key), "--format", "oci-1-1"],
+    );
+    for image in [&signed, &unsigned] {
+        ok(&t, &[&["push", image.as_str()][..], &insecure].concat());
+    }
+
+    // Pulled into a fresh store, the signatures verify with us and with the checker.
+    let fresh = TempStore::new();
+    ok(
+        &fresh,
+        &[&["pull", signed.as_str()][..], &insecure].concat(),
+    );
+    assert_checker(&fresh, &signed, &public, true);
+    assert_checker(&fresh, &signed, &other, false);
+    ok(&fresh, &["verify", &signed, "--public-keys", s(&public)]);
+
+    // --remote verifies the registry's copy without touching the local store.
+    let empty = TempStore::new();
+    let out = ok(
+        &empty,
+        &[
+            &[
+                "verify",
+                signed.as_str(),
+                "--remote",
+                "--public-keys",
+                s(&public),
+            ][..],
+            &insecure,
+        ]
+        .concat(),
+    );
+    assert!(out.starts_with("Verified"), "{out}");
+    let err = exits(
+        &empty,
+        1,
+        &[
+            &[
+                "verify",
+                signed.as_str(),
+                "--remote",
+                "--public-keys",
+                s(&other),
+            ][..],
+            &insecure,
+        ]
+        .concat(),
+    );
+    assert!(err.contains("made with another key"), "{err}");
+    let err = exits(
+        &empty,
+        1,
+        &[
+            &[
+                "verify",
+                unsigned.as_str(),
+                "--remote",
+                "--public-keys",
+                s(&public),
+            ][..],
+            &insecure,
+        ]
+        .concat(),
+    );
+    assert!(err.contains("is not signed"), "{err}");
+    assert!(!empty.store().join("index.json").exists() || !ok(&empty, &["list"]).contains("trace"));
+
+    // pull's policy: a signed image is accepted; an unsigned one is refused and not kept.
+    let policed = TempStore::new();
+    ok(
+        &policed,
+        &[
+            &["pull", signed.as_str(), "--public-keys", s(&public)][..],
+            &insecure,
+        ]
+        .concat(),
+    );
+    let err = exits(
+        &policed,
+        2,
+        &[
+            &["pull", unsigned.as_str(), "--public-keys", s(&public)][..],
+            &insecure,
+        ]
+        .concat(),
+    );
+    assert!(
+        err.contains("refused") && err.contains("is not signed"),
+        "{err}"
+    );
+    let list = ok(&policed, &["list"]);
+    assert!(
+        list.contains("trace_open") && !list.contains("trace_exec"),
+        "{list}"
+    );
+    let err = exits(
+        &policed,
+        2,
+        &[
+            &[
+                "pull",
+                signed.as_str(),
+                "--allowed-gadgets",
+                "ghcr.io/inspektor-gadget/gadget/*",
+            ][..],
+            &insecure,
+        ]
+        .concat(),
+    );
+    assert!(err.contains("not allowed by --allowed-gadgets"), "{err}");
+    assert!(
+        ok(&policed, &["list"]).contains("trace_open"),
+        "the earlier tag is kept"
+    );
+}

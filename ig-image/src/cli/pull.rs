@@ -38,6 +38,9 @@ pub struct PullArgs {
     jobs: usize,
     #[command(flatten)]
     registry: RegistryArgs,
+    /// Signature and allowed-gadgets policy for the pulled image (docs/signing.md)
+    #[command(flatten)]
+    policy: super::verify::PolicyArgs,
 }
 
 /// A parsed `--platform` list (a newtype so clap treats it as one value).
@@ -57,6 +60,9 @@ pub fn exec(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitStatus> {
     let store = global.open_store()?;
     let client = args.registry.client_with_jobs(args.jobs)?;
     let credentials = args.registry.credentials(reference.registry())?;
+    // Checked before any transfer: bad key files or flags fail fast.
+    args.policy.policy()?;
+    let before = args.policy.before_pull(&store, &reference);
     let progress = Progress::new("Pulling");
     let report = registry::pull(
         &store,
@@ -74,6 +80,7 @@ pub fn exec(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitStatus> {
             reference.registry()
         )
     })?;
+    args.policy.check_pulled(&store, &reference, before)?;
     print_report("pulled", &report, args.output)?;
     Ok(ExitStatus::Success)
 }

@@ -6,6 +6,7 @@ use gadget_store::{Reference, Store};
 use ig_image::sign::keys;
 use ig_image::sign::policy::{self, Accepted, Policy};
 use ig_image::sign::verify;
+use oci_spec::image::Descriptor;
 
 use super::{ExitStatus, GlobalArgs};
 use crate::output::{self, Format};
@@ -35,12 +36,25 @@ pub struct VerifyArgs {
     /// Output format
     #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
     output: Format,
+    /// Verify the image as its registry serves it: fetch it with its signatures into a
+    /// temporary store (the local store is neither read nor changed)
+    #[arg(long)]
+    remote: bool,
+    #[command(flatten)]
+    registry: super::push::RegistryArgs,
 }
 
 pub fn exec(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let reference = Reference::parse(&args.image)?;
     let keys = keys::load_public_keys(&args.public_keys)?;
-    let store = global.open_store()?;
+    let _remote_store; // keeps the temporary store of --remote alive
+    let store = if args.remote {
+        let (dir, store) = fetch_remote(&args, &reference)?;
+        _remote_store = dir;
+        store
+    } else {
+        global.open_store()?
+    };
     match verify::verify(&store, &reference, &keys) {
         Ok(v) => {
             if args.output == Format::Columns {
@@ -75,6 +89,33 @@ pub fn exec(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitStatus>
         }
         Err(e) => Err(e).with_context(|| format!("cannot verify `{}`", args.image)),
     }
+}
+
+/// Pulls `reference` with its signatures and referrers into a new temporary store.
+fn fetch_remote(
+    args: &VerifyArgs,
+    reference: &Reference,
+) -> anyhow::Result<(tempfile::TempDir, Store)> {
+    let dir = tempfile::tempdir().context("cannot create a temporary store")?;
+    let store = Store::open(dir.path().join("store"))?;
+    let client = args.registry.client()?;
+    let credentials = args.registry.credentials(reference.registry())?;
+    ig_image::registry::pull(
+        &store,
+        &client,
+        reference,
+        &credentials,
+        None,
+        &ig_image::registry::NoProgress,
+    )
+    .with_context(|| {
+        format!(
+            "cannot fetch `{}` and its signatures from {}",
+            reference.display(),
+            reference.registry()
+        )
+    })?;
+    Ok((dir, store))
 }
 
 /// The image policy flags of `run` and `pull` (docs/signing.md): flatten into a command's
@@ -117,5 +158,42 @@ impl PolicyArgs {
             ));
         }
         Ok(policy::check(store, reference, &policy)?)
+    }
+
+    /// For `pull`: what `reference` pointed at in `store` before pulling (to restore it when the
+    /// pulled image is refused).
+    pub fn before_pull(&self, store: &Store, reference: &Reference) -> Option<Descriptor> {
+        reference.tag().and(store.resolve(reference).ok())
+    }
+
+    /// For `pull`: applies the policy to the image just pulled. When it is refused, the tag is
+    /// put back to what it was before the pull (or removed, with the content only it reached),
+    /// so a refused image is never left usable in the store; then the refusal is returned.
+    pub fn check_pulled(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        before: Option<Descriptor>,
+    ) -> anyhow::Result<Accepted> {
+        let refused = match self.check(store, reference) {
+            Ok(accepted) => return Ok(accepted),
+            Err(e) => e,
+        };
+        if reference.tag().is_some() {
+            let undo = match before {
+                Some(previous) => store.tag(reference, previous).map(drop),
+                None => store.remove(reference).map(drop),
+            };
+            if let Err(e) = undo {
+                output::warning(format!(
+                    "the refused image is still tagged `{}`: {e}",
+                    reference.display()
+                ));
+            }
+        }
+        Err(refused.context(format!(
+            "pulled `{}` but refused it: its tag is back to what it was before the pull",
+            reference.display()
+        )))
     }
 }

@@ -302,8 +302,18 @@ fn build_one(
     // 1. Objects, one per platform, compiled in parallel.
     let objects: Vec<Option<c::CompiledObject>> = match &spec.ebpf_source {
         None => platforms.iter().map(|_| None).collect(),
-        Some(src) if src.file_name().is_some_and(|n| n == "Cargo.toml") => {
-            compile_rust_platforms(opts, src, &platforms, slots)?
+        // A Cargo package: `ebpfsource` names its Cargo.toml or its directory, or the gadget
+        // directory has a Cargo.toml and no program.bpf.c.
+        Some(src)
+            if src.file_name().is_some_and(|n| n == "Cargo.toml")
+                || src.join("Cargo.toml").is_file() =>
+        {
+            let manifest = if src.is_dir() {
+                src.join("Cargo.toml")
+            } else {
+                src.clone()
+            };
+            compile_rust_platforms(opts, &manifest, &platforms, slots)?
                 .into_iter()
                 .map(Some)
                 .collect()

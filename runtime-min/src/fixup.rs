@@ -366,7 +366,7 @@ pub fn prepare(data: &[u8], plan: &FixupPlan) -> Result<Prepared, FixupError> {
     if let (Some(raw), Some(builder), Some(ext)) = (&raw, &mut builder, elf.section(".BTF.ext")) {
         for (_, old, new) in &renames {
             let new_off = builder.add_string(new);
-            for at in btf_ext_sec_name_offsets(data, &elf, ext, raw)? {
+            for at in btf_ext_sec_name_offsets(data, ext, raw)? {
                 if raw.str_at(rd_u32(data, at, elf.big)?) == old.as_str() {
                     put_u32(&mut out, at, new_off, elf.big);
                 }
@@ -458,7 +458,6 @@ fn append_aligned(out: &mut Vec<u8>, blob: &[u8]) -> usize {
 /// File offsets of every `sec_name_off` field in `.BTF.ext` (function, line and CO-RE records).
 fn btf_ext_sec_name_offsets(
     d: &[u8],
-    elf: &Elf,
     ext: &Section,
     raw: &RawBtf<'_>,
 ) -> Result<Vec<usize>, FixupError> {
@@ -468,7 +467,6 @@ fn btf_ext_sec_name_offsets(
     if base.checked_add(len).is_none_or(|e| e > d.len()) || len < 24 {
         return Err(elf_err("`.BTF.ext` runs past the end of the file"));
     }
-    let _ = elf;
     let hdr_len = rd_u32(d, base + 4, big)? as usize;
     let mut subsections = vec![
         (

@@ -142,11 +142,14 @@ fn layout(columns: &[ColumnInfo]) -> Vec<Col> {
                 Some("left") => false,
                 _ => c.numeric,
             };
+            // Numbers are never cut short unless an annotation asks for it.
             let ellipsis = match a.get("columns.ellipsis").map(String::as_str) {
                 Some("start") => Ellipsis::Start,
                 Some("middle") => Ellipsis::Middle,
                 Some("none") => Ellipsis::None,
-                _ => Ellipsis::End,
+                Some(_) => Ellipsis::End,
+                None if c.numeric => Ellipsis::None,
+                None => Ellipsis::End,
             };
             Col {
                 index,

@@ -242,7 +242,7 @@ pub fn encode(
             out.resize(size as usize, 0);
             Ok(out)
         }
-        FieldKind::Enum { values, bits, .. } => {
+        FieldKind::Enum { values, .. } => {
             let v = match values.iter().find(|e| e.name == text.trim()) {
                 Some(e) => e.value,
                 None => parse_int(text).map_err(|_| {
@@ -250,7 +250,6 @@ pub fn encode(
                     format!("expected one of {}", names.join(", "))
                 })?,
             };
-            let _ = bits;
             Ok(put_int(v, size, endianness))
         }
         other => Err(format!("parameters of kind {other:?} are not supported")),

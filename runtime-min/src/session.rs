@@ -123,12 +123,17 @@ fn render_attach_failures(reports: &[AttachReport], full: bool) -> String {
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+    if STOP.swap(true, Ordering::SeqCst) {
+        // A second Ctrl-C while stopping: leave now. Nothing is pinned, so the kernel still frees
+        // every program, map and link when the process ends.
+        // SAFETY: `_exit` is async-signal-safe.
+        unsafe { libc::_exit(130) };
+    }
 }
 
 /// Makes SIGINT and SIGTERM set the returned flag (instead of killing the process), so the run
-/// loop can stop and everything is detached before exiting. A second Ctrl-C is still handled
-/// the same way; the loop checks the flag at least every 200 ms.
+/// loop can stop and everything is detached before exiting; the loop checks the flag at least
+/// every 200 ms. A second signal exits at once (status 130).
 pub fn stop_on_signals() -> &'static AtomicBool {
     // SAFETY: the handler only stores to an atomic (async-signal-safe); `sigaction` gets a
     // zeroed, then filled, struct that lives for the call. No SA_RESTART, so a blocking poll()
@@ -372,6 +377,5 @@ pub fn run(
         }
         sink.flush().map_err(out_err)?;
     }
-    let _ = &mut pollfds;
     Ok(summary(stop_reason, &counts, &tracers, loaded))
 }

@@ -30,7 +30,7 @@ mod syscalls;
 
 use std::collections::BTreeMap;
 
-use gadget_object::{Btf, DataSourceKind, Field, FieldKind, GadgetObject};
+use gadget_object::{DataSourceKind, Field, FieldKind, GadgetObject};
 
 pub use format::Clock;
 pub use syscalls::syscall_name;
@@ -162,13 +162,12 @@ fn typed(type_name: &str, template: Option<&str>) -> Option<How> {
     })
 }
 
-fn plain(kind: &FieldKind, field: Option<&Field>, base: usize) -> How {
+fn plain(kind: &FieldKind, field: Option<&Field>) -> How {
     if let Some(bf) = field.and_then(|f| f.bitfield) {
         let signed = matches!(
             kind,
             FieldKind::Int { signed: true, .. } | FieldKind::Enum { signed: true, .. }
         );
-        let _ = base;
         return How::Bits {
             bit_offset: bf.bit_offset,
             bits: bf.bits,
@@ -192,7 +191,7 @@ fn plain(kind: &FieldKind, field: Option<&Field>, base: usize) -> How {
             elem_size,
             elem,
         } => How::Array {
-            elem: Box::new(plain(elem, None, 0)),
+            elem: Box::new(plain(elem, None)),
             elem_size: *elem_size as usize,
             len: *len as usize,
         },
@@ -264,7 +263,7 @@ impl Decoder {
                     let fields = btf
                         .flatten_fields(*type_id)
                         .map_err(|e| err(e.to_string()))?;
-                    d.add_fields(btf, &fields, base, &annotations);
+                    d.add_fields(&fields, base, &annotations);
                     let size = btf.size_of(*type_id).unwrap_or(0) as usize;
                     if i == 0 && parts.len() == 2 {
                         d.key_size = size;
@@ -299,12 +298,10 @@ impl Decoder {
 
     fn add_fields(
         &mut self,
-        btf: &Btf,
         fields: &[Field],
         base: usize,
         annotations: &dyn Fn(&str) -> BTreeMap<String, String>,
     ) {
-        let _ = btf;
         let mut i = 0;
         while i < fields.len() {
             let f = &fields[i];
@@ -378,7 +375,7 @@ impl Decoder {
             match typed {
                 Some(how) => {
                     if let Some(stem) = f.name.strip_suffix("_raw") {
-                        let raw = plain(&f.kind, Some(f), base);
+                        let raw = plain(&f.kind, Some(f));
                         self.push(f.name.clone(), offset, size, raw, ann);
                         let derived = stem.to_string();
                         let dann = annotations(&derived);
@@ -388,7 +385,7 @@ impl Decoder {
                     }
                 }
                 None => {
-                    let mut how = plain(&f.kind, Some(f), base);
+                    let mut how = plain(&f.kind, Some(f));
                     if let How::Bits { bit_offset, .. } = &mut how {
                         *bit_offset += (base * 8) as u32;
                     }

@@ -13,6 +13,9 @@ pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 /// Overrides the whole build cache directory (tests and CI use it).
 pub const IG_IMAGE_CACHE_DIR: &str = "IG_IMAGE_CACHE_DIR";
 
+/// Password of a cosign private key file (`sign`, `generate-key-pair`); may be empty.
+pub const COSIGN_PASSWORD: &str = "COSIGN_PASSWORD";
+
 /// Every variable with its one-line meaning, for `--help` and docs/environment.md.
 pub const ALL: &[(&str, &str)] = &[
     (IG_IMAGE_STORE, "local store directory (like --store)"),

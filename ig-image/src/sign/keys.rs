@@ -40,7 +40,7 @@ pub const COSIGN_PRIVATE_KEY_PEM: &str = "ENCRYPTED COSIGN PRIVATE KEY";
 /// PEM type of public keys.
 pub const PUBLIC_KEY_PEM: &str = "PUBLIC KEY";
 /// The environment variable holding the private key's password (as for cosign).
-pub const COSIGN_PASSWORD: &str = "COSIGN_PASSWORD";
+pub const COSIGN_PASSWORD: &str = crate::env::COSIGN_PASSWORD;
 /// The name that stands for [`UPSTREAM_PUBLIC_KEY_PEM`] in `--public-keys`.
 pub const UPSTREAM_KEY_NAME: &str = "upstream";
 /// Upstream Inspektor Gadget's public key: official gadgets are signed with its private half.

@@ -429,3 +429,207 @@ fn check_samples_and_a_field_missing_in_6_1() {
         "{text}"
     );
 }
+
+/// Writes a btfhub-archive-like tree: `<id>/<version>/<arch dir>/<release>.btf.tar.xz`, each an
+/// xz'd tar holding `<release>.btf` (made here with Python's tarfile and lzma).
+fn btfhub_entry(root: &Path, id: &str, version: &str, arch_dir: &str, release: &str, btf: &Path) {
+    let dir = root.join(id).join(version).join(arch_dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = Command::new("python3")
+        .args([
+            "-c",
+            "import io,lzma,sys,tarfile\n\
+             data=open(sys.argv[1],'rb').read(); buf=io.BytesIO()\n\
+             with tarfile.open(fileobj=buf,mode='w') as t:\n\
+             \x20   ti=tarfile.TarInfo(sys.argv[2]+'.btf'); ti.size=len(data); t.addfile(ti,io.BytesIO(data))\n\
+             open(sys.argv[3],'wb').write(lzma.compress(buf.getvalue()))",
+        ])
+        .arg(btf)
+        .arg(release)
+        .arg(dir.join(format!("{release}.btf.tar.xz")))
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Layers of each platform manifest of an image in the store: (arch, [(media type, digest)]).
+fn layers(t: &TempStore, image: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let report: serde_json::Value =
+        serde_json::from_str(&t.ok(["inspect", image, "-o", "json"])).unwrap();
+    report["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["architecture"].as_str().unwrap().to_string(),
+                p["layers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| {
+                        (
+                            l["media_type"].as_str().unwrap().to_string(),
+                            l["digest"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Entries of a tar.gz blob in the store: (name, size), listed by Python's tarfile.
+fn tar_entries(t: &TempStore, digest: &str) -> Vec<(String, u64)> {
+    let blob = t
+        .store()
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let out = run({
+        let mut c = Command::new("python3");
+        c.args([
+            "-c",
+            "import sys,tarfile\n\
+             for m in tarfile.open(sys.argv[1]).getmembers():\n\
+             \x20   assert m.isfile() and m.mode==0o644 and m.uid==0 and m.mtime==0, m\n\
+             \x20   print(m.name, m.size)",
+        ])
+        .arg(&blob);
+        c
+    });
+    ig_image_tests::assert_success(&out);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let (n, s) = l.rsplit_once(' ').unwrap();
+            (n.to_string(), s.parse().unwrap())
+        })
+        .collect()
+}
+
+/// `build --btfgen` with an archive made of the Debian 6.1 kernel BTFs (and the running
+/// kernel's): one btfgen layer per platform, after the eBPF and WASM layers, entries
+/// `<ID>/<VERSION_ID>/<arch dir>/<release>.btf` without `./`, each a minimized BTF the runtime
+/// loads the gadget with.
+#[test]
+fn btfgen_layer_layout_and_loading_with_its_btf() {
+    let t = TempStore::new();
+    let (amd64, arm64) = debian_kernel_btfs(t.dir.path());
+    let hub = t.dir.path().join("btfhub-archive");
+    btfhub_entry(
+        &hub,
+        "debian",
+        "12",
+        "x86_64",
+        "6.1.0-56-cloud-amd64",
+        &amd64,
+    );
+    btfhub_entry(
+        &hub,
+        "debian",
+        "12",
+        "arm64",
+        "6.1.0-56-cloud-arm64",
+        &arm64,
+    );
+    let running = Path::new("/sys/kernel/btf/vmlinux");
+    let release = sh("uname -r");
+    if running.exists() && sh("uname -m") == "x86_64" {
+        btfhub_entry(&hub, "host", "1", "x86_64", &release, running);
+    }
+    let hub_s = hub.to_str().unwrap();
+
+    // --btfgen needs an archive, and the other way round.
+    t.fails([
+        "build",
+        ig_image_tests::sample("trace_exec").to_str().unwrap(),
+        "--btfgen",
+    ]);
+
+    for (sample, tag) in [
+        ("trace_exec", "btfgen_exec:t"),
+        ("trace_open_wasm", "btfgen_wasm:t"),
+    ] {
+        t.ok([
+            "build",
+            ig_image_tests::sample(sample).to_str().unwrap(),
+            "-t",
+            tag,
+            "--btfgen",
+            "--btfhub-archive",
+            hub_s,
+        ]);
+        for (arch, layers) in layers(&t, tag) {
+            let types: Vec<&str> = layers.iter().map(|(m, _)| m.as_str()).collect();
+            let mut want = vec!["application/vnd.gadget.ebpf.program.v1+binary"];
+            if sample.ends_with("wasm") {
+                want.push("application/vnd.gadget.wasm.program.v1+binary");
+            }
+            want.push("application/vnd.gadget.btfgen.v1+binary");
+            assert_eq!(types, want, "{sample} {arch}");
+            let entries = tar_entries(&t, &layers.last().unwrap().1);
+            let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+            let mut expect = match arch.as_str() {
+                "amd64" => vec!["debian/12/x86_64/6.1.0-56-cloud-amd64.btf".to_string()],
+                _ => vec!["debian/12/arm64/6.1.0-56-cloud-arm64.btf".to_string()],
+            };
+            if arch == "amd64" && hub.join("host").exists() {
+                expect.push(format!("host/1/x86_64/{release}.btf"));
+                expect.sort();
+            }
+            assert_eq!(names, expect, "{sample} {arch}");
+            for (name, size) in &entries {
+                assert!(!name.starts_with("./") && !name.starts_with('/'), "{name}");
+                // Minimized: a few KiB, not the 4 MB kernel BTF.
+                assert!(*size > 100 && *size < 200_000, "{name}: {size} bytes");
+            }
+        }
+    }
+    t.check(&[], "amd64,arm64");
+
+    // The layer's BTF is enough for CO-RE: the runtime loads the gadget with it. With the
+    // running kernel's minimized BTF the relocations are this kernel's own.
+    if hub.join("host").exists()
+        && ig_image_tests::require_kernel("btfgen_layer_layout_and_loading_with_its_btf")
+    {
+        let amd64_layers = layers(&t, "btfgen_exec:t");
+        let digest = &amd64_layers
+            .iter()
+            .find(|(a, _)| a == "amd64")
+            .unwrap()
+            .1
+            .last()
+            .unwrap()
+            .1;
+        let blob = t
+            .store()
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        let out_dir = t.dir.path().join("layer");
+        std::fs::create_dir_all(&out_dir).unwrap();
+        let status = Command::new("tar")
+            .arg("-xzf")
+            .arg(&blob)
+            .arg("-C")
+            .arg(&out_dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for entry in [
+            format!("host/1/x86_64/{release}.btf"),
+            "debian/12/x86_64/6.1.0-56-cloud-amd64.btf".to_string(),
+        ] {
+            let btf = out_dir.join(&entry);
+            let out = t.ok([
+                "run",
+                "btfgen_exec:t",
+                "--verify-only",
+                "--kernel-btf",
+                btf.to_str().unwrap(),
+                "-o",
+                "json",
+            ]);
+            assert!(out.contains("\"ok\":true"), "{entry}: {out}");
+        }
+    }
+}

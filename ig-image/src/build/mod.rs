@@ -57,6 +57,8 @@ pub struct BuildOptions {
     pub jobs: usize,
     /// The cache directory, or `None` for `--no-cache`.
     pub cache_dir: Option<PathBuf>,
+    /// `--btfgen --btfhub-archive DIR`: add a btfgen layer made from this btfhub-archive tree.
+    pub btfgen_archive: Option<PathBuf>,
 }
 
 /// What one built gadget produced.
@@ -151,6 +153,15 @@ pub enum BuildError {
     /// The WASM module could not be built or is not a valid gadget module.
     #[error(transparent)]
     Wasm(#[from] wasm::WasmError),
+    /// btfgen failed.
+    #[error(transparent)]
+    Btfgen(#[from] crate::btfgen::BtfgenError),
+    /// `--btfgen` for a gadget without an eBPF program.
+    #[error("`--btfgen` needs an eBPF program, and `{dir}` has none")]
+    BtfgenWithoutObject {
+        /// The gadget directory.
+        dir: PathBuf,
+    },
     /// Assembling the image failed.
     #[error(transparent)]
     Assemble(#[from] image::assemble::AssembleError),
@@ -450,7 +461,28 @@ fn build_one(
         }
         None => image::assemble::image_annotations(None, &[], BUILDER_VERSION, &created),
     };
+    // btfgen: minimized kernel BTFs for each platform's object (after the checks passed).
+    let btfgen = match &opts.btfgen_archive {
+        None => Vec::new(),
+        Some(archive) => {
+            let with_objects: Vec<(Platform, &[u8])> = platforms
+                .iter()
+                .zip(&objects)
+                .filter_map(|(p, o)| o.as_ref().map(|o| (*p, o.bytes.as_slice())))
+                .collect();
+            if with_objects.is_empty() {
+                return Err(BuildError::BtfgenWithoutObject {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            crate::btfgen::generate(archive, &with_objects, opts.jobs)?
+                .into_iter()
+                .map(|l| (l.platform, l.blob))
+                .collect()
+        }
+    };
     let inputs = image::ImageInputs {
+        btfgen,
         metadata: metadata_bytes,
         annotations,
         objects: platforms

@@ -55,6 +55,12 @@ pub struct BuildArgs {
     /// Do not read or write the build cache
     #[arg(long)]
     no_cache: bool,
+    /// Add a btfgen layer: minimized kernel BTF (bpftool gen min_core_btf) for every kernel of --btfhub-archive, so the gadget runs on kernels without /sys/kernel/btf/vmlinux
+    #[arg(long, requires = "btfhub_archive")]
+    btfgen: bool,
+    /// A btfhub-archive tree: <ID>/<VERSION_ID>/<x86_64|arm64>/<release>.btf.tar.xz
+    #[arg(long, value_name = "DIR", requires = "btfgen")]
+    btfhub_archive: Option<PathBuf>,
 }
 
 /// A parsed `--platform` list (a newtype so clap treats it as one value).
@@ -103,6 +109,7 @@ pub fn exec(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitStatus> 
         output_dir: args.output_dir.clone(),
         jobs,
         cache_dir: (!args.no_cache).then(build::cache::default_dir),
+        btfgen_archive: args.btfhub_archive.clone(),
     };
     if let Some(sdk) = &opts.sdk_dir {
         anyhow::ensure!(

@@ -25,6 +25,8 @@ pub struct ImageInputs {
     pub objects: Vec<(Platform, Option<Vec<u8>>)>,
     /// The WASM module (the same blob on every platform).
     pub wasm: Option<Vec<u8>>,
+    /// Per platform: the btfgen layer (tar.gz of minimized kernel BTFs), after eBPF and WASM.
+    pub btfgen: Vec<(Platform, Vec<u8>)>,
 }
 
 /// The blobs of an image and its index digest.
@@ -119,6 +121,11 @@ pub fn assemble(inputs: &ImageInputs) -> Result<AssembledImage, AssembleError> {
         if let Some(w) = &wasm {
             layers.push(w.clone());
         }
+        if let Some((_, btfgen)) = inputs.btfgen.iter().find(|(p, _)| p == platform) {
+            let d = descriptor(mt::BTFGEN_LAYER, btfgen)?;
+            blobs.push((d.clone(), btfgen.clone()));
+            layers.push(d);
+        }
         let manifest = ImageManifestBuilder::default()
             .schema_version(2u32)
             .artifact_type(MediaType::from(mt::GADGET_ARTIFACT))
@@ -208,6 +215,7 @@ mod tests {
                 (Platform::Amd64, Some(b"x86".to_vec())),
             ],
             wasm: None,
+            btfgen: Vec::new(),
         }
     }
 

@@ -1101,6 +1101,82 @@ pub fn read_repo_metadata(path: &Path) -> Result<(Vec<u8>, Vec<Problem>), Artifa
     Ok((bytes, problems))
 }
 
+/// Stores the repository metadata artifact in `store`, tagged `<repo>:artifacthub.io`: an OCI
+/// image manifest whose config is the empty blob of media type [`REPO_METADATA_CONFIG`] and
+/// whose one layer is `artifacthub-repo.yml` ([`REPO_METADATA_LAYER`], titled like `oras push`
+/// titles it). Returns the tagged reference. Deterministic: the same file gives the same digest.
+pub fn store_repo_metadata(
+    store: &Store,
+    repo: &str,
+    yaml: &[u8],
+) -> Result<Reference, ArtifactHubError> {
+    use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType};
+    let reference_err = |image: String, source| ArtifactHubError::Reference { image, source };
+    let parsed =
+        Reference::parse(repo).map_err(|source| reference_err(repo.to_string(), source))?;
+    // A parsed reference always has a tag (`latest`); refuse one written by the user.
+    let last_slash = repo.rfind('/');
+    let explicit_tag = repo
+        .rfind(':')
+        .is_some_and(|c| last_slash.is_none_or(|s| c > s));
+    if explicit_tag || parsed.digest().is_some() {
+        return Err(ArtifactHubError::Image {
+            image: repo.to_string(),
+            reason: format!(
+                "give the repository without a tag or digest: the metadata goes to the `{REPO_METADATA_TAG}` tag"
+            ),
+        });
+    }
+    let full = format!("{}:{REPO_METADATA_TAG}", parsed.name());
+    let reference = parsed
+        .with_tag(REPO_METADATA_TAG)
+        .map_err(|source| reference_err(full.clone(), source))?;
+    let bad = |reason: String| ArtifactHubError::Image {
+        image: full.clone(),
+        reason,
+    };
+    let descriptor = |media: &str, data: &[u8]| -> Result<Descriptor, ArtifactHubError> {
+        let digest = crate::image::assemble::digest_of(data).map_err(|e| bad(e.to_string()))?;
+        Ok(Descriptor::new(
+            MediaType::from(media),
+            data.len() as u64,
+            digest,
+        ))
+    };
+    let config = descriptor(REPO_METADATA_CONFIG, b"")?;
+    let mut layer = descriptor(REPO_METADATA_LAYER, yaml)?;
+    layer.set_annotations(Some(
+        [(
+            "org.opencontainers.image.title".to_string(),
+            "artifacthub-repo.yml".to_string(),
+        )]
+        .into_iter()
+        .collect(),
+    ));
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(config)
+        .layers(vec![layer])
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+    let bytes =
+        gadget_store::canonical::to_canonical_json(&manifest).map_err(|e| bad(e.to_string()))?;
+    let manifest_desc = descriptor(mt::MANIFEST, &bytes)?;
+    store
+        .transaction(|tx| {
+            tx.write_blob(b"")?;
+            tx.write_blob(yaml)?;
+            tx.write_blob(&bytes)?;
+            tx.tag(&reference, manifest_desc.clone())
+        })
+        .map_err(|source| ArtifactHubError::Store {
+            image: full.clone(),
+            source,
+        })?;
+    Ok(reference)
+}
+
 fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5

@@ -633,3 +633,127 @@ fn btfgen_layer_layout_and_loading_with_its_btf() {
         }
     }
 }
+
+/// `artifacthub push-repo-metadata` pushes the `artifacthub.io` artifact Artifact Hub reads; an
+/// invalid file is refused before anything is pushed.
+#[test]
+fn artifacthub_repo_metadata_is_pushed_as_the_artifacthub_io_tag() {
+    use ig_image_tests::registry::{Registry, RegistryView, require_registry_tools};
+    if !require_registry_tools("artifacthub_repo_metadata_is_pushed_as_the_artifacthub_io_tag") {
+        return;
+    }
+    let t = TempStore::new();
+    let registry = Registry::start();
+    let host = registry.host();
+    let file = t.dir.path().join("artifacthub-repo.yml");
+    let repo = format!("{host}/gadgets/trace_demo");
+
+    std::fs::write(&file, "repositoryID: not-a-uuid\nowners:\n  - name: me\n").unwrap();
+    let out = t
+        .cmd([
+            "artifacthub",
+            "push-repo-metadata",
+            &repo,
+            file.to_str().unwrap(),
+            "--insecure-registries",
+            &host,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("`repositoryID`"), "{stdout}");
+    assert!(stdout.contains("`owners[0].email`"), "{stdout}");
+    let view = RegistryView {
+        addr: registry.addr(),
+        auth: None,
+    };
+    assert!(view.tags("gadgets/trace_demo").is_empty());
+
+    let yaml = "repositoryID: 5e0c2a7e-1d2f-4a3b-9c8d-7e6f5a4b3c2d\nowners:\n  - name: me\n    email: me@example.com\n";
+    std::fs::write(&file, yaml).unwrap();
+    t.ok([
+        "artifacthub",
+        "push-repo-metadata",
+        &repo,
+        file.to_str().unwrap(),
+        "--insecure-registries",
+        &host,
+    ]);
+    assert_eq!(view.tags("gadgets/trace_demo"), ["artifacthub.io"]);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &view
+            .manifest("gadgets/trace_demo", "artifacthub.io")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.cncf.artifacthub.config.v1+yaml"
+    );
+    assert_eq!(manifest["config"]["size"], 0);
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!(
+        layers[0]["mediaType"],
+        "application/vnd.cncf.artifacthub.repository-metadata.layer.v1.yaml"
+    );
+    assert_eq!(layers[0]["size"], yaml.len());
+    let digest = layers[0]["digest"].as_str().unwrap();
+    assert!(view.has_blob("gadgets/trace_demo", digest));
+    // A tag on the repository is refused.
+    let err = t.fails([
+        "artifacthub",
+        "push-repo-metadata",
+        &format!("{repo}:v1"),
+        file.to_str().unwrap(),
+        "--insecure-registries",
+        &host,
+    ]);
+    assert!(err.contains("without a tag"), "{err}");
+}
+
+/// The CI workflow of a scaffold names only real ig-image commands.
+#[test]
+fn init_workflow_uses_real_commands() {
+    let t = TempStore::new();
+    t.ok(["init", "wf_check", "--dir", t.dir.path().to_str().unwrap()]);
+    let workflow =
+        std::fs::read_to_string(t.dir.path().join("wf_check/.github/workflows/gadget.yml"))
+            .unwrap();
+    let subs = ig_image_subcommands(&workflow);
+    for sub in ["build", "check", "artifacthub", "sign", "push", "login"] {
+        assert!(subs.iter().any(|s| s == sub), "{sub} not in {subs:?}");
+    }
+    for sub in subs {
+        t.ok([sub.as_str(), "--help"]);
+    }
+}
+
+/// The `ig-image <subcommand>` words of a CI workflow (`ig-image artifacthub check` gives
+/// `artifacthub`).
+fn ig_image_subcommands(text: &str) -> Vec<String> {
+    let code: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut out: Vec<String> = code
+        .split("ig-image")
+        .skip(1)
+        .filter_map(|rest| {
+            let rest = rest
+                .strip_prefix(')')
+                .unwrap_or(rest)
+                .strip_prefix('"')
+                .unwrap_or(rest);
+            let word = rest.strip_prefix(' ')?.split_whitespace().next()?;
+            word.chars()
+                .all(|c| c.is_ascii_lowercase() || c == '-')
+                .then(|| word.to_string())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}

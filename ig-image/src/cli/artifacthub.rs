@@ -36,6 +36,26 @@ enum ArtifactHubCommand {
     /// containersImages. Stale: a field ig-image owns differs from gadget.yaml, or, with
     /// `--image`, from the image. Unknown keys are warnings.
     Check(PkgArgs),
+    /// Push artifacthub-repo.yml as REPO's repository metadata (the `artifacthub.io` tag)
+    ///
+    /// Artifact Hub reads the metadata of an OCI-hosted repository (repositoryID, owners,
+    /// ignore) from an artifact tagged `artifacthub.io` in it: config media type
+    /// `application/vnd.cncf.artifacthub.config.v1+yaml` (empty), one layer of media type
+    /// `application/vnd.cncf.artifacthub.repository-metadata.layer.v1.yaml`. The file is checked
+    /// first (repositoryID a UUID, owners with an email); nothing is pushed when it is invalid.
+    PushRepoMetadata(RepoMetadataArgs),
+}
+
+#[derive(Debug, Args)]
+struct RepoMetadataArgs {
+    /// The repository, without a tag (ghcr.io/me/gadgets/trace_demo)
+    #[arg(value_name = "REPO")]
+    repo: String,
+    /// The repository metadata file
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    #[command(flatten)]
+    registry: super::push::RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +122,7 @@ pub fn exec(global: &GlobalArgs, args: ArtifactHubArgs) -> anyhow::Result<ExitSt
                 ExitStatus::Success
             })
         }
+        ArtifactHubCommand::PushRepoMetadata(a) => push_repo_metadata(&a),
         ArtifactHubCommand::Check(a) => {
             let opts = a.options(global)?;
             let problems = artifacthub::check(&opts).with_context(|| {
@@ -136,4 +157,39 @@ pub fn exec(global: &GlobalArgs, args: ArtifactHubArgs) -> anyhow::Result<ExitSt
             })
         }
     }
+}
+
+fn push_repo_metadata(a: &RepoMetadataArgs) -> anyhow::Result<ExitStatus> {
+    let (bytes, problems) = artifacthub::read_repo_metadata(&a.file)?;
+    for p in &problems {
+        println!("{p}");
+    }
+    if problems.iter().any(|p| p.kind != ProblemKind::Warning) {
+        println!("{}: invalid, nothing pushed", a.file.display());
+        return Ok(ExitStatus::Failure);
+    }
+    // The artifact is assembled in a throwaway store, then pushed like any image.
+    let tmp = tempfile::tempdir().context("cannot create a temporary store")?;
+    let store = gadget_store::Store::open(tmp.path().join("store"))?;
+    let reference = artifacthub::store_repo_metadata(&store, &a.repo, &bytes)?;
+    let client = a.registry.client()?;
+    let credentials = a.registry.credentials(reference.registry())?;
+    let report = ig_image::registry::push(
+        &store,
+        &client,
+        &reference,
+        &credentials,
+        &ig_image::registry::NoProgress,
+    )
+    .with_context(|| {
+        format!(
+            "failed to push the repository metadata to `{}`",
+            reference.display()
+        )
+    })?;
+    output::status(
+        "Pushed",
+        format!("{}@{}", reference.display(), report.digest),
+    );
+    Ok(ExitStatus::Success)
 }

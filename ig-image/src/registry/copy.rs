@@ -647,17 +647,16 @@ pub fn pull(
             Vec::new()
         };
         let narrowed = is_index && entries.len() != select_entries(&root, None)?.len();
+        // Signatures are looked up for what they sign and `ig` verifies: the image's index (or
+        // its manifest). A narrowed index is not the registry's, so none applies to it.
         let mut subjects = Vec::new();
         if narrowed {
             reporter.note(
-                "only some platforms were pulled: the index's own signatures and referrers were \
-                 not (they sign the registry's index)",
+                "only some platforms were pulled: the index's signatures and referrers were not \
+                 (they sign the registry's index, not the one stored)",
             );
         } else {
             subjects.push(root.digest.clone());
-        }
-        for e in &entries {
-            subjects.push(parse_descriptor(e, "the index")?.0);
         }
 
         // The image (manifests, then blobs) and the signature lookups run side by side.

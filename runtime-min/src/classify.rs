@@ -56,7 +56,7 @@ impl FailureClass {
     pub fn hint(self) -> Option<&'static str> {
         Some(match self {
             FailureClass::MissingBtf => {
-                "this kernel has no /sys/kernel/btf/vmlinux: pass `--kernel-btf FILE` (e.g. from btfhub), or use a kernel built with CONFIG_DEBUG_INFO_BTF"
+                "no usable kernel BTF: on a kernel without /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF), pass `--kernel-btf FILE` (e.g. from btfhub); check that the file is BTF"
             }
             FailureClass::CoreRelocation => {
                 "the kernel's types differ from the vmlinux.h the gadget was built with: guard the access with bpf_core_field_exists() or use a ___flavor struct"
@@ -68,7 +68,7 @@ impl FailureClass {
                 "this kernel is too old for the gadget"
             }
             FailureClass::AttachPointMissing => {
-                "the function may be inlined or renamed on this kernel; check /proc/kallsyms, /sys/kernel/tracing/events or the kernel BTF"
+                "the tracepoint, function or hook does not exist or cannot be traced on this kernel (inlined, renamed, or a tracing feature the kernel lacks): check /sys/kernel/tracing/events, /proc/kallsyms or the kernel BTF"
             }
             FailureClass::Permission => {
                 "run as root (or with CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN); in Kubernetes use `kubectl debug --profile=sysadmin`"

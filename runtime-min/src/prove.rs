@@ -216,6 +216,8 @@ pub fn verify(
             loaded.unload();
         }
         Err(LoadError::Programs { report: r, .. }) => {
+            // The programs that did load still get their attach points checked.
+            let checked = attach::check_all(gadget);
             report.programs = r
                 .programs
                 .iter()
@@ -224,7 +226,15 @@ pub fn verify(
                     section: p.section.clone(),
                     kind: p.kind.clone(),
                     load: p.status.clone(),
-                    attach: None,
+                    attach: p
+                        .loaded()
+                        .then(|| {
+                            checked
+                                .iter()
+                                .find(|a| a.name == p.name)
+                                .map(|a| a.status.clone())
+                        })
+                        .flatten(),
                 })
                 .collect();
             report.load = *r;

@@ -735,3 +735,33 @@ fn kernel_loader_conventions_max_entries_section_spellings_disabled() {
         "map `counts` created with max_entries 128: {maps}"
     );
 }
+
+#[test]
+fn kernel_missing_attach_point_is_classified() {
+    if !require_kernel("kernel_missing_attach_point_is_classified") {
+        return;
+    }
+    let store = TempStore::new();
+    build(
+        &store,
+        &fixture("missing_attach_point"),
+        "missing:test",
+        &[],
+    );
+    let out = store
+        .cmd(["run", "--verify-only", "missing:test", "-o", "columns"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("[attach-point-missing]"), "{text}");
+    assert!(
+        text.contains("ig_no_such_category/ig_no_such_event"),
+        "{text}"
+    );
+    let err = store.fails(["run", "missing:test", "--timeout", "5s"]);
+    assert!(
+        err.contains("[attach-point-missing]") && err.contains("ig_no_such_event"),
+        "{err}"
+    );
+}

@@ -154,7 +154,25 @@ pub fn check_all(gadget: &Gadget) -> Vec<AttachReport> {
     }) {
         tracing::ensure_tracefs();
     }
-    let mut kprobe_functions: Option<std::collections::HashSet<String>> = None;
+    let kprobe_targets: Vec<String> = programs
+        .iter()
+        .filter(|p| {
+            matches!(p.kind, ProgramKind::Kprobe | ProgramKind::Kretprobe)
+                || p.section.starts_with("ksyscall/")
+                || p.section.starts_with("kretsyscall/")
+        })
+        .filter_map(|p| {
+            let what = describe(&p.kind, &p.section, &p.target);
+            what.split_whitespace()
+                .nth(1)
+                .map(|f| tracing::split_offset(f).0.to_string())
+        })
+        .collect();
+    let kprobe_functions = if kprobe_targets.is_empty() {
+        None
+    } else {
+        tracing::kprobe_functions(&kprobe_targets)
+    };
     programs
         .iter()
         .map(|p| {
@@ -176,13 +194,19 @@ pub fn check_all(gadget: &Gadget) -> Vec<AttachReport> {
                         None => missing("tracefs is not mounted".into()),
                     },
                     ProgramKind::Kprobe | ProgramKind::Kretprobe | ProgramKind::Other(_) => {
-                        let funcs = kprobe_functions.get_or_insert_with(tracing::kprobe_functions);
                         let func = what.split_whitespace().nth(1).unwrap_or_default();
                         let func = tracing::split_offset(func).0;
-                        if funcs.is_empty() || funcs.contains(func) {
-                            AttachStatus::Exists { target: what.clone() }
-                        } else {
-                            missing(format!("`{func}` is not a traceable kernel function (not in available_filter_functions)"))
+                        match &kprobe_functions {
+                            _ if tracing::kprobes_unsupported().is_some() => {
+                                missing(tracing::kprobes_unsupported().unwrap_or_default().to_string())
+                            }
+                            Some(found) if !found.contains(func) => missing(format!(
+                                "`{func}` is not a kernel function kprobes can attach to (not in available_filter_functions or /proc/kallsyms)"
+                            )),
+                            Some(_) => AttachStatus::Exists { target: what.clone() },
+                            None => AttachStatus::Exists {
+                                target: format!("{what} (not checked: no readable function list)"),
+                            },
                         }
                     }
                     ProgramKind::TpBtf | ProgramKind::Fentry | ProgramKind::Fexit | ProgramKind::Iter { .. } => {
@@ -257,6 +281,16 @@ fn classify_attach_error(e: &ProgramError, what: &str) -> Failure {
             classify::classify_errno(io_error).unwrap_or(FailureClass::Other),
             format!("`{}`: {io_error}", filename.display()),
         ),
+        ProgramError::KProbeError(aya::programs::kprobe::KProbeError::FileError { .. })
+            if tracing::kprobes_unsupported().is_some() =>
+        {
+            (
+                FailureClass::AttachPointMissing,
+                tracing::kprobes_unsupported()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
         ProgramError::KProbeError(aya::programs::kprobe::KProbeError::FileError {
             filename,
             io_error,

@@ -57,20 +57,43 @@ pub fn raw_tracepoint_exists(tracefs: &Path, name: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Functions kprobes can attach to (`available_filter_functions`, module suffixes dropped);
-/// empty when the file cannot be read (then nothing is reported missing).
-pub fn kprobe_functions() -> std::collections::HashSet<String> {
-    let Some(fs) = tracefs_dir() else {
-        return Default::default();
-    };
-    std::fs::read_to_string(fs.join("available_filter_functions"))
-        .map(|t| {
-            t.lines()
-                .filter_map(|l| l.split_whitespace().next())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
+/// Why kprobes cannot be attached on this kernel at all, if they cannot: aya attaches them
+/// through the kprobe PMU (`/sys/bus/event_source/devices/kprobe`) or tracefs `kprobe_events`.
+pub fn kprobes_unsupported() -> Option<&'static str> {
+    let pmu = Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    let events = tracefs_dir().is_some_and(|fs| fs.join("kprobe_events").exists());
+    (!pmu && !events).then_some(
+        "this kernel cannot attach kprobes: no kprobe PMU in /sys/bus/event_source/devices and no kprobe_events in tracefs (built without CONFIG_KPROBE_EVENTS)",
+    )
+}
+
+/// Which of `wanted` are kernel functions a kprobe can attach to: names listed in tracefs'
+/// `available_filter_functions`, or, where that file is not readable (lockdown), text symbols
+/// of `/proc/kallsyms`. `None` when neither can be read.
+pub fn kprobe_functions(wanted: &[String]) -> Option<std::collections::HashSet<String>> {
+    use std::io::BufRead as _;
+    let want: std::collections::HashSet<&str> = wanted.iter().map(String::as_str).collect();
+    let mut found = std::collections::HashSet::new();
+    let filter = tracefs_dir().map(|fs| fs.join("available_filter_functions"));
+    if let Some(f) = filter.and_then(|p| std::fs::File::open(p).ok()) {
+        for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
+            if let Some(name) = line.split_whitespace().next().filter(|n| want.contains(n)) {
+                found.insert(name.to_string());
+            }
+        }
+        return Some(found);
+    }
+    let f = std::fs::File::open("/proc/kallsyms").ok()?;
+    for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
+        let mut parts = line.split_whitespace();
+        let (Some(_), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if matches!(kind, "t" | "T") && want.contains(name) {
+            found.insert(name.to_string());
+        }
+    }
+    Some(found)
 }
 
 /// Attaches a tracepoint program to `category/name`.

@@ -235,14 +235,17 @@ impl TransferReporter for Progress {
                 b.total.dec(old.position());
                 old.finish_and_clear();
             }
-            let bar = b.multi.add(ProgressBar::new(size));
-            bar.set_style(
-                ProgressStyle::with_template("{prefix:>12} {msg} [{bar:20}] {bytes}/{total_bytes}")
+            let bar = ProgressBar::new(size)
+                .with_style(
+                    ProgressStyle::with_template(
+                        "{prefix:>12} {msg} [{bar:20}] {bytes}/{total_bytes}",
+                    )
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
-            );
-            bar.set_prefix(b.verb);
-            bar.set_message(digest.hex()[..12].to_owned());
+                )
+                .with_prefix(b.verb)
+                .with_message(digest.hex()[..12].to_owned());
+            let bar = b.multi.add(bar);
             blobs.insert(digest.clone(), bar);
         }
     }

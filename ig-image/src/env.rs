@@ -16,6 +16,13 @@ pub const IG_IMAGE_CACHE_DIR: &str = "IG_IMAGE_CACHE_DIR";
 /// Password of a cosign private key file (`sign`, `generate-key-pair`); may be empty.
 pub const COSIGN_PASSWORD: &str = "COSIGN_PASSWORD";
 
+/// Registry credentials file (docker config.json format), as for podman and upstream `ig`.
+pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
+/// Directory of docker's `config.json` (the fallback credentials file).
+pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// A PEM bundle of extra CA certificates for registries (private CAs).
+pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+
 /// Every variable with its one-line meaning, for `--help` and docs/environment.md.
 pub const ALL: &[(&str, &str)] = &[
     (IG_IMAGE_STORE, "local store directory (like --store)"),
@@ -40,3 +47,17 @@ pub const ALL: &[(&str, &str)] = &[
         "build cache directory, overriding XDG_CACHE_HOME",
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_variable_is_documented() {
+        let doc = include_str!("../../docs/environment.md");
+        for (name, _) in super::ALL {
+            assert!(
+                doc.contains(&format!("`{name}`")),
+                "docs/environment.md does not mention `{name}`"
+            );
+        }
+    }
+}

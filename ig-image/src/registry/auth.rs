@@ -25,9 +25,9 @@ use serde_json::{Map, Value};
 use super::error::RegistryError;
 
 /// Environment variable naming the auth file (as in podman and upstream `ig`).
-pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
+pub const REGISTRY_AUTH_FILE: &str = crate::env::REGISTRY_AUTH_FILE;
 /// Environment variable naming docker's configuration directory.
-pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+pub const DOCKER_CONFIG: &str = crate::env::DOCKER_CONFIG;
 
 /// Upstream `ig`'s default auth file.
 pub const DEFAULT_AUTH_FILE: &str = "/var/lib/ig/config.json";

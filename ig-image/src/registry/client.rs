@@ -40,7 +40,7 @@ use super::progress::TransferReporter;
 
 /// Environment variable naming a PEM bundle of extra trusted roots (a private CA), added to the
 /// built-in (Mozilla) roots.
-pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+pub const SSL_CERT_FILE: &str = crate::env::SSL_CERT_FILE;
 
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("ig-image/", env!("CARGO_PKG_VERSION"));

@@ -411,6 +411,20 @@ impl<'a> RawBtf<'a> {
     }
 }
 
+impl RawBtf<'_> {
+    /// A valid BTF blob in this machine's byte order with no types (only `void`) and an empty
+    /// string table.
+    pub fn empty_blob() -> Vec<u8> {
+        let mut out = 0xeb9f_u16.to_ne_bytes().to_vec();
+        out.extend_from_slice(&[1, 0]);
+        for v in [24u32, 0, 0, 0, 1] {
+            out.extend_from_slice(&v.to_ne_bytes());
+        }
+        out.push(0);
+        out
+    }
+}
+
 /// What a CO-RE relocation is rooted at: a kind (`BTF_KIND_*`) and a name without its
 /// `___flavor` suffix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -841,6 +855,12 @@ pub(crate) mod tests {
             name: "big".into(),
         }]);
         assert_eq!(RawBtf::parse(&mini).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn empty_blob_parses() {
+        let blob = RawBtf::empty_blob();
+        assert!(RawBtf::parse(&blob).unwrap().is_empty());
     }
 
     #[test]

@@ -370,6 +370,10 @@ fn prepare_loader(
         });
     }
     let t = Instant::now();
+    if !custom && roots.as_ref().is_some_and(Vec::is_empty) {
+        // Nothing to relocate: show the loader an empty BTF (no need to read the kernel's).
+        return shadowed_or_parsed(&RawBtf::empty_blob(), None, true, t, full_log);
+    }
     // The running kernel's minimized BTF may be cached from an earlier run in this boot.
     let cache_entry = if custom {
         None
@@ -423,10 +427,28 @@ fn prepare_loader(
             (mini, has_ringbuf)
         }
     };
-    // Show the loader the minimized BTF: the cache entry itself, or a temporary copy (kept
-    // until the loader has read it).
+    shadowed_or_parsed(
+        &mini,
+        cache_entry.as_deref().filter(|p| p.is_file()),
+        has_ringbuf,
+        t,
+        full_log,
+    )
+}
+
+/// Creates aya's loader on `mini` (through [`shadow_vmlinux_for_this_thread`]), or, when the
+/// thread cannot have its own mount namespace, on the whole kernel BTF with `mini` parsed for
+/// the caller to hand over.
+fn shadowed_or_parsed(
+    mini: &[u8],
+    file: Option<&Path>,
+    has_ringbuf: bool,
+    t: Instant,
+    full_log: bool,
+) -> Result<Prepared, LoadError> {
+    // The cached file itself, or a temporary copy (kept until the loader has read it).
     let mut temp: Option<tempfile::NamedTempFile> = None;
-    let file = match cache_entry.as_deref().filter(|p| p.is_file()) {
+    let file = match file {
         Some(p) => Ok(p.to_path_buf()),
         None => {
             let dir = if Path::new("/dev/shm").is_dir() {
@@ -438,7 +460,7 @@ fn prepare_loader(
                 .prefix("runtime-min-core-btf-")
                 .tempfile_in(dir)
                 .and_then(|mut f| {
-                    std::io::Write::write_all(&mut f, &mini)?;
+                    std::io::Write::write_all(&mut f, mini)?;
                     let p = f.path().to_path_buf();
                     temp = Some(f);
                     Ok(p)
@@ -464,7 +486,7 @@ fn prepare_loader(
             log::debug!(
                 "cannot show the loader a minimized kernel BTF ({e}); it parses the whole one"
             );
-            let core = Btf::parse(&mini, Endianness::default()).map_err(|e| {
+            let core = Btf::parse(mini, Endianness::default()).map_err(|e| {
                 setup(
                     FailureClass::MissingBtf,
                     format!("cannot parse the minimized kernel BTF: {e}"),
@@ -509,7 +531,12 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         .kernel_btf
         .clone()
         .unwrap_or_else(|| PathBuf::from(SYSFS_VMLINUX));
-    let roots = if has_core { core_roots(gadget) } else { None };
+    // No CO-RE relocations: the loader needs no kernel types at all (an empty root set).
+    let roots = if has_core {
+        core_roots(gadget)
+    } else {
+        Some(Vec::new())
+    };
     // The thread sends its result rather than returning it: when it made itself a mount
     // namespace, tearing that down at thread exit takes the kernel a moment, which then overlaps
     // with the rest of the load instead of delaying it.

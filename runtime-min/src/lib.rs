@@ -4,7 +4,22 @@
 //! ([`load`]: parameters, map sizes, ring buffer fallback, CO-RE, the verifier) → attach
 //! ([`attach`]: by section) → read ([`readers`]: ring buffers, perf buffers, iterators, hash
 //! maps) → decode ([`decode`]: BTF-driven, record bytes to JSON) → print ([`output`]).
-//! [`session`] runs the loop (timeout, event limit, Ctrl-C) and detaches everything at the end.
+//! [`session`] runs the loop (timeout, event limit, Ctrl-C) and detaches everything at the end;
+//! [`prove`] puts it together for command lines (`ig-image run`, the `runtime-min` binary).
+//!
+//! Supporting modules: [`fixup`] rewrites what aya would reject (section spellings, the ring
+//! buffer to perf event array fallback); [`btf_raw`] reads and minimizes raw BTF for CO-RE,
+//! cached per boot by [`core_cache`]; [`classify`] and [`core_relo`] turn kernel errors into
+//! classified failures; [`metadata`] and [`params`] read gadget.yaml and `--param` values.
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use runtime_min::{load::LoadOptions, prove, source::Gadget};
+//! let gadget = Gadget::from_object_file("program.bpf.o".as_ref(), None)?;
+//! let report = prove::verify(&gadget, &LoadOptions::default(), false)?;
+//! print!("{}", prove::render_verify(&report, false));
+//! # Ok(()) }
+//! ```
 //!
 //! It needs what `kubectl debug --profile=sysadmin` gives a container (root, the host kernel):
 //! no daemon, no pinned bpffs path, no network. Nothing it loads is pinned, so when the process

@@ -1,4 +1,5 @@
-//! `ig-image init`: a new gadget directory from the templates in the repository's `templates/`.
+//! `ig-image init`: a new gadget directory from the templates in the repository's `templates/`
+//! (C or Rust eBPF, tracer/snapshot/top, optionally a C or Rust WASM module).
 //!
 //! The templates are handlebars files embedded in the binary (`include_str!`), so an installed
 //! `ig-image` needs no files beside it. A scaffold holds the program source, gadget.yaml,
@@ -183,6 +184,55 @@ const TEMPLATES: &[(&str, &str)] = &[
         "github-workflow.yml",
         include_str!("../../templates/github-workflow.yml.hbs"),
     ),
+    (
+        "rust/Cargo.toml",
+        include_str!("../../templates/rust/Cargo.toml.hbs"),
+    ),
+    (
+        "rust/Cargo.lock",
+        include_str!("../../templates/rust/Cargo.lock.hbs"),
+    ),
+    (
+        "rust/tracer.rs",
+        include_str!("../../templates/rust/tracer.rs.hbs"),
+    ),
+    (
+        "rust/top.rs",
+        include_str!("../../templates/rust/top.rs.hbs"),
+    ),
+    (
+        "wasm/module.c",
+        include_str!("../../templates/wasm/module.c.hbs"),
+    ),
+    (
+        "wasm/Cargo.toml",
+        include_str!("../../templates/wasm/Cargo.toml.hbs"),
+    ),
+    (
+        "wasm/lib.rs",
+        include_str!("../../templates/wasm/lib.rs.hbs"),
+    ),
+];
+
+/// Files written as they are (no template syntax): the Rust gadget SDK, copied from this
+/// repository's `gadget-sdk-rs/` so a Rust scaffold builds without ig-image's source tree.
+const RAW_FILES: &[(&str, &str)] = &[
+    (
+        "rust/gadget-sdk.Cargo.toml",
+        include_str!("../../templates/rust/gadget-sdk.Cargo.toml"),
+    ),
+    (
+        "rust/gadget-sdk-macros.Cargo.toml",
+        include_str!("../../templates/rust/gadget-sdk-macros.Cargo.toml"),
+    ),
+    (
+        "gadget-sdk-rs/src/lib.rs",
+        include_str!("../../gadget-sdk-rs/src/lib.rs"),
+    ),
+    (
+        "gadget-sdk-rs/macros/src/lib.rs",
+        include_str!("../../gadget-sdk-rs/macros/src/lib.rs"),
+    ),
 ];
 
 /// Longest accepted name (Artifact Hub and OCI path components are fine with it).
@@ -241,38 +291,64 @@ fn default_description(kind: Kind) -> &'static str {
     }
 }
 
-/// The files of a scaffold: (template, output path).
-fn plan(opts: &InitOptions) -> Result<Vec<(&'static str, &'static str)>, InitError> {
-    match opts.lang {
-        Lang::C => {}
-        Lang::Rust => {
+/// The files of a scaffold: (template or raw file, output path, raw).
+fn plan(opts: &InitOptions) -> Result<Vec<(&'static str, &'static str, bool)>, InitError> {
+    let mut files = match (opts.lang, opts.kind) {
+        (Lang::C, Kind::Tracer) => vec![("c/tracer.bpf.c", "program.bpf.c", false)],
+        (Lang::C, Kind::Snapshot) => vec![("c/snapshot.bpf.c", "program.bpf.c", false)],
+        (Lang::C, Kind::Top) => vec![("c/top.bpf.c", "program.bpf.c", false)],
+        (Lang::Rust, Kind::Snapshot) => {
             return Err(InitError::Unsupported {
-                what: "`--lang rust`: this ig-image cannot build Rust eBPF programs yet, so it \
-                       does not scaffold them"
-                    .to_string(),
+                what: concat!(
+                    "`--lang rust --kind snapshot`: aya-ebpf 0.2.1 (the newest that builds with ",
+                    "Debian's rustc) has no iterator programs; use `--lang c` for a snapshot ",
+                    "gadget, or `--kind tracer`/`top` in Rust"
+                )
+                .to_string(),
             });
         }
-    }
-    if opts.wasm != Wasm::None {
-        return Err(InitError::Unsupported {
-            what: "`--wasm`: this ig-image does not build WASM modules yet, so it does not \
-                   scaffold them"
-                .to_string(),
-        });
-    }
-    let program = match opts.kind {
-        Kind::Tracer => "c/tracer.bpf.c",
-        Kind::Snapshot => "c/snapshot.bpf.c",
-        Kind::Top => "c/top.bpf.c",
+        (Lang::Rust, kind) => vec![
+            ("rust/Cargo.toml", "Cargo.toml", false),
+            ("rust/Cargo.lock", "Cargo.lock", false),
+            (
+                if kind == Kind::Top {
+                    "rust/top.rs"
+                } else {
+                    "rust/tracer.rs"
+                },
+                "src/main.rs",
+                false,
+            ),
+            ("rust/gadget-sdk.Cargo.toml", "gadget-sdk/Cargo.toml", true),
+            ("gadget-sdk-rs/src/lib.rs", "gadget-sdk/src/lib.rs", true),
+            (
+                "rust/gadget-sdk-macros.Cargo.toml",
+                "gadget-sdk/macros/Cargo.toml",
+                true,
+            ),
+            (
+                "gadget-sdk-rs/macros/src/lib.rs",
+                "gadget-sdk/macros/src/lib.rs",
+                true,
+            ),
+        ],
     };
-    Ok(vec![
-        (program, "program.bpf.c"),
-        ("gadget.yaml", "gadget.yaml"),
-        ("build.yaml", "build.yaml"),
-        ("README.md", "README.md"),
-        ("artifacthub-pkg.yml", "artifacthub-pkg.yml"),
-        ("github-workflow.yml", ".github/workflows/gadget.yml"),
-    ])
+    match opts.wasm {
+        Wasm::None => {}
+        Wasm::C => files.push(("wasm/module.c", "wasm/module.c", false)),
+        Wasm::Rust => {
+            files.push(("wasm/Cargo.toml", "wasm/Cargo.toml", false));
+            files.push(("wasm/lib.rs", "wasm/src/lib.rs", false));
+        }
+    }
+    files.extend([
+        ("gadget.yaml", "gadget.yaml", false),
+        ("build.yaml", "build.yaml", false),
+        ("README.md", "README.md", false),
+        ("artifacthub-pkg.yml", "artifacthub-pkg.yml", false),
+        ("github-workflow.yml", ".github/workflows/gadget.yml", false),
+    ]);
+    Ok(files)
 }
 
 /// Renders every file of the scaffold without writing anything: (relative path, contents).
@@ -313,7 +389,17 @@ pub fn render(opts: &InitOptions) -> Result<Vec<(PathBuf, String)>, InitError> {
         "tracer": opts.kind == Kind::Tracer,
         "snapshot": opts.kind == Kind::Snapshot,
         "top": opts.kind == Kind::Top,
-        "ebpf_source": "program.bpf.c",
+        "c_tracer": opts.lang == Lang::C && opts.kind == Kind::Tracer,
+        "c_snapshot": opts.lang == Lang::C && opts.kind == Kind::Snapshot,
+        "c_top": opts.lang == Lang::C && opts.kind == Kind::Top,
+        "rust_tracer": opts.lang == Lang::Rust && opts.kind == Kind::Tracer,
+        "rust_top": opts.lang == Lang::Rust && opts.kind == Kind::Top,
+        "ebpf_source": match opts.lang { Lang::C => "program.bpf.c", Lang::Rust => "Cargo.toml" },
+        "program_file": match opts.lang { Lang::C => "program.bpf.c", Lang::Rust => "src/main.rs" },
+        "wasm_source": match opts.wasm { Wasm::None => None, Wasm::C => Some("wasm/module.c"), Wasm::Rust => Some("wasm/Cargo.toml") },
+        "wasm_c": opts.wasm == Wasm::C,
+        "wasm_rust": opts.wasm == Wasm::Rust,
+        "wasm_file": match opts.wasm { Wasm::None => None, Wasm::C => Some("wasm/module.c"), Wasm::Rust => Some("wasm/src/lib.rs") },
         "image": image,
         "created_at": created_at,
         "license": "GPL-2.0 OR Apache-2.0",
@@ -323,14 +409,19 @@ pub fn render(opts: &InitOptions) -> Result<Vec<(PathBuf, String)>, InitError> {
     hb.set_strict_mode(true);
     hb.register_escape_fn(handlebars::no_escape);
     let mut out = Vec::new();
-    for (template, path) in files {
-        let text = TEMPLATES
+    for (template, path, raw) in files {
+        let table = if raw { RAW_FILES } else { TEMPLATES };
+        let text = table
             .iter()
             .find(|(n, _)| *n == template)
             .map(|(_, t)| *t)
             .ok_or_else(|| InitError::Unsupported {
                 what: format!("no template `{template}` in this ig-image"),
             })?;
+        if raw {
+            out.push((PathBuf::from(path), text.to_string()));
+            continue;
+        }
         let rendered = hb
             .render_template(text, &data)
             .map_err(|e| InitError::Render {
@@ -451,9 +542,24 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_renders_valid_yaml_and_no_leftover_braces() {
-        for kind in [Kind::Tracer, Kind::Snapshot, Kind::Top] {
-            let files = render(&opts("my-gadget", kind)).unwrap();
+    fn every_combination_renders_valid_yaml_and_no_leftover_braces() {
+        let mut combos = Vec::new();
+        for lang in [Lang::C, Lang::Rust] {
+            for wasm in [Wasm::None, Wasm::C, Wasm::Rust] {
+                for kind in [Kind::Tracer, Kind::Snapshot, Kind::Top] {
+                    combos.push((lang, wasm, kind));
+                }
+            }
+        }
+        for (lang, wasm, kind) in combos {
+            let mut o = opts("my-gadget", kind);
+            o.lang = lang;
+            o.wasm = wasm;
+            if lang == Lang::Rust && kind == Kind::Snapshot {
+                assert!(matches!(render(&o), Err(InitError::Unsupported { .. })));
+                continue;
+            }
+            let files = render(&o).unwrap();
             for (path, text) in &files {
                 let p = path.to_string_lossy();
                 if p.ends_with(".yaml") || p.ends_with(".yml") {
@@ -461,9 +567,11 @@ mod tests {
                         .unwrap_or_else(|e| panic!("{p}: {e}\n{text}"));
                     assert_eq!(docs.len(), 1, "{p}");
                 }
-                if p.ends_with(".c") {
-                    assert!(!text.contains("{{"), "{p}");
+                if p.ends_with(".bpf.c") {
                     assert!(text.contains("GADGET_"), "{p}");
+                }
+                if p.ends_with(".c") || p == "src/main.rs" || p.starts_with("wasm/") {
+                    assert!(!text.contains("{{"), "{p}");
                     assert!(text.contains("my_gadget"), "{p}");
                 }
             }

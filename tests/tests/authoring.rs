@@ -757,3 +757,86 @@ fn ig_image_subcommands(text: &str) -> Vec<String> {
     out.dedup();
     out
 }
+
+/// Rust eBPF and WASM scaffolds: `init`, build for amd64 and arm64 with no edits, the checker,
+/// the verifier. Rust builds compile `core` from source, so the scaffolds live at a fixed place
+/// under `target/` and share the Rust tests' build cache: a second run is incremental.
+#[test]
+fn init_rust_and_wasm_scaffolds_build_check_and_load_without_edits() {
+    let root = ig_image_tests::workspace_root().join("target");
+    let parent = root.join("ig-image-test-init");
+    let cache = root.join("ig-image-test-rust-cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let t = TempStore::new();
+    let combos: [(&str, &[&str]); 4] = [
+        ("init_rs_tracer", &["--lang", "rust", "--kind", "tracer"]),
+        ("init_rs_top", &["--lang", "rust", "--kind", "top"]),
+        (
+            "init_c_wasm_c",
+            &["--lang", "c", "--kind", "tracer", "--wasm", "c"],
+        ),
+        (
+            "init_c_wasm_rust",
+            &["--lang", "c", "--kind", "top", "--wasm", "rust"],
+        ),
+    ];
+    for (name, flags) in combos {
+        let dir = parent.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut args = vec!["init", name, "--dir", parent.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        t.ok(&args);
+        let out = t
+            .cmd([
+                "build",
+                dir.to_str().unwrap(),
+                "-t",
+                &format!("{name}:dev"),
+                "-o",
+                "json",
+            ])
+            .env("IG_IMAGE_CACHE_DIR", &cache)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stderr}");
+        assert!(!stderr.contains("warning"), "{name}: {stderr}");
+        let built = &json_lines(&String::from_utf8_lossy(&out.stdout))[0];
+        assert_eq!(built["platforms"], serde_json::json!(["amd64", "arm64"]));
+    }
+    t.check(&[], "amd64,arm64");
+    // WASM layers are in the images that asked for one.
+    for (name, wasm) in [
+        ("init_rs_tracer", false),
+        ("init_c_wasm_c", true),
+        ("init_c_wasm_rust", true),
+    ] {
+        let out = t.ok(["inspect", &format!("{name}:dev"), "-o", "json"]);
+        assert_eq!(
+            out.contains("application/vnd.gadget.wasm.program.v1+binary"),
+            wasm,
+            "{name}"
+        );
+    }
+    if ig_image_tests::require_kernel(
+        "init_rust_and_wasm_scaffolds_build_check_and_load_without_edits",
+    ) {
+        for (name, _) in combos {
+            let out = t.ok(["run", &format!("{name}:dev"), "--verify-only", "-o", "json"]);
+            assert!(out.contains("\"ok\":true"), "{name}: {out}");
+        }
+    }
+    // No Rust snapshot template: aya-ebpf 0.2.1 has no iterator programs.
+    let err = t.fails([
+        "init",
+        "rs_snap",
+        "--lang",
+        "rust",
+        "--kind",
+        "snapshot",
+        "--dir",
+        parent.to_str().unwrap(),
+    ]);
+    assert!(err.contains("no iterator programs"), "{err}");
+    assert!(!parent.join("rs_snap").exists());
+}

@@ -41,3 +41,4 @@ pub mod prove;
 pub mod readers;
 pub mod session;
 pub mod source;
+pub mod wasm;

@@ -51,6 +51,8 @@ pub struct Metadata {
     pub name: String,
     /// `params.ebpf`, in file order.
     pub params: Vec<ParamMeta>,
+    /// `params.wasm`, in file order.
+    pub wasm_params: Vec<ParamMeta>,
     /// `datasources`, by name.
     pub datasources: BTreeMap<String, DataSourceMeta>,
 }
@@ -99,6 +101,17 @@ impl Metadata {
             for (var, p) in params {
                 let Some(var) = scalar(var) else { continue };
                 md.params.push(ParamMeta {
+                    var,
+                    key: scalar(&p["key"]).unwrap_or_default(),
+                    default: scalar(&p["defaultValue"]),
+                    description: scalar(&p["description"]).unwrap_or_default(),
+                });
+            }
+        }
+        if let Yaml::Hash(params) = &doc["params"]["wasm"] {
+            for (var, p) in params {
+                let Some(var) = scalar(var) else { continue };
+                md.wasm_params.push(ParamMeta {
                     var,
                     key: scalar(&p["key"]).unwrap_or_default(),
                     default: scalar(&p["defaultValue"]),

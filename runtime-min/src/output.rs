@@ -33,21 +33,33 @@ pub trait Sink {
     fn flush(&mut self) -> io::Result<()>;
 }
 
+/// Sees (and may extend) each record's JSON object before it is written: data source name, the
+/// bytes of the object.
+pub type JsonHook<'a> = Box<dyn FnMut(&str, &mut Vec<u8>) + 'a>;
+
 /// JSON lines.
-pub struct JsonLines<W: Write> {
+pub struct JsonLines<'a, W: Write> {
     out: W,
     buf: Vec<u8>,
     tag_datasource: bool,
+    hook: Option<JsonHook<'a>>,
 }
 
-impl<W: Write> JsonLines<W> {
+impl<'a, W: Write> JsonLines<'a, W> {
     /// Writes to `out`; `tag_datasource` adds `"datasource"` to each object.
     pub fn new(out: W, tag_datasource: bool) -> Self {
         JsonLines {
             out,
             buf: Vec::with_capacity(64 << 10),
             tag_datasource,
+            hook: None,
         }
+    }
+
+    /// Runs `hook` on every record's JSON object (used by the WASM module).
+    pub fn with_hook(mut self, hook: JsonHook<'a>) -> Self {
+        self.hook = Some(hook);
+        self
     }
 
     /// The writer.
@@ -56,7 +68,7 @@ impl<W: Write> JsonLines<W> {
     }
 }
 
-impl<W: Write> Sink for JsonLines<W> {
+impl<W: Write> Sink for JsonLines<'_, W> {
     fn record(&mut self, d: &Decoder, record: &[u8], interval: Option<u64>) -> io::Result<()> {
         let mut extra = Vec::new();
         if self.tag_datasource {
@@ -70,11 +82,23 @@ impl<W: Write> Sink for JsonLines<W> {
             extra.extend_from_slice(b"\"interval\":");
             crate::decode::push_u64(&mut extra, i);
         }
-        d.write_json(
-            record,
-            if extra.is_empty() { None } else { Some(&extra) },
-            &mut self.buf,
-        );
+        match &mut self.hook {
+            None => d.write_json(
+                record,
+                if extra.is_empty() { None } else { Some(&extra) },
+                &mut self.buf,
+            ),
+            Some(hook) => {
+                let mut obj = Vec::new();
+                d.write_json(
+                    record,
+                    if extra.is_empty() { None } else { Some(&extra) },
+                    &mut obj,
+                );
+                hook(&d.name, &mut obj);
+                self.buf.extend_from_slice(&obj);
+            }
+        }
         self.buf.push(b'\n');
         if self.buf.len() >= 60 << 10 {
             self.out.write_all(&self.buf)?;

@@ -18,6 +18,7 @@ use crate::load::{self, LoadError, LoadOptions, LoadReport, ProgramStatus};
 use crate::output::{Columns, JsonLines, Sink};
 use crate::session::{self, RunError, RunOptions, RunSummary};
 use crate::source::{Gadget, SourceError};
+use crate::wasm::{WasmError, WasmModule};
 
 /// What to run: an object file or an image in the store.
 #[derive(Debug, Clone)]
@@ -119,6 +120,9 @@ pub enum ProveError {
     /// Attaching or reading failed.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// The WASM module cannot run.
+    #[error(transparent)]
+    Wasm(#[from] WasmError),
 }
 
 impl ProveError {
@@ -332,11 +336,31 @@ pub fn run_gadget(
     status: &mut dyn FnMut(&str),
 ) -> Result<RunSummary, ProveError> {
     let decoders = Decoder::for_object(&gadget.info, gadget.metadata.as_ref(), Clock::now())?;
+    // The WASM module runs before anything is loaded: unsupported imports or a failing
+    // gadgetInit stop the run with nothing in the kernel.
+    let (load_opts, module) = match &gadget.wasm {
+        None => (load_opts.clone(), None),
+        Some(bytes) => {
+            let (opts, params) = split_wasm_params(gadget, load_opts);
+            let names: Vec<String> = decoders.iter().map(|d| d.name.clone()).collect();
+            let mut m = WasmModule::new(bytes, &names, params, Box::new(|l| log::info!("{l}")))?;
+            for call in ["gadgetInit", "gadgetPreStart", "gadgetStart"] {
+                m.lifecycle(call)?;
+            }
+            (opts, Some(std::cell::RefCell::new(m)))
+        }
+    };
+    let load_opts = &load_opts;
     let mut loaded = load::load(gadget, load_opts)?;
     let multi = decoders.len() > 1;
-    let mut sink: Box<dyn Sink + '_> = match format {
-        Format::Json => Box::new(JsonLines::new(&mut *out, multi)),
-        Format::Columns => Box::new(Columns::new(&mut *out, multi)),
+    let mut sink: Box<dyn Sink + '_> = match (format, &module) {
+        (Format::Json, Some(m)) => Box::new(JsonLines::new(&mut *out, multi).with_hook(Box::new(
+            |ds: &str, obj: &mut Vec<u8>| {
+                m.borrow_mut().on_event(ds, obj);
+            },
+        ))),
+        (Format::Json, None) => Box::new(JsonLines::new(&mut *out, multi)),
+        (Format::Columns, _) => Box::new(Columns::new(&mut *out, multi)),
     };
     let mut ready = |reports: &[AttachReport]| {
         let attached = reports
@@ -376,7 +400,49 @@ pub fn run_gadget(
     );
     drop(sink);
     loaded.unload();
-    Ok(result?)
+    let summary = result?;
+    if let Some(m) = module {
+        let mut m = m.into_inner();
+        for call in ["gadgetStop", "gadgetPostStop"] {
+            m.lifecycle(call)?;
+        }
+    }
+    Ok(summary)
+}
+
+/// Splits `--param`s: those naming a `params.wasm` entry (by key or name) go to the module,
+/// with the defaults of the others; the rest stay for the eBPF program.
+fn split_wasm_params(
+    gadget: &Gadget,
+    opts: &LoadOptions,
+) -> (LoadOptions, std::collections::HashMap<String, String>) {
+    let wasm_params = gadget
+        .metadata
+        .as_ref()
+        .map(|m| m.wasm_params.clone())
+        .unwrap_or_default();
+    let key = |p: &crate::metadata::ParamMeta| {
+        if p.key.is_empty() {
+            p.var.clone()
+        } else {
+            p.key.clone()
+        }
+    };
+    let mut values: std::collections::HashMap<String, String> = wasm_params
+        .iter()
+        .filter_map(|p| p.default.clone().map(|d| (key(p), d)))
+        .collect();
+    let mut rest = opts.clone();
+    rest.params.clear();
+    for (k, v) in &opts.params {
+        match wasm_params.iter().find(|p| p.key == *k || p.var == *k) {
+            Some(p) => {
+                values.insert(key(p), v.clone());
+            }
+            None => rest.params.push((k.clone(), v.clone())),
+        }
+    }
+    (rest, values)
 }
 
 fn gadget_params_note(opts: &LoadOptions) -> String {

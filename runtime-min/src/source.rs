@@ -12,6 +12,8 @@ use crate::metadata::{Metadata, MetadataError};
 
 /// Media type of the eBPF layer.
 pub const EBPF_LAYER: &str = "application/vnd.gadget.ebpf.program.v1+binary";
+/// Media type of the WASM module layer.
+pub const WASM_LAYER: &str = "application/vnd.gadget.wasm.program.v1+binary";
 /// Media type of the gadget.yaml config.
 pub const GADGET_CONFIG: &str = "application/vnd.gadget.config.v1+yaml";
 /// Media type of an OCI image index.
@@ -114,6 +116,8 @@ pub struct Gadget {
     pub elf: Elf,
     /// gadget.yaml, when the image has one.
     pub metadata: Option<Metadata>,
+    /// The image's WASM module, when it has one.
+    pub wasm: Option<Vec<u8>>,
 }
 
 /// The OCI architecture name of this machine.
@@ -171,6 +175,7 @@ impl Gadget {
             info,
             elf,
             metadata,
+            wasm: None,
         })
     }
 
@@ -261,6 +266,16 @@ impl Gadget {
                 reference: name.clone(),
             })?;
         let object = blob(layer)?;
-        Gadget::from_parts(format!("{name} ({arch})"), object, metadata.as_deref())
+        let wasm = match manifest["layers"].as_array().and_then(|ls| {
+            ls.iter()
+                .find(|l| l["mediaType"].as_str() == Some(WASM_LAYER))
+        }) {
+            Some(l) => Some(blob(l)?),
+            None => None,
+        };
+        let mut gadget =
+            Gadget::from_parts(format!("{name} ({arch})"), object, metadata.as_deref())?;
+        gadget.wasm = wasm;
+        Ok(gadget)
     }
 }

@@ -765,3 +765,83 @@ fn kernel_missing_attach_point_is_classified() {
         "{err}"
     );
 }
+
+#[test]
+fn kernel_trace_open_wasm_adds_basename_field() {
+    if !require_kernel("kernel_trace_open_wasm_adds_basename_field") {
+        return;
+    }
+    let store = TempStore::new();
+    build(
+        &store,
+        &sample("trace_open_wasm"),
+        "trace_open_wasm:test",
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wasm-basename.txt");
+    std::fs::write(&file, b"x").unwrap();
+    let me = std::process::id().to_string();
+
+    let running = start(
+        &store,
+        &[
+            "trace_open_wasm:test",
+            "-o",
+            "json",
+            "--timeout",
+            "4s",
+            "--param",
+            &format!("pid={me}"),
+        ],
+    );
+    drop(std::fs::File::open(&file).expect("open file"));
+    let (status, stdout, stderr) = running.wait();
+    assert!(status.success(), "{stderr}");
+    let events = events_of(&stdout, "fname", &Value::from(file.display().to_string()));
+    assert_eq!(events.len(), 1, "{stdout}\n{stderr}");
+    assert_eq!(events[0]["basename"], "wasm-basename.txt", "{}", events[0]);
+    assert_eq!(events[0]["proc.pid"], Value::from(std::process::id()));
+    // Every event gets the field.
+    assert!(
+        json_lines(&stdout)
+            .iter()
+            .all(|e| e["basename"].is_string()),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn kernel_wasm_module_with_unsupported_import_is_refused_before_loading() {
+    if !require_kernel("kernel_wasm_module_with_unsupported_import_is_refused_before_loading") {
+        return;
+    }
+    let store = TempStore::new();
+    let dir = tempfile::tempdir().unwrap();
+    let src = sample("trace_open_wasm");
+    for f in ["program.bpf.c", "gadget.yaml"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    let module = wat::parse_str(
+        r#"(module
+  (import "ig" "gadgetLog" (func (param i32 i64)))
+  (import "ig" "newPerfReader" (func (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_initialize"))
+  (func (export "gadgetAPIVersion") (result i64) i64.const 1)
+  (func (export "gadgetInit") (result i32) i32.const 0)
+  (func (export "dataSourceCallback") (param i64 i32 i32)))"#,
+    )
+    .expect("valid WAT");
+    std::fs::write(dir.path().join("module.wasm"), module).unwrap();
+    std::fs::write(dir.path().join("build.yaml"), "wasm: module.wasm\n").unwrap();
+    build(&store, dir.path(), "unsupported_wasm:test", &[]);
+    let stderr = store.fails(["run", "unsupported_wasm:test", "--timeout", "2s"]);
+    assert!(stderr.contains("newPerfReader"), "{stderr}");
+    assert!(stderr.contains("does not support"), "{stderr}");
+    assert!(!stderr.contains("gadgetLog"), "{stderr}");
+    assert!(
+        !stderr.contains("Running "),
+        "refused before loading:\n{stderr}"
+    );
+}

@@ -1,0 +1,803 @@
+//! Running an image's WASM module (gadget-image.md §9) in a sandbox: the pure-Rust `wasmi`
+//! interpreter, a minimal WASI preview1 (no filesystem, no network: `fd_write` to stdout/stderr
+//! goes to the log, `proc_exit`, `clock_time_get`, `random_get`, empty environment and
+//! arguments; any other WASI import returns ENOSYS) and a 16 MiB memory limit.
+//!
+//! Of the `ig` host module, only [`SUPPORTED`] is implemented: logging, `getParamValue` and
+//! data-source fields (get, add, read, set) with per-event callbacks. A module importing any
+//! other `ig` function is refused by [`WasmModule::new`] before anything is loaded.
+//!
+//! Events reach the module as their JSON line: [`WasmModule::on_event`] runs every
+//! subscribed `dataSourceCallback(cbID, ds, data)`, which reads fields of the decoded record
+//! and sets the fields the module added; those are appended to the JSON object.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+use wasmi::{
+    Caller, Engine, Extern, Func, FuncType, Instance, Linker, Module, Store, StoreLimits,
+    StoreLimitsBuilder, Val,
+};
+
+/// The `ig` host functions implemented here, with their §9 signatures (params, results;
+/// `true` = i64).
+const SUPPORTED: [(&str, &[bool], &[bool]); 11] = [
+    ("gadgetLog", &[false, true], &[]),
+    ("gadgetShouldLog", &[false], &[false]),
+    ("getParamValue", &[true, true], &[false]),
+    ("getDataSource", &[true], &[false]),
+    (
+        "dataSourceSubscribe",
+        &[false, false, false, true],
+        &[false],
+    ),
+    ("dataSourceGetField", &[false, true], &[false]),
+    ("dataSourceAddField", &[false, true, false], &[false]),
+    ("fieldGetScalar", &[false, false, false, false], &[true]),
+    ("fieldGetBuffer", &[false, false, false, true], &[false]),
+    ("fieldSet", &[false, false, false, true], &[false]),
+    ("releaseHandle", &[false], &[false]),
+];
+
+/// Memory limit of the module.
+pub const MEMORY_LIMIT: usize = 16 << 20;
+
+const WASI: &str = "wasi_snapshot_preview1";
+const ENOSYS: i32 = 52;
+const EBADF: i32 = 8;
+
+/// Field kinds of the API.
+const KIND_BOOL: u32 = 1;
+const KIND_STRING: u32 = 12;
+const KIND_CSTRING: u32 = 13;
+const KIND_BYTES: u32 = 14;
+const KIND_F32: u32 = 10;
+const KIND_F64: u32 = 11;
+
+/// A module that cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum WasmError {
+    /// The module imports `ig` functions this runtime does not implement.
+    #[error(
+        "the WASM module imports `ig` functions this runtime does not support: {}",
+        .0.join(", ")
+    )]
+    Unsupported(Vec<String>),
+    /// Not a module, or instantiation failed.
+    #[error("WASM module: {0}")]
+    Module(String),
+    /// A lifecycle call failed or returned non-zero.
+    #[error("WASM module: `{call}` failed: {reason}")]
+    Call {
+        /// The export.
+        call: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Handle {
+    DataSource(usize),
+    /// Data source, field name.
+    Field(usize, String),
+    /// The event being delivered.
+    Data,
+}
+
+#[derive(Debug, Default)]
+struct DataSource {
+    name: String,
+    /// Fields added by the module: name, kind.
+    added: Vec<(String, u32)>,
+    /// (priority, callback id).
+    subscriptions: Vec<(i32, u64)>,
+}
+
+/// The event being delivered: data source index, the decoded record's members, the values the
+/// module set.
+type Event = (usize, Map<String, Value>, HashMap<String, Value>);
+
+/// Host state of the module.
+pub struct Host {
+    limits: StoreLimits,
+    data_sources: Vec<DataSource>,
+    handles: HashMap<u32, Handle>,
+    next_handle: u32,
+    params: HashMap<String, String>,
+    /// The event being delivered: data source index, its fields, values set by the module.
+    event: Option<Event>,
+    log: Box<dyn FnMut(&str)>,
+}
+
+impl Host {
+    fn handle(&mut self, h: Handle) -> u32 {
+        self.next_handle += 1;
+        self.handles.insert(self.next_handle, h);
+        self.next_handle
+    }
+}
+
+/// An instantiated module.
+pub struct WasmModule {
+    store: Store<Host>,
+    instance: Instance,
+}
+
+fn memory(caller: &Caller<'_, Host>) -> Option<wasmi::Memory> {
+    caller.get_export("memory").and_then(Extern::into_memory)
+}
+
+fn read_buf(caller: &Caller<'_, Host>, s: i64) -> Option<Vec<u8>> {
+    let (ptr, len) = ((s as u64 & 0xffff_ffff) as usize, (s as u64 >> 32) as usize);
+    let mut out = vec![0u8; len];
+    if len > 0 {
+        memory(caller)?.read(caller, ptr, &mut out).ok()?;
+    }
+    Some(out)
+}
+
+fn read_str(caller: &Caller<'_, Host>, s: i64) -> Option<String> {
+    read_buf(caller, s).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Writes `data` into the buffer `dst` (truncated to its length); returns the full length.
+fn write_buf(caller: &mut Caller<'_, Host>, dst: i64, data: &[u8]) -> i32 {
+    let (ptr, len) = (
+        (dst as u64 & 0xffff_ffff) as usize,
+        (dst as u64 >> 32) as usize,
+    );
+    let n = data.len().min(len);
+    let Some(mem) = memory(caller) else { return -1 };
+    if mem.write(&mut *caller, ptr, &data[..n]).is_err() {
+        return -1;
+    }
+    data.len() as i32
+}
+
+/// A field's value in the event: a member of the decoded record or one the module set.
+fn field_value(host: &Host, field: u32, data: u32) -> Option<Value> {
+    let (Some(Handle::Field(ds, name)), Some(Handle::Data)) =
+        (host.handles.get(&field), host.handles.get(&data))
+    else {
+        return None;
+    };
+    let (eds, json, set) = host.event.as_ref()?;
+    if eds != ds {
+        return None;
+    }
+    set.get(name).or_else(|| json.get(name)).cloned()
+}
+
+fn scalar_bits(v: &Value, kind: u32) -> Option<u64> {
+    match v {
+        Value::Bool(b) => Some(*b as u64),
+        Value::Number(n) => match kind {
+            KIND_F32 => n.as_f64().map(|f| (f as f32).to_bits() as u64),
+            KIND_F64 => n.as_f64().map(f64::to_bits),
+            _ => n
+                .as_u64()
+                .or_else(|| n.as_i64().map(|i| i as u64))
+                .or_else(|| n.as_f64().map(|f| f as i64 as u64)),
+        },
+        Value::String(s) => s.parse::<u64>().ok(),
+        _ => None,
+    }
+}
+
+fn default_value(kind: u32) -> Value {
+    match kind {
+        KIND_STRING | KIND_CSTRING | KIND_BYTES => Value::String(String::new()),
+        KIND_BOOL => Value::Bool(false),
+        _ => Value::from(0),
+    }
+}
+
+fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
+    linker.func_wrap(
+        "ig",
+        "gadgetLog",
+        |caller: Caller<'_, Host>, level: i32, msg: i64| {
+            let text = read_str(&caller, msg).unwrap_or_default();
+            let level = match level {
+                0 => log::Level::Error,
+                1 => log::Level::Warn,
+                2 => log::Level::Info,
+                3 => log::Level::Debug,
+                _ => log::Level::Trace,
+            };
+            log::log!(level, "wasm: {text}");
+        },
+    )?;
+    linker.func_wrap("ig", "gadgetShouldLog", |level: i32| -> i32 {
+        let level = match level {
+            0 => log::Level::Error,
+            1 => log::Level::Warn,
+            2 => log::Level::Info,
+            3 => log::Level::Debug,
+            _ => log::Level::Trace,
+        };
+        log::log_enabled!(level) as i32
+    })?;
+    linker.func_wrap(
+        "ig",
+        "getParamValue",
+        |mut caller: Caller<'_, Host>, key: i64, dst: i64| -> i32 {
+            let Some(key) = read_str(&caller, key) else {
+                return 1;
+            };
+            let Some(v) = caller.data().params.get(&key).cloned() else {
+                return 1;
+            };
+            let cap = (dst as u64 >> 32) as usize;
+            if v.len() > cap {
+                return 1;
+            }
+            if write_buf(&mut caller, dst, v.as_bytes()) < 0 {
+                return 1;
+            }
+            0
+        },
+    )?;
+    linker.func_wrap(
+        "ig",
+        "getDataSource",
+        |mut caller: Caller<'_, Host>, name: i64| -> i32 {
+            let Some(name) = read_str(&caller, name) else {
+                return 0;
+            };
+            let host = caller.data_mut();
+            match host.data_sources.iter().position(|d| d.name == name) {
+                Some(i) => host.handle(Handle::DataSource(i)) as i32,
+                None => 0,
+            }
+        },
+    )?;
+    linker.func_wrap(
+        "ig",
+        "dataSourceSubscribe",
+        |mut caller: Caller<'_, Host>, ds: i32, ty: i32, prio: i32, cb: i64| -> i32 {
+            let host = caller.data_mut();
+            let Some(Handle::DataSource(i)) = host.handles.get(&(ds as u32)).cloned() else {
+                return 1;
+            };
+            if ty != 0 {
+                // Only one callback per event (type 0) is supported.
+                return 1;
+            }
+            let subs = &mut host.data_sources[i].subscriptions;
+            subs.push((prio, cb as u64));
+            subs.sort_by_key(|s| s.0);
+            0
+        },
+    )?;
+    linker.func_wrap(
+        "ig",
+        "dataSourceGetField",
+        |mut caller: Caller<'_, Host>, ds: i32, name: i64| -> i32 {
+            let Some(name) = read_str(&caller, name) else {
+                return 0;
+            };
+            let host = caller.data_mut();
+            let Some(Handle::DataSource(i)) = host.handles.get(&(ds as u32)).cloned() else {
+                return 0;
+            };
+            host.handle(Handle::Field(i, name)) as i32
+        },
+    )?;
+    linker.func_wrap(
+        "ig",
+        "dataSourceAddField",
+        |mut caller: Caller<'_, Host>, ds: i32, name: i64, kind: i32| -> i32 {
+            let Some(name) = read_str(&caller, name) else {
+                return 0;
+            };
+            let host = caller.data_mut();
+            let Some(Handle::DataSource(i)) = host.handles.get(&(ds as u32)).cloned() else {
+                return 0;
+            };
+            let d = &mut host.data_sources[i];
+            if name.is_empty() || d.added.iter().any(|(n, _)| *n == name) {
+                return 0;
+            }
+            d.added.push((name.clone(), kind as u32));
+            host.handle(Handle::Field(i, name)) as i32
+        },
+    )?;
+    linker.func_wrap(
+        "ig",
+        "fieldGetScalar",
+        |mut caller: Caller<'_, Host>, field: i32, data: i32, kind: i32, err: i32| -> i64 {
+            let v = field_value(caller.data(), field as u32, data as u32)
+                .and_then(|v| scalar_bits(&v, kind as u32));
+            if err != 0 {
+                let flag = [u8::from(v.is_none()), 0, 0, 0];
+                if let Some(mem) = memory(&caller) {
+                    let _ = mem.write(&mut caller, err as u32 as usize, &flag);
+                }
+            }
+            v.unwrap_or(0) as i64
+        },
+    )?;
+    linker.func_wrap(
+        "ig",
+        "fieldGetBuffer",
+        |mut caller: Caller<'_, Host>, field: i32, data: i32, _kind: i32, dst: i64| -> i32 {
+            let bytes = match field_value(caller.data(), field as u32, data as u32) {
+                Some(Value::String(s)) => s.into_bytes(),
+                Some(Value::Null) | None => return -1,
+                Some(v) => v.to_string().into_bytes(),
+            };
+            write_buf(&mut caller, dst, &bytes)
+        },
+    )?;
+    linker.func_wrap(
+        "ig",
+        "fieldSet",
+        |mut caller: Caller<'_, Host>, field: i32, data: i32, kind: i32, value: i64| -> i32 {
+            let kind = kind as u32;
+            let v = match kind {
+                KIND_STRING | KIND_CSTRING | KIND_BYTES => match read_str(&caller, value) {
+                    Some(s) => Value::String(s),
+                    None => return 1,
+                },
+                KIND_BOOL => Value::Bool(value != 0),
+                KIND_F32 => Value::from(f32::from_bits(value as u32) as f64),
+                KIND_F64 => Value::from(f64::from_bits(value as u64)),
+                // Signed kinds: int8..int64.
+                2..=5 => Value::from(value),
+                _ => Value::from(value as u64),
+            };
+            let host = caller.data_mut();
+            let (Some(Handle::Field(ds, name)), Some(Handle::Data)) = (
+                host.handles.get(&(field as u32)).cloned(),
+                host.handles.get(&(data as u32)),
+            ) else {
+                return 1;
+            };
+            match &mut host.event {
+                Some((eds, _, set)) if *eds == ds => {
+                    set.insert(name, v);
+                    0
+                }
+                _ => 1,
+            }
+        },
+    )?;
+    linker.func_wrap(
+        "ig",
+        "releaseHandle",
+        |mut caller: Caller<'_, Host>, h: i32| -> i32 {
+            match caller.data_mut().handles.remove(&(h as u32)) {
+                Some(_) => 0,
+                None => 1,
+            }
+        },
+    )?;
+    Ok(())
+}
+
+fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::Error> {
+    let mut defined = Vec::new();
+    linker.func_wrap(
+        WASI,
+        "fd_write",
+        |mut caller: Caller<'_, Host>, fd: i32, iovs: i32, n: i32, written: i32| -> i32 {
+            if fd != 1 && fd != 2 {
+                return EBADF;
+            }
+            let Some(mem) = memory(&caller) else {
+                return EBADF;
+            };
+            let mut text = Vec::new();
+            for i in 0..n.max(0) as usize {
+                let mut iov = [0u8; 8];
+                if mem
+                    .read(&caller, iovs as u32 as usize + 8 * i, &mut iov)
+                    .is_err()
+                {
+                    return 21; // EFAULT
+                }
+                let ptr = u32::from_le_bytes(iov[..4].try_into().unwrap_or_default()) as i64;
+                let len = u32::from_le_bytes(iov[4..].try_into().unwrap_or_default()) as i64;
+                match read_buf(&caller, (len << 32) | ptr) {
+                    Some(b) => text.extend_from_slice(&b),
+                    None => return 21,
+                }
+            }
+            let total = (text.len() as u32).to_le_bytes();
+            if mem
+                .write(&mut caller, written as u32 as usize, &total)
+                .is_err()
+            {
+                return 21;
+            }
+            let text = String::from_utf8_lossy(&text);
+            for line in text.lines() {
+                (caller.data_mut().log)(&format!("wasm fd {fd}: {line}"));
+            }
+            0
+        },
+    )?;
+    defined.push("fd_write");
+    linker.func_wrap(WASI, "proc_exit", |code: i32| -> Result<(), wasmi::Error> {
+        Err(wasmi::Error::i32_exit(code))
+    })?;
+    defined.push("proc_exit");
+    linker.func_wrap(
+        WASI,
+        "clock_time_get",
+        |mut caller: Caller<'_, Host>, id: i32, _precision: i64, out: i32| -> i32 {
+            let clock = if id == 0 {
+                libc::CLOCK_REALTIME
+            } else {
+                libc::CLOCK_MONOTONIC
+            };
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `ts` is a valid timespec for the call.
+            unsafe { libc::clock_gettime(clock, &mut ts) };
+            let ns = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+            let Some(mem) = memory(&caller) else {
+                return 21;
+            };
+            match mem.write(&mut caller, out as u32 as usize, &ns.to_le_bytes()) {
+                Ok(()) => 0,
+                Err(_) => 21,
+            }
+        },
+    )?;
+    defined.push("clock_time_get");
+    linker.func_wrap(
+        WASI,
+        "random_get",
+        |mut caller: Caller<'_, Host>, buf: i32, len: i32| -> i32 {
+            let mut bytes = vec![0u8; len.max(0) as usize];
+            let mut filled = 0;
+            while filled < bytes.len() {
+                // SAFETY: the pointer and length describe the unfilled part of `bytes`.
+                let n = unsafe {
+                    libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
+                };
+                if n <= 0 {
+                    return 29; // EIO
+                }
+                filled += n as usize;
+            }
+            let Some(mem) = memory(&caller) else {
+                return 21;
+            };
+            match mem.write(&mut caller, buf as u32 as usize, &bytes) {
+                Ok(()) => 0,
+                Err(_) => 21,
+            }
+        },
+    )?;
+    defined.push("random_get");
+    // Empty environment and arguments: zero counts, zero sizes.
+    for name in ["environ_sizes_get", "args_sizes_get"] {
+        linker.func_wrap(
+            WASI,
+            name,
+            |mut caller: Caller<'_, Host>, count: i32, size: i32| -> i32 {
+                let Some(mem) = memory(&caller) else {
+                    return 21;
+                };
+                for p in [count, size] {
+                    if mem.write(&mut caller, p as u32 as usize, &[0; 4]).is_err() {
+                        return 21;
+                    }
+                }
+                0
+            },
+        )?;
+        defined.push(name);
+    }
+    for name in ["environ_get", "args_get"] {
+        linker.func_wrap(WASI, name, |_: i32, _: i32| -> i32 { 0 })?;
+        defined.push(name);
+    }
+    // Anything else of WASI: ENOSYS (or nothing, for functions without a result).
+    for import in module.imports() {
+        if import.module() != WASI || defined.contains(&import.name()) {
+            continue;
+        }
+        if let wasmi::ExternType::Func(ty) = import.ty() {
+            let ty: FuncType = ty.clone();
+            linker.func_new(
+                WASI,
+                import.name(),
+                ty,
+                |_caller, _params: &[Val], results: &mut [Val]| {
+                    for r in results.iter_mut() {
+                        *r = match r {
+                            Val::I64(_) => Val::I64(ENOSYS as i64),
+                            _ => Val::I32(ENOSYS),
+                        };
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The `ig` imports of `bytes` this runtime does not implement (also those with another
+/// signature than §9's).
+pub fn unsupported_imports(bytes: &[u8]) -> Result<Vec<String>, WasmError> {
+    let engine = Engine::default();
+    let module = Module::new(&engine, bytes).map_err(|e| WasmError::Module(e.to_string()))?;
+    Ok(unsupported(&module))
+}
+
+fn unsupported(module: &Module) -> Vec<String> {
+    let mut out = Vec::new();
+    for import in module.imports() {
+        if import.module() != "ig" {
+            continue;
+        }
+        let ok = match (SUPPORTED.iter().find(|s| s.0 == import.name()), import.ty()) {
+            (Some((_, params, results)), wasmi::ExternType::Func(ty)) => {
+                let is64 = |t: &wasmi::ValType| match t {
+                    wasmi::ValType::I64 => Some(true),
+                    wasmi::ValType::I32 => Some(false),
+                    _ => None,
+                };
+                ty.params().iter().map(is64).collect::<Vec<_>>()
+                    == params.iter().map(|b| Some(*b)).collect::<Vec<_>>()
+                    && ty.results().iter().map(is64).collect::<Vec<_>>()
+                        == results.iter().map(|b| Some(*b)).collect::<Vec<_>>()
+            }
+            _ => false,
+        };
+        if !ok {
+            out.push(import.name().to_string());
+        }
+    }
+    out
+}
+
+impl WasmModule {
+    /// Instantiates `bytes` (refusing unsupported `ig` imports) and checks
+    /// `gadgetAPIVersion() == 1`. `data_sources` are the gadget's data source names; `params`
+    /// the module's parameter values; `log` receives what the module writes to stdout/stderr.
+    pub fn new(
+        bytes: &[u8],
+        data_sources: &[String],
+        params: HashMap<String, String>,
+        log: Box<dyn FnMut(&str)>,
+    ) -> Result<WasmModule, WasmError> {
+        let engine = Engine::default();
+        let module = Module::new(&engine, bytes).map_err(|e| WasmError::Module(e.to_string()))?;
+        let missing = unsupported(&module);
+        if !missing.is_empty() {
+            return Err(WasmError::Unsupported(missing));
+        }
+        let host = Host {
+            limits: StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).build(),
+            data_sources: data_sources
+                .iter()
+                .map(|n| DataSource {
+                    name: n.clone(),
+                    ..DataSource::default()
+                })
+                .collect(),
+            handles: HashMap::new(),
+            next_handle: 0,
+            params,
+            event: None,
+            log,
+        };
+        let mut store = Store::new(&engine, host);
+        store.limiter(|h| &mut h.limits);
+        let mut linker = Linker::new(&engine);
+        let err = |e: wasmi::Error| WasmError::Module(e.to_string());
+        define_ig(&mut linker).map_err(err)?;
+        define_wasi(&mut linker, &module).map_err(err)?;
+        let instance = linker
+            .instantiate_and_start(&mut store, &module)
+            .map_err(err)?;
+        let mut m = WasmModule { store, instance };
+        let version = m
+            .instance
+            .get_typed_func::<(), i64>(&m.store, "gadgetAPIVersion")
+            .map_err(|_| WasmError::Module("no export `gadgetAPIVersion() -> i64`".into()))?
+            .call(&mut m.store, ())
+            .map_err(|e| WasmError::Call {
+                call: "gadgetAPIVersion".into(),
+                reason: e.to_string(),
+            })?;
+        if version != 1 {
+            return Err(WasmError::Module(format!(
+                "gadgetAPIVersion() is {version}, this runtime supports 1"
+            )));
+        }
+        if let Ok(f) = m.instance.get_typed_func::<(), ()>(&m.store, "_initialize") {
+            f.call(&mut m.store, ()).map_err(|e| WasmError::Call {
+                call: "_initialize".into(),
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(m)
+    }
+
+    /// Calls the lifecycle export `name` (`gadgetInit`, ...), when the module has it.
+    pub fn lifecycle(&mut self, name: &str) -> Result<(), WasmError> {
+        let Ok(f) = self.instance.get_typed_func::<(), i32>(&self.store, name) else {
+            return Ok(());
+        };
+        match f.call(&mut self.store, ()) {
+            Ok(0) => Ok(()),
+            Ok(r) => Err(WasmError::Call {
+                call: name.into(),
+                reason: format!("returned {r}"),
+            }),
+            Err(e) => Err(WasmError::Call {
+                call: name.into(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Runs the callbacks subscribed to data source `ds` for one event whose JSON object is
+    /// `json` (the bytes of `{...}`), then appends the fields the module added. Returns `false`
+    /// when a callback trapped (the event is printed unchanged and the error logged).
+    pub fn on_event(&mut self, ds: &str, json: &mut Vec<u8>) -> bool {
+        let host = self.store.data();
+        let Some(i) = host.data_sources.iter().position(|d| d.name == ds) else {
+            return true;
+        };
+        let d = &host.data_sources[i];
+        if d.subscriptions.is_empty() && d.added.is_empty() {
+            return true;
+        }
+        let subs: Vec<u64> = d.subscriptions.iter().map(|s| s.1).collect();
+        let added = d.added.clone();
+        let fields: Map<String, Value> = serde_json::from_slice(json).unwrap_or_default();
+        let host = self.store.data_mut();
+        host.event = Some((i, fields, HashMap::new()));
+        let ds_handle = host.handle(Handle::DataSource(i));
+        let data_handle = host.handle(Handle::Data);
+        let mut ok = true;
+        if let Some(cb) = self
+            .instance
+            .get_func(&self.store, "dataSourceCallback")
+            .and_then(|f: Func| f.typed::<(i64, i32, i32), ()>(&self.store).ok())
+        {
+            for id in subs {
+                if let Err(e) = cb.call(
+                    &mut self.store,
+                    (id as i64, ds_handle as i32, data_handle as i32),
+                ) {
+                    log::error!("wasm: dataSourceCallback failed: {e}");
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        let host = self.store.data_mut();
+        host.handles.remove(&ds_handle);
+        host.handles.remove(&data_handle);
+        let set = host.event.take().map(|e| e.2).unwrap_or_default();
+        if json.last() == Some(&b'}') {
+            json.pop();
+            for (name, kind) in &added {
+                if json.len() > 1 {
+                    json.push(b',');
+                }
+                crate::decode::push_json_str(json, name.as_bytes());
+                json.push(b':');
+                let v = set
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| default_value(*kind));
+                json.extend_from_slice(v.to_string().as_bytes());
+            }
+            json.push(b'}');
+        }
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Subscribes to `open`, copies field `fname` into an added string field `copy` and the
+    /// module parameter `tag` into an added string field `tag`.
+    const MODULE: &str = r#"(module
+  (import "ig" "getDataSource" (func $ds (param i64) (result i32)))
+  (import "ig" "dataSourceGetField" (func $get (param i32 i64) (result i32)))
+  (import "ig" "dataSourceAddField" (func $add (param i32 i64 i32) (result i32)))
+  (import "ig" "dataSourceSubscribe" (func $sub (param i32 i32 i32 i64) (result i32)))
+  (import "ig" "fieldGetBuffer" (func $getbuf (param i32 i32 i32 i64) (result i32)))
+  (import "ig" "fieldSet" (func $set (param i32 i32 i32 i64) (result i32)))
+  (import "ig" "getParamValue" (func $param (param i64 i64) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "open")
+  (data (i32.const 8) "fname")
+  (data (i32.const 16) "copy")
+  (data (i32.const 24) "tag")
+  (global $fname (mut i32) (i32.const 0))
+  (global $copy (mut i32) (i32.const 0))
+  (global $tag (mut i32) (i32.const 0))
+  (global $taglen (mut i32) (i32.const 0))
+  (func (export "_initialize"))
+  (func (export "gadgetAPIVersion") (result i64) i64.const 1)
+  (func (export "gadgetInit") (result i32) (local $d i32)
+    (local.set $d (call $ds (i64.const 0x400000000)))
+    (global.set $fname (call $get (local.get $d) (i64.const 0x500000008)))
+    (global.set $copy (call $add (local.get $d) (i64.const 0x400000010) (i32.const 12)))
+    (global.set $tag (call $add (local.get $d) (i64.const 0x300000018) (i32.const 12)))
+    (if (call $param (i64.const 0x300000018) (i64.const 0x1000000200)) (then (return (i32.const 1))))
+    (global.set $taglen (i32.const 16))
+    (if (i32.ne (call $close (i32.const 3)) (i32.const 52)) (then (return (i32.const 2))))
+    (call $sub (local.get $d) (i32.const 0) (i32.const 0) (i64.const 7)))
+  (func (export "dataSourceCallback") (param $cb i64) (param $d i32) (param $data i32) (local $n i32)
+    (local.set $n (call $getbuf (global.get $fname) (local.get $data) (i32.const 12) (i64.const 0x10000000100)))
+    (drop (call $set (global.get $copy) (local.get $data) (i32.const 12)
+      (i64.or (i64.shl (i64.extend_i32_u (local.get $n)) (i64.const 32)) (i64.const 0x100))))
+    (drop (call $set (global.get $tag) (local.get $data) (i32.const 12) (i64.const 0x200000200)))))"#;
+
+    #[test]
+    fn callback_reads_and_adds_fields() {
+        let bytes = wat::parse_str(MODULE).unwrap();
+        let params = HashMap::from([("tag".to_string(), "hi".to_string())]);
+        let mut m =
+            WasmModule::new(&bytes, &["open".to_string()], params, Box::new(|_| {})).unwrap();
+        m.lifecycle("gadgetInit").unwrap();
+        m.lifecycle("gadgetStop").unwrap();
+        let mut json = br#"{"fd":3,"fname":"/etc/passwd"}"#.to_vec();
+        assert!(m.on_event("open", &mut json));
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            r#"{"fd":3,"fname":"/etc/passwd","copy":"/etc/passwd","tag":"hi"}"#
+        );
+        // Another data source is untouched.
+        let mut other = br#"{"x":1}"#.to_vec();
+        m.on_event("exec", &mut other);
+        assert_eq!(other, br#"{"x":1}"#);
+    }
+
+    #[test]
+    fn unsupported_ig_imports_are_named() {
+        let bytes = wat::parse_str(
+            r#"(module
+  (import "ig" "gadgetLog" (func (param i32 i64)))
+  (import "ig" "newPerfReader" (func (param i32 i32 i32) (result i32)))
+  (import "ig" "getDataSource" (func (param i32) (result i32)))
+  (func (export "gadgetAPIVersion") (result i64) i64.const 1))"#,
+        )
+        .unwrap();
+        assert_eq!(
+            unsupported_imports(&bytes).unwrap(),
+            ["newPerfReader", "getDataSource"]
+        );
+        let err = WasmModule::new(&bytes, &[], HashMap::new(), Box::new(|_| {}))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("newPerfReader, getDataSource"));
+    }
+
+    #[test]
+    fn api_version_must_be_one() {
+        let bytes = wat::parse_str(
+            r#"(module (func (export "gadgetAPIVersion") (result i64) i64.const 2))"#,
+        )
+        .unwrap();
+        let err = WasmModule::new(&bytes, &[], HashMap::new(), Box::new(|_| {}))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("gadgetAPIVersion() is 2"), "{err}");
+    }
+
+    #[test]
+    fn memory_is_limited_to_16_mib() {
+        let bytes = wat::parse_str(r#"(module (memory (export "memory") 257))"#).unwrap();
+        assert!(WasmModule::new(&bytes, &[], HashMap::new(), Box::new(|_| {})).is_err());
+    }
+}

@@ -4,9 +4,9 @@
 mod authoring;
 mod build;
 mod docs;
+mod kernel;
 mod registry;
 mod rust_wasm;
 mod signing;
-mod kernel;
 mod store;
 mod validation;

@@ -552,33 +552,40 @@ fn compile_platforms(
     include_dirs.extend(opts.include_dirs.iter().cloned());
     include_dirs.extend(spec.include_dirs.iter().cloned());
 
-    let results: Vec<Result<c::CompiledObject, c::CompileError>> = std::thread::scope(|scope| {
+    per_platform(platforms, slots, |platform| {
+        c::compile(&c::CompileRequest {
+            source,
+            gadget_dir: &spec.dir,
+            platform,
+            include_dirs: &include_dirs,
+            sdk_dirs: &sdk_dirs,
+            cflags: &spec.cflags,
+            toolchain: &toolchain,
+            cache: cache.as_ref(),
+            immutable_root: &immutable_root,
+        })
+        .map_err(BuildError::from)
+    })
+}
+
+/// Run `job` once per platform, in parallel, each holding a compiler slot; results in
+/// platform order, the first failure first.
+fn per_platform<T: Send>(
+    platforms: &[Platform],
+    slots: &Slots,
+    job: impl Fn(Platform) -> Result<T, BuildError> + Sync,
+) -> Result<Vec<T>, BuildError> {
+    let job = &job;
+    std::thread::scope(|scope| {
         let handles: Vec<_> = platforms
             .iter()
-            .map(|&platform| {
-                let request = c::CompileRequest {
-                    source,
-                    gadget_dir: &spec.dir,
-                    platform,
-                    include_dirs: &include_dirs,
-                    sdk_dirs: &sdk_dirs,
-                    cflags: &spec.cflags,
-                    toolchain: &toolchain,
-                    cache: cache.as_ref(),
-                    immutable_root: &immutable_root,
-                };
-                scope.spawn(move || slots.run(|| c::compile(&request)))
-            })
+            .map(|&platform| scope.spawn(move || slots.run(|| job(platform))))
             .collect();
         handles
             .into_iter()
             .map(|h| h.join().expect("compile thread does not panic"))
             .collect()
-    });
-    results
-        .into_iter()
-        .map(|r| r.map_err(BuildError::from))
-        .collect()
+    })
 }
 
 fn compile_rust_platforms(
@@ -607,31 +614,17 @@ fn compile_rust_platforms(
             scratch.path().to_path_buf()
         }
     };
-    let results: Vec<Result<c::CompiledObject, rust::RustBuildError>> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = platforms
-                .iter()
-                .map(|&platform| {
-                    let request = rust::RustRequest {
-                        manifest,
-                        platform,
-                        toolchain: &toolchain,
-                        strip: &strip,
-                        cache: cache.as_ref(),
-                        target_root: &target_root,
-                    };
-                    scope.spawn(move || slots.run(|| rust::compile(&request)))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("compile thread does not panic"))
-                .collect()
-        });
-    results
-        .into_iter()
-        .map(|r| r.map_err(BuildError::from))
-        .collect()
+    per_platform(platforms, slots, |platform| {
+        rust::compile(&rust::RustRequest {
+            manifest,
+            platform,
+            toolchain: &toolchain,
+            strip: &strip,
+            cache: cache.as_ref(),
+            target_root: &target_root,
+        })
+        .map_err(BuildError::from)
+    })
 }
 
 fn write_objects(

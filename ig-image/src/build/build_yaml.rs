@@ -68,6 +68,12 @@ pub enum BuildYamlError {
         /// The missing source.
         source_path: PathBuf,
     },
+    /// The gadget directory is missing or not a directory.
+    #[error("`{dir}` is not a gadget directory (it does not exist or is not a directory)")]
+    NotADirectory {
+        /// What was given.
+        dir: PathBuf,
+    },
     /// Nothing to build.
     #[error(
         "nothing to build in `{dir}`: no eBPF source (`{DEFAULT_EBPF_SOURCE}`), no metadata file and no wasm module"
@@ -104,6 +110,11 @@ pub struct BuildSpec {
 impl BuildSpec {
     /// Read `file` (default `<dir>/build.yaml`, optional) and resolve every path against `dir`.
     pub fn load(dir: &Path, file: Option<&Path>) -> Result<BuildSpec, BuildYamlError> {
+        if !dir.is_dir() {
+            return Err(BuildYamlError::NotADirectory {
+                dir: dir.to_path_buf(),
+            });
+        }
         let (file, explicit) = match file {
             Some(f) if f.is_absolute() || f.exists() => (f.to_path_buf(), true),
             Some(f) => (dir.join(f), true),
@@ -344,6 +355,17 @@ mod tests {
         let d = gadget(&[("build.yaml", "ebpfsource: nope.c\n")]);
         let err = BuildSpec::load(d.path(), None).unwrap_err().to_string();
         assert!(err.contains("nope.c"), "{err}");
+    }
+
+    #[test]
+    fn missing_directory_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let missing = d.path().join("nope");
+        let err = BuildSpec::load(&missing, None).unwrap_err().to_string();
+        assert!(
+            err.contains("nope") && err.contains("not a gadget directory"),
+            "{err}"
+        );
     }
 
     #[test]

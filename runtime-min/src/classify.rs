@@ -56,7 +56,7 @@ impl FailureClass {
     pub fn hint(self) -> Option<&'static str> {
         Some(match self {
             FailureClass::MissingBtf => {
-                "no usable kernel BTF: on a kernel without /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF), pass `--kernel-btf FILE` (e.g. from btfhub); check that the file is BTF"
+                "no usable kernel BTF: on a kernel without /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF), pass `--kernel-btf FILE` (e.g. from btfhub) or build the image with `--btfgen` for this kernel; check that the file is BTF"
             }
             FailureClass::CoreRelocation => {
                 "the kernel's types differ from the vmlinux.h the gadget was built with: guard the access with bpf_core_field_exists() or use a ___flavor struct"

@@ -28,6 +28,7 @@
 
 pub mod attach;
 pub mod btf_raw;
+pub mod btfgen;
 pub mod classify;
 pub mod core_cache;
 pub mod core_relo;

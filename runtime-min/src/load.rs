@@ -14,6 +14,7 @@ use gadget_object::ProgramKind;
 use serde::Serialize;
 
 use crate::btf_raw::{CoreRoot as RawCoreRoot, RawBtf};
+use crate::btfgen;
 use crate::classify::{self, Failure, FailureClass};
 use crate::core_cache;
 use crate::core_relo;
@@ -30,7 +31,8 @@ const MAP_TYPE_RINGBUF: u32 = 27;
 /// How to load.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// Kernel BTF for CO-RE and BTF-attached programs (default: /sys/kernel/btf/vmlinux).
+    /// Kernel BTF for CO-RE and BTF-attached programs (default: /sys/kernel/btf/vmlinux, else
+    /// the image's btfgen entry for this kernel).
     pub kernel_btf: Option<PathBuf>,
     /// `--param key=value` pairs.
     pub params: Vec<(String, String)>,
@@ -450,22 +452,11 @@ fn shadowed_or_parsed(
     let mut temp: Option<tempfile::NamedTempFile> = None;
     let file = match file {
         Some(p) => Ok(p.to_path_buf()),
-        None => {
-            let dir = if Path::new("/dev/shm").is_dir() {
-                PathBuf::from("/dev/shm")
-            } else {
-                std::env::temp_dir()
-            };
-            tempfile::Builder::new()
-                .prefix("runtime-min-core-btf-")
-                .tempfile_in(dir)
-                .and_then(|mut f| {
-                    std::io::Write::write_all(&mut f, mini)?;
-                    let p = f.path().to_path_buf();
-                    temp = Some(f);
-                    Ok(p)
-                })
-        }
+        None => write_temp_btf("runtime-min-core-btf-", mini).map(|f| {
+            let p = f.path().to_path_buf();
+            temp = Some(f);
+            p
+        }),
     };
     match file.and_then(|f| shadow_vmlinux_for_this_thread(&f)) {
         Ok(()) => {
@@ -503,7 +494,21 @@ fn shadowed_or_parsed(
     }
 }
 
-/// Loads every map and program of `gadget` into the kernel.
+/// Writes `btf` to a temporary file (in /dev/shm when there is one).
+fn write_temp_btf(prefix: &str, btf: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
+    let dir = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let mut f = tempfile::Builder::new().prefix(prefix).tempfile_in(dir)?;
+    std::io::Write::write_all(&mut f, btf)?;
+    Ok(f)
+}
+
+/// Loads every map and program of `gadget` into the kernel. On a kernel without
+/// `/sys/kernel/btf/vmlinux` and without `--kernel-btf`, the image's btfgen layer provides this
+/// kernel's BTF (see [`crate::btfgen`]).
 pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let started = Instant::now();
     let full_log = opts.full_log;
@@ -516,13 +521,47 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let has_core = info.btf_ext().is_some_and(|e| !e.core_relos.is_empty());
     let wants_handle = info.programs().iter().any(|p| needs_btf_handle(&p.kind));
     let sysfs = Path::new(SYSFS_VMLINUX);
+    // A kernel without its own BTF: the image's btfgen layer may have this kernel's. The file
+    // lives until the load is done (the loader and the error explanations read it).
+    let mut btfgen_entry: Option<(String, tempfile::NamedTempFile)> = None;
     if opts.kernel_btf.is_none() && !sysfs.exists() && (has_core || wants_handle) {
-        return Err(setup(
-            FailureClass::MissingBtf,
-            format!("`{SYSFS_VMLINUX}` does not exist and the gadget needs kernel BTF"),
-            full_log,
-        ));
+        let Some(layer) = &gadget.btfgen else {
+            return Err(setup(
+                FailureClass::MissingBtf,
+                format!(
+                    "`{SYSFS_VMLINUX}` does not exist, the gadget needs kernel BTF and the image has no btfgen layer (build it with `--btfgen`, or pass `--kernel-btf FILE`)"
+                ),
+                full_log,
+            ));
+        };
+        let missing = |reason: String| {
+            setup(
+                FailureClass::MissingBtf,
+                format!("`{SYSFS_VMLINUX}` does not exist and {reason}"),
+                full_log,
+            )
+        };
+        let key = btfgen::HostKey::of_this_host().map_err(|e| missing(e.to_string()))?;
+        let btf = btfgen::lookup(layer, &key).map_err(|e| missing(e.to_string()))?;
+        let file = write_temp_btf("runtime-min-btfgen-", &btf)
+            .map_err(|e| missing(format!("the btfgen BTF cannot be written: {e}")))?;
+        log::info!(
+            "no {SYSFS_VMLINUX}: using the btfgen layer's `{}`",
+            key.entry()
+        );
+        btfgen_entry = Some((key.entry(), file));
     }
+    let with_btfgen;
+    let opts = match &btfgen_entry {
+        Some((_, file)) => {
+            with_btfgen = LoadOptions {
+                kernel_btf: Some(file.path().to_path_buf()),
+                ..opts.clone()
+            };
+            &with_btfgen
+        }
+        None => opts,
+    };
 
     // aya's loader parses /sys/kernel/btf/vmlinux when created; do that on another core while
     // this thread reads the object, probes the kernel and prepares the bytes.
@@ -685,10 +724,13 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
             })
             .collect(),
         max_entries,
-        kernel_btf: opts
-            .kernel_btf
-            .as_ref()
-            .map_or_else(|| SYSFS_VMLINUX.to_string(), |p| p.display().to_string()),
+        kernel_btf: match &btfgen_entry {
+            Some((entry, _)) => format!("btfgen layer: {entry}"),
+            None => opts
+                .kernel_btf
+                .as_ref()
+                .map_or_else(|| SYSFS_VMLINUX.to_string(), |p| p.display().to_string()),
+        },
         load_ms: 0.0,
     };
 

@@ -67,7 +67,7 @@ struct RunArgs {
     /// With --verify-only: really attach and detach every program
     #[arg(long, requires = "verify_only")]
     attach: bool,
-    /// Kernel BTF for CO-RE (default: /sys/kernel/btf/vmlinux)
+    /// Kernel BTF for CO-RE (default: /sys/kernel/btf/vmlinux, else the btfgen layer's)
     #[arg(long, value_name = "FILE")]
     kernel_btf: Option<PathBuf>,
     /// The image manifest to use (default: this machine's)

@@ -14,6 +14,8 @@ use crate::metadata::{Metadata, MetadataError};
 pub const EBPF_LAYER: &str = "application/vnd.gadget.ebpf.program.v1+binary";
 /// Media type of the WASM module layer.
 pub const WASM_LAYER: &str = "application/vnd.gadget.wasm.program.v1+binary";
+/// Media type of the btfgen layer (minimized BTFs for kernels without their own).
+pub const BTFGEN_LAYER: &str = "application/vnd.gadget.btfgen.v1+binary";
 /// Media type of the gadget.yaml config.
 pub const GADGET_CONFIG: &str = "application/vnd.gadget.config.v1+yaml";
 /// Media type of an OCI image index.
@@ -118,6 +120,9 @@ pub struct Gadget {
     pub metadata: Option<Metadata>,
     /// The image's WASM module, when it has one.
     pub wasm: Option<Vec<u8>>,
+    /// The image's btfgen layer (a tar.gz, see [`crate::btfgen`]), when it has one and this host
+    /// has no `/sys/kernel/btf/vmlinux` (else it is not read).
+    pub btfgen: Option<Vec<u8>>,
 }
 
 /// The OCI architecture name of this machine.
@@ -176,6 +181,7 @@ impl Gadget {
             elf,
             metadata,
             wasm: None,
+            btfgen: None,
         })
     }
 
@@ -266,16 +272,26 @@ impl Gadget {
                 reference: name.clone(),
             })?;
         let object = blob(layer)?;
-        let wasm = match manifest["layers"].as_array().and_then(|ls| {
-            ls.iter()
-                .find(|l| l["mediaType"].as_str() == Some(WASM_LAYER))
-        }) {
-            Some(l) => Some(blob(l)?),
-            None => None,
+        let optional_layer = |media_type: &str| -> Result<Option<Vec<u8>>, SourceError> {
+            match manifest["layers"].as_array().and_then(|ls| {
+                ls.iter()
+                    .find(|l| l["mediaType"].as_str() == Some(media_type))
+            }) {
+                Some(l) => Ok(Some(blob(l)?)),
+                None => Ok(None),
+            }
+        };
+        let wasm = optional_layer(WASM_LAYER)?;
+        // Only a host without its own kernel BTF needs the btfgen layer (it can be large).
+        let btfgen = if std::path::Path::new(crate::load::SYSFS_VMLINUX).exists() {
+            None
+        } else {
+            optional_layer(BTFGEN_LAYER)?
         };
         let mut gadget =
             Gadget::from_parts(format!("{name} ({arch})"), object, metadata.as_deref())?;
         gadget.wasm = wasm;
+        gadget.btfgen = btfgen;
         Ok(gadget)
     }
 }

@@ -250,3 +250,36 @@ pub fn require_kernel(test: &str) -> bool {
     eprintln!("SKIPPED (not a pass): {reason}");
     false
 }
+
+/// Makes `cmd` run in its own mount namespace where `/sys/kernel/btf` is an empty tmpfs: a
+/// kernel without BTF, as far as the child can tell (the BPF syscalls still work). Needs root.
+pub fn hide_kernel_btf(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: between fork and exec only async-signal-safe calls (unshare, mount) are made.
+    unsafe {
+        cmd.pre_exec(|| {
+            let check = |r: libc::c_int| {
+                if r == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            };
+            check(libc::unshare(libc::CLONE_NEWNS))?;
+            check(libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+            check(libc::mount(
+                c"none".as_ptr(),
+                c"/sys/kernel/btf".as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            ))
+        });
+    }
+}

@@ -311,7 +311,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// The Debian 6.1 kernel BTFs of tests/fixtures/kernel-btf, unpacked into `dir`:
 /// (amd64 path, arm64 path).
-fn debian_kernel_btfs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn debian_kernel_btfs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let fixtures = ig_image_tests::fixture("kernel-btf");
     let mut out = Vec::new();
     for arch in ["amd64", "arm64"] {
@@ -432,7 +432,14 @@ fn check_samples_and_a_field_missing_in_6_1() {
 
 /// Writes a btfhub-archive-like tree: `<id>/<version>/<arch dir>/<release>.btf.tar.xz`, each an
 /// xz'd tar holding `<release>.btf` (made here with Python's tarfile and lzma).
-fn btfhub_entry(root: &Path, id: &str, version: &str, arch_dir: &str, release: &str, btf: &Path) {
+pub(crate) fn btfhub_entry(
+    root: &Path,
+    id: &str,
+    version: &str,
+    arch_dir: &str,
+    release: &str,
+    btf: &Path,
+) {
     let dir = root.join(id).join(version).join(arch_dir);
     std::fs::create_dir_all(&dir).unwrap();
     let status = Command::new("python3")

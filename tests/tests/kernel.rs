@@ -24,7 +24,11 @@ struct Running {
 
 /// Starts `ig-image run ARGS` and waits until it says it is attached and reading.
 fn start(store: &TempStore, args: &[&str]) -> Running {
-    let mut cmd = store.cmd(["run"].iter().chain(args));
+    start_cmd(store.cmd(["run"].iter().chain(args)), args)
+}
+
+/// Starts `cmd` (an `ig-image run` with `args`) and waits until it is attached and reading.
+fn start_cmd(mut cmd: Command, args: &[&str]) -> Running {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn ig-image run");
     let mut out = child.stdout.take().expect("stdout");
@@ -844,4 +848,134 @@ fn kernel_wasm_module_with_unsupported_import_is_refused_before_loading() {
         !stderr.contains("Running "),
         "refused before loading:\n{stderr}"
     );
+}
+
+/// This host's key in a btfgen layer: os-release `ID`, `VERSION_ID`, btfhub's arch name, release.
+fn host_btfgen_key() -> (String, String, String, String) {
+    let os = std::fs::read_to_string("/etc/os-release").expect("/etc/os-release");
+    let value = |k: &str| {
+        os.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_else(|| panic!("/etc/os-release has no {k}"))
+    };
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap()
+        .trim()
+        .to_string();
+    let arch = match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        other => other,
+    };
+    (value("ID"), value("VERSION_ID"), arch.to_string(), release)
+}
+
+/// On a kernel without `/sys/kernel/btf/vmlinux` (hidden here in a private mount namespace) and
+/// without `--kernel-btf`, `run` takes this kernel's BTF from the image's btfgen layer (looked up
+/// by os-release ID/VERSION_ID, architecture and release), and the gadget's CO-RE reads are
+/// right: the exec of `/bin/true` is reported with this test as its parent. An image whose layer
+/// lacks this kernel, or that has no layer, fails naming what is missing.
+#[test]
+fn kernel_btfgen_layer_serves_a_kernel_without_btf() {
+    if !require_kernel("kernel_btfgen_layer_serves_a_kernel_without_btf") {
+        return;
+    }
+    let store = TempStore::new();
+    let dir = store.dir.path();
+    let (amd64, arm64) = crate::authoring::debian_kernel_btfs(dir);
+    let hub = dir.join("btfhub-archive");
+    for (arch_dir, release, btf) in [
+        ("x86_64", "6.1.0-56-cloud-amd64", &amd64),
+        ("arm64", "6.1.0-56-cloud-arm64", &arm64),
+    ] {
+        crate::authoring::btfhub_entry(&hub, "debian", "12", arch_dir, release, btf);
+    }
+    let hub_s = hub.to_str().unwrap();
+    let exec = sample("trace_exec");
+    build(
+        &store,
+        &exec,
+        "btfgen_old:t",
+        &["--btfgen", "--btfhub-archive", hub_s],
+    );
+    let (id, version, arch_dir, release) = host_btfgen_key();
+    crate::authoring::btfhub_entry(
+        &hub,
+        &id,
+        &version,
+        &arch_dir,
+        &release,
+        Path::new("/sys/kernel/btf/vmlinux"),
+    );
+    build(
+        &store,
+        &exec,
+        "btfgen_new:t",
+        &["--btfgen", "--btfhub-archive", hub_s],
+    );
+    build(&store, &exec, "plain:t", &[]);
+    let entry = format!("{id}/{version}/{arch_dir}/{release}.btf");
+
+    let hidden = |args: &[&str]| {
+        let mut c = store.cmd(["run"].iter().chain(args));
+        ig_image_tests::hide_kernel_btf(&mut c);
+        c
+    };
+    let out = run(hidden(&["btfgen_new:t", "--verify-only", "-o", "json"]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(
+        report["load"]["kernel_btf"],
+        format!("btfgen layer: {entry}"),
+        "{report}"
+    );
+
+    let running = start_cmd(
+        hidden(&["btfgen_new:t", "-o", "json", "--timeout", "60s"]),
+        &["btfgen_new:t (kernel BTF hidden)"],
+    );
+    let pid = spawn_and_wait("true");
+    settle();
+    let (status, stdout, stderr) = running.interrupt();
+    assert!(status.success(), "{status}\n{stderr}");
+    let mine = events_of(&stdout, "proc.pid", &Value::from(pid));
+    assert_eq!(
+        mine.len(),
+        1,
+        "one exec event for pid {pid}\n{stdout}\n{stderr}"
+    );
+    assert_eq!(mine[0]["proc.comm"], "true");
+    assert_eq!(
+        mine[0]["proc.parent.pid"],
+        Value::from(std::process::id()),
+        "the CO-RE read of the parent went through the layer's BTF"
+    );
+
+    for (image, expect) in [
+        (
+            "btfgen_old:t",
+            vec![entry.as_str(), "debian/12/x86_64/6.1.0-56-cloud-amd64.btf"],
+        ),
+        (
+            "plain:t",
+            vec!["has no btfgen layer", "--btfgen", "--kernel-btf"],
+        ),
+    ] {
+        let out = run(hidden(&[image, "--verify-only"]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{image}: {stdout}{stderr}");
+        for want in expect {
+            assert!(
+                stdout.contains(want) || stderr.contains(want),
+                "{image}: `{want}` missing from\n{stdout}{stderr}"
+            );
+        }
+    }
 }

@@ -60,7 +60,8 @@ pub struct RunArgs {
     /// waits for the kernel's RCU grace period)
     #[arg(long, requires = "verify_only")]
     attach: bool,
-    /// Kernel BTF for CO-RE relocations (default: /sys/kernel/btf/vmlinux)
+    /// Kernel BTF for CO-RE relocations (default: /sys/kernel/btf/vmlinux; without it, the
+    /// image's btfgen entry for this kernel)
     #[arg(long, value_name = "FILE")]
     kernel_btf: Option<PathBuf>,
     /// Use this platform's manifest instead of the host's (same byte order only)

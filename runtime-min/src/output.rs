@@ -19,6 +19,8 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
+use serde_json::Value;
+
 use crate::decode::{ColumnInfo, Decoder};
 
 /// Receives records.
@@ -33,16 +35,17 @@ pub trait Sink {
     fn flush(&mut self) -> io::Result<()>;
 }
 
-/// Sees (and may extend) each record's JSON object before it is written: data source name, the
-/// bytes of the object.
-pub type JsonHook<'a> = Box<dyn FnMut(&str, &mut Vec<u8>) + 'a>;
+/// Sees each record before it is written (used by the WASM module): given the data source name
+/// and the record's JSON object, returns `None` to drop the record, or the fields to add
+/// (name, value) after its own.
+pub type RecordHook<'a> = Box<dyn FnMut(&str, &[u8]) -> Option<Vec<(String, Value)>> + 'a>;
 
 /// JSON lines.
 pub struct JsonLines<'a, W: Write> {
     out: W,
     buf: Vec<u8>,
     tag_datasource: bool,
-    hook: Option<JsonHook<'a>>,
+    hook: Option<RecordHook<'a>>,
 }
 
 impl<'a, W: Write> JsonLines<'a, W> {
@@ -56,8 +59,8 @@ impl<'a, W: Write> JsonLines<'a, W> {
         }
     }
 
-    /// Runs `hook` on every record's JSON object (used by the WASM module).
-    pub fn with_hook(mut self, hook: JsonHook<'a>) -> Self {
+    /// Runs `hook` on every record (used by the WASM module).
+    pub fn with_hook(mut self, hook: RecordHook<'a>) -> Self {
         self.hook = Some(hook);
         self
     }
@@ -95,7 +98,10 @@ impl<W: Write> Sink for JsonLines<'_, W> {
                     if extra.is_empty() { None } else { Some(&extra) },
                     &mut obj,
                 );
-                hook(&d.name, &mut obj);
+                let Some(added) = hook(&d.name, &obj) else {
+                    return Ok(());
+                };
+                crate::wasm::append_fields(&mut obj, &added);
                 self.buf.extend_from_slice(&obj);
             }
         }
@@ -239,24 +245,45 @@ fn row(cols: &[Col], cells: &[String]) -> String {
 }
 
 /// Aligned columns.
-pub struct Columns<W: Write> {
+pub struct Columns<'a, W: Write> {
     out: W,
     layouts: HashMap<String, Vec<Col>>,
     multi: bool,
+    hook: Option<RecordHook<'a>>,
+    /// Per data source, the names of the fields the hook adds (shown as the last columns).
+    added: HashMap<String, Vec<String>>,
 }
 
-impl<W: Write> Columns<W> {
+impl<'a, W: Write> Columns<'a, W> {
     /// Writes to `out`; `multi` prefixes each header with the data source name.
     pub fn new(out: W, multi: bool) -> Self {
         Columns {
             out,
             layouts: HashMap::new(),
             multi,
+            hook: None,
+            added: HashMap::new(),
         }
     }
 
+    /// Runs `hook` on every record (used by the WASM module); `added` names, per data source,
+    /// the fields it adds, which become the last columns.
+    pub fn with_hook(mut self, hook: RecordHook<'a>, added: HashMap<String, Vec<String>>) -> Self {
+        self.hook = Some(hook);
+        self.added = added;
+        self
+    }
+
     fn header(&mut self, d: &Decoder) -> io::Result<()> {
-        let cols = layout(&d.columns());
+        let mut columns = d.columns();
+        for name in self.added.get(&d.name).into_iter().flatten() {
+            columns.push(ColumnInfo {
+                name: name.clone(),
+                numeric: false,
+                annotations: Default::default(),
+            });
+        }
+        let cols = layout(&columns);
         let headers: Vec<String> = cols.iter().map(|c| c.header.clone()).collect();
         let mut h = cols.clone();
         for (i, c) in h.iter_mut().enumerate() {
@@ -272,12 +299,27 @@ impl<W: Write> Columns<W> {
     }
 }
 
-impl<W: Write> Sink for Columns<W> {
+impl<W: Write> Sink for Columns<'_, W> {
     fn record(&mut self, d: &Decoder, record: &[u8], _interval: Option<u64>) -> io::Result<()> {
+        let added = match &mut self.hook {
+            None => Vec::new(),
+            Some(hook) => {
+                let mut obj = Vec::new();
+                d.write_json(record, None, &mut obj);
+                match hook(&d.name, &obj) {
+                    None => return Ok(()),
+                    Some(added) => added,
+                }
+            }
+        };
         if !self.layouts.contains_key(&d.name) {
             self.header(d)?;
         }
-        let cells = d.texts(record);
+        let mut cells = d.texts(record);
+        cells.extend(added.into_iter().map(|(_, v)| match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        }));
         let line = row(&self.layouts[&d.name], &cells);
         writeln!(self.out, "{line}")
     }

@@ -15,10 +15,10 @@ use crate::attach::{self, AttachReport, AttachStatus};
 use crate::classify::{Failure, FailureClass};
 use crate::decode::{Clock, DecodeError, Decoder};
 use crate::load::{self, LoadError, LoadOptions, LoadReport, ProgramStatus};
-use crate::output::{Columns, JsonLines, Sink};
+use crate::output::{Columns, JsonLines, RecordHook, Sink};
 use crate::session::{self, RunError, RunOptions, RunSummary};
 use crate::source::{Gadget, SourceError};
-use crate::wasm::{WasmError, WasmModule};
+use crate::wasm::{Verdict, WasmError, WasmModule};
 
 /// What to run: an object file or an image in the store.
 #[derive(Debug, Clone)]
@@ -353,14 +353,29 @@ pub fn run_gadget(
     let load_opts = &load_opts;
     let mut loaded = load::load(gadget, load_opts)?;
     let multi = decoders.len() > 1;
-    let mut sink: Box<dyn Sink + '_> = match (format, &module) {
-        (Format::Json, Some(m)) => Box::new(JsonLines::new(&mut *out, multi).with_hook(Box::new(
-            |ds: &str, obj: &mut Vec<u8>| {
-                m.borrow_mut().on_event(ds, obj);
-            },
-        ))),
+    let hook = || -> Option<RecordHook<'_>> {
+        let m = module.as_ref()?;
+        Some(Box::new(move |ds: &str, obj: &[u8]| {
+            match m.borrow_mut().on_event(ds, obj) {
+                Verdict::Keep(added) => Some(added),
+                Verdict::Drop => None,
+            }
+        }))
+    };
+    let mut sink: Box<dyn Sink + '_> = match (format, hook()) {
+        (Format::Json, Some(h)) => Box::new(JsonLines::new(&mut *out, multi).with_hook(h)),
         (Format::Json, None) => Box::new(JsonLines::new(&mut *out, multi)),
-        (Format::Columns, _) => Box::new(Columns::new(&mut *out, multi)),
+        (Format::Columns, Some(h)) => {
+            let added = module.as_ref().map(|m| {
+                let m = m.borrow();
+                decoders
+                    .iter()
+                    .map(|d| (d.name.clone(), m.added_fields(&d.name)))
+                    .collect()
+            });
+            Box::new(Columns::new(&mut *out, multi).with_hook(h, added.unwrap_or_default()))
+        }
+        (Format::Columns, None) => Box::new(Columns::new(&mut *out, multi)),
     };
     let mut ready = |reports: &[AttachReport]| {
         let attached = reports

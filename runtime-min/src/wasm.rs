@@ -3,13 +3,30 @@
 //! goes to the log, `proc_exit`, `clock_time_get`, `random_get`, empty environment and
 //! arguments; any other WASI import returns ENOSYS) and a 16 MiB memory limit.
 //!
-//! Of the `ig` host module, only [`SUPPORTED`] is implemented: logging, `getParamValue` and
-//! data-source fields (get, add, read, set) with per-event callbacks. A module importing any
-//! other `ig` function is refused by [`WasmModule::new`] before anything is loaded.
+//! Of the `ig` host module, only [`SUPPORTED`] is implemented: logging, `getParamValue`,
+//! data-source fields (get, add, read, set) with per-event callbacks, and dropping an event. A
+//! module importing any other `ig` function is refused by [`WasmModule::new`] before anything
+//! is loaded.
 //!
-//! Events reach the module as their JSON line: [`WasmModule::on_event`] runs every
-//! subscribed `dataSourceCallback(cbID, ds, data)`, which reads fields of the decoded record
-//! and sets the fields the module added; those are appended to the JSON object.
+//! Events reach the module as their JSON object: [`WasmModule::on_event`] runs every
+//! subscribed `dataSourceCallback(cbID, ds, data)` in priority order; the callbacks read fields
+//! of the decoded record and set the fields the module added, whose values are returned for the
+//! output to append.
+//!
+//! # Subscriptions and dropping events
+//!
+//! `dataSourceSubscribe(ds, type, prio, cbID)` takes upstream's subscription types: `1` (data:
+//! one callback per event) and `3` (packet: the same, for a single data source), plus `0`, the
+//! data type of upstream's first WASM API. `2` (array) is refused: runtime-min's data sources
+//! are single-event ones (tracers), whose events never come as arrays.
+//!
+//! Upstream's API has no call that drops a single event (its Go subscribers return
+//! `ErrDiscard`, but the WASM callback returns nothing). Here a callback drops the event it is
+//! given by calling `dataSourceRelease(ds, data)` on it: the event is not printed and the
+//! callbacks after it do not run, as with upstream's `ErrDiscard`. Releasing any other handle
+//! fails (returns 1). This is an ig-image convention: upstream `ig` would return the packet to
+//! its pool while it is still being delivered, so a module meant for both should only drop
+//! events under ig-image (docs/wasm.md).
 
 use std::collections::HashMap;
 
@@ -21,7 +38,7 @@ use wasmi::{
 
 /// The `ig` host functions implemented here, with their §9 signatures (params, results;
 /// `true` = i64).
-const SUPPORTED: [(&str, &[bool], &[bool]); 11] = [
+const SUPPORTED: [(&str, &[bool], &[bool]); 12] = [
     ("gadgetLog", &[false, true], &[]),
     ("gadgetShouldLog", &[false], &[false]),
     ("getParamValue", &[true, true], &[false]),
@@ -37,7 +54,14 @@ const SUPPORTED: [(&str, &[bool], &[bool]); 11] = [
     ("fieldGetBuffer", &[false, false, false, true], &[false]),
     ("fieldSet", &[false, false, false, true], &[false]),
     ("releaseHandle", &[false], &[false]),
+    ("dataSourceRelease", &[false, false], &[false]),
 ];
+
+/// `dataSourceSubscribe` types: data (upstream's first API spelled it 0), array, packet.
+const SUBSCRIBE_DATA_V0: i32 = 0;
+const SUBSCRIBE_DATA: i32 = 1;
+const SUBSCRIBE_ARRAY: i32 = 2;
+const SUBSCRIBE_PACKET: i32 = 3;
 
 /// Memory limit of the module.
 pub const MEMORY_LIMIT: usize = 16 << 20;
@@ -94,9 +118,27 @@ struct DataSource {
     subscriptions: Vec<(i32, u64)>,
 }
 
-/// The event being delivered: data source index, the decoded record's members, the values the
-/// module set.
-type Event = (usize, Map<String, Value>, HashMap<String, Value>);
+/// The event being delivered.
+struct Event {
+    /// Its data source (index).
+    ds: usize,
+    /// The decoded record's members.
+    fields: Map<String, Value>,
+    /// Values the module set.
+    set: HashMap<String, Value>,
+    /// A callback released (dropped) it.
+    dropped: bool,
+}
+
+/// What the module made of one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Print it, with the fields the module added (name, value), in the order they were added
+    /// (empty when the data source has none).
+    Keep(Vec<(String, Value)>),
+    /// A callback dropped it.
+    Drop,
+}
 
 /// Host state of the module.
 pub struct Host {
@@ -105,7 +147,7 @@ pub struct Host {
     handles: HashMap<u32, Handle>,
     next_handle: u32,
     params: HashMap<String, String>,
-    /// The event being delivered: data source index, its fields, values set by the module.
+    /// The event being delivered.
     event: Option<Event>,
     log: Box<dyn FnMut(&str)>,
 }
@@ -162,11 +204,11 @@ fn field_value(host: &Host, field: u32, data: u32) -> Option<Value> {
     else {
         return None;
     };
-    let (eds, json, set) = host.event.as_ref()?;
-    if eds != ds {
+    let e = host.event.as_ref()?;
+    if e.ds != *ds {
         return None;
     }
-    set.get(name).or_else(|| json.get(name)).cloned()
+    e.set.get(name).or_else(|| e.fields.get(name)).cloned()
 }
 
 fn scalar_bits(v: &Value, kind: u32) -> Option<u64> {
@@ -261,9 +303,19 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
             let Some(Handle::DataSource(i)) = host.handles.get(&(ds as u32)).cloned() else {
                 return 1;
             };
-            if ty != 0 {
-                // Only one callback per event (type 0) is supported.
-                return 1;
+            match ty {
+                SUBSCRIBE_DATA | SUBSCRIBE_PACKET | SUBSCRIBE_DATA_V0 => {}
+                SUBSCRIBE_ARRAY => {
+                    log::warn!(
+                        "wasm: dataSourceSubscribe: `{}` is a single-event data source; array subscriptions (type 2) are not supported",
+                        host.data_sources[i].name
+                    );
+                    return 1;
+                }
+                other => {
+                    log::warn!("wasm: dataSourceSubscribe: unknown subscription type {other}");
+                    return 1;
+                }
             }
             let subs = &mut host.data_sources[i].subscriptions;
             subs.push((prio, cb as u64));
@@ -356,8 +408,28 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
                 return 1;
             };
             match &mut host.event {
-                Some((eds, _, set)) if *eds == ds => {
-                    set.insert(name, v);
+                Some(e) if e.ds == ds => {
+                    e.set.insert(name, v);
+                    0
+                }
+                _ => 1,
+            }
+        },
+    )?;
+    linker.func_wrap(
+        "ig",
+        "dataSourceRelease",
+        |mut caller: Caller<'_, Host>, ds: i32, packet: i32| -> i32 {
+            let host = caller.data_mut();
+            let (Some(Handle::DataSource(ds)), Some(Handle::Data)) = (
+                host.handles.get(&(ds as u32)).cloned(),
+                host.handles.get(&(packet as u32)),
+            ) else {
+                return 1;
+            };
+            match &mut host.event {
+                Some(e) if e.ds == ds => {
+                    e.dropped = true;
                     0
                 }
                 _ => 1,
@@ -642,26 +714,42 @@ impl WasmModule {
         }
     }
 
-    /// Runs the callbacks subscribed to data source `ds` for one event whose JSON object is
-    /// `json` (the bytes of `{...}`), then appends the fields the module added. Returns `false`
-    /// when a callback trapped (the event is printed unchanged and the error logged).
-    pub fn on_event(&mut self, ds: &str, json: &mut Vec<u8>) -> bool {
+    /// Names of the fields the module added to data source `ds`, in the order they were added.
+    pub fn added_fields(&self, ds: &str) -> Vec<String> {
+        self.store
+            .data()
+            .data_sources
+            .iter()
+            .find(|d| d.name == ds)
+            .map(|d| d.added.iter().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs the callbacks subscribed to data source `ds`, in priority order, for one event whose
+    /// decoded record is the JSON object `json`. A callback that traps is logged and the
+    /// event kept (with what was set so far); one that releases the event drops it and ends
+    /// the delivery.
+    pub fn on_event(&mut self, ds: &str, json: &[u8]) -> Verdict {
         let host = self.store.data();
         let Some(i) = host.data_sources.iter().position(|d| d.name == ds) else {
-            return true;
+            return Verdict::Keep(Vec::new());
         };
         let d = &host.data_sources[i];
         if d.subscriptions.is_empty() && d.added.is_empty() {
-            return true;
+            return Verdict::Keep(Vec::new());
         }
         let subs: Vec<u64> = d.subscriptions.iter().map(|s| s.1).collect();
         let added = d.added.clone();
         let fields: Map<String, Value> = serde_json::from_slice(json).unwrap_or_default();
         let host = self.store.data_mut();
-        host.event = Some((i, fields, HashMap::new()));
+        host.event = Some(Event {
+            ds: i,
+            fields,
+            set: HashMap::new(),
+            dropped: false,
+        });
         let ds_handle = host.handle(Handle::DataSource(i));
         let data_handle = host.handle(Handle::Data);
-        let mut ok = true;
         if let Some(cb) = self
             .instance
             .get_func(&self.store, "dataSourceCallback")
@@ -673,7 +761,9 @@ impl WasmModule {
                     (id as i64, ds_handle as i32, data_handle as i32),
                 ) {
                     log::error!("wasm: dataSourceCallback failed: {e}");
-                    ok = false;
+                    break;
+                }
+                if self.store.data().event.as_ref().is_some_and(|e| e.dropped) {
                     break;
                 }
             }
@@ -681,25 +771,40 @@ impl WasmModule {
         let host = self.store.data_mut();
         host.handles.remove(&ds_handle);
         host.handles.remove(&data_handle);
-        let set = host.event.take().map(|e| e.2).unwrap_or_default();
-        if json.last() == Some(&b'}') {
-            json.pop();
-            for (name, kind) in &added {
-                if json.len() > 1 {
-                    json.push(b',');
-                }
-                crate::decode::push_json_str(json, name.as_bytes());
-                json.push(b':');
-                let v = set
-                    .get(name)
-                    .cloned()
-                    .unwrap_or_else(|| default_value(*kind));
-                json.extend_from_slice(v.to_string().as_bytes());
-            }
-            json.push(b'}');
+        let Some(event) = host.event.take() else {
+            return Verdict::Keep(Vec::new());
+        };
+        if event.dropped {
+            return Verdict::Drop;
         }
-        ok
+        let mut set = event.set;
+        Verdict::Keep(
+            added
+                .into_iter()
+                .map(|(name, kind)| {
+                    let v = set.remove(&name).unwrap_or_else(|| default_value(kind));
+                    (name, v)
+                })
+                .collect(),
+        )
     }
+}
+
+/// Appends `fields` to the JSON object `json` (the bytes of `{...}`).
+pub fn append_fields(json: &mut Vec<u8>, fields: &[(String, Value)]) {
+    if fields.is_empty() || json.last() != Some(&b'}') {
+        return;
+    }
+    json.pop();
+    for (name, v) in fields {
+        if json.len() > 1 {
+            json.push(b',');
+        }
+        crate::decode::push_json_str(json, name.as_bytes());
+        json.push(b':');
+        json.extend_from_slice(v.to_string().as_bytes());
+    }
+    json.push(b'}');
 }
 
 #[cfg(test)]
@@ -752,15 +857,82 @@ mod tests {
         m.lifecycle("gadgetInit").unwrap();
         m.lifecycle("gadgetStop").unwrap();
         let mut json = br#"{"fd":3,"fname":"/etc/passwd"}"#.to_vec();
-        assert!(m.on_event("open", &mut json));
+        let Verdict::Keep(added) = m.on_event("open", &json) else {
+            panic!("kept")
+        };
+        append_fields(&mut json, &added);
         assert_eq!(
             String::from_utf8(json).unwrap(),
             r#"{"fd":3,"fname":"/etc/passwd","copy":"/etc/passwd","tag":"hi"}"#
         );
+        assert_eq!(m.added_fields("open"), ["copy", "tag"]);
         // Another data source is untouched.
-        let mut other = br#"{"x":1}"#.to_vec();
-        m.on_event("exec", &mut other);
-        assert_eq!(other, br#"{"x":1}"#);
+        assert_eq!(m.on_event("exec", br#"{"x":1}"#), Verdict::Keep(Vec::new()));
+    }
+
+    /// Two subscriptions on `open`: callback 1 (type packet, priority 0) drops events with an
+    /// odd `fd` and tries to release a handle that is not the event; callback 2 (type data,
+    /// priority 10, so second) sets the added field `seen`. An array subscription is refused.
+    const DROPPER: &str = r#"(module
+  (import "ig" "getDataSource" (func $ds (param i64) (result i32)))
+  (import "ig" "dataSourceGetField" (func $get (param i32 i64) (result i32)))
+  (import "ig" "dataSourceAddField" (func $add (param i32 i64 i32) (result i32)))
+  (import "ig" "dataSourceSubscribe" (func $sub (param i32 i32 i32 i64) (result i32)))
+  (import "ig" "fieldGetScalar" (func $scalar (param i32 i32 i32 i32) (result i64)))
+  (import "ig" "fieldSet" (func $set (param i32 i32 i32 i64) (result i32)))
+  (import "ig" "dataSourceRelease" (func $release (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "open")
+  (data (i32.const 8) "fd")
+  (data (i32.const 16) "seen")
+  (global $fd (mut i32) (i32.const 0))
+  (global $seen (mut i32) (i32.const 0))
+  (global $bad (mut i32) (i32.const -1))
+  (func (export "gadgetAPIVersion") (result i64) i64.const 1)
+  (func (export "gadgetInit") (result i32) (local $d i32)
+    (local.set $d (call $ds (i64.const 0x400000000)))
+    (global.set $fd (call $get (local.get $d) (i64.const 0x200000008)))
+    (global.set $seen (call $add (local.get $d) (i64.const 0x400000010) (i32.const 8)))
+    (if (i32.eqz (call $sub (local.get $d) (i32.const 2) (i32.const 0) (i64.const 9)))
+      (then (return (i32.const 1))))
+    (drop (call $sub (local.get $d) (i32.const 1) (i32.const 10) (i64.const 2)))
+    (call $sub (local.get $d) (i32.const 3) (i32.const 0) (i64.const 1)))
+  (func (export "dataSourceCallback") (param $cb i64) (param $d i32) (param $data i32)
+    (if (i64.eq (local.get $cb) (i64.const 1))
+      (then
+        (global.set $bad (call $release (local.get $d) (local.get $d)))
+        (if (i32.wrap_i64 (i64.and
+              (call $scalar (global.get $fd) (local.get $data) (i32.const 4) (i32.const 0))
+              (i64.const 1)))
+          (then (drop (call $release (local.get $d) (local.get $data)))))))
+    (if (i64.eq (local.get $cb) (i64.const 2))
+      (then (drop (call $set (global.get $seen) (local.get $data) (i32.const 8) (i64.const 1))))))
+  (func (export "bad") (result i32) (global.get $bad)))"#;
+
+    #[test]
+    fn releasing_the_event_drops_it_and_ends_delivery() {
+        let bytes = wat::parse_str(DROPPER).unwrap();
+        let mut m = WasmModule::new(
+            &bytes,
+            &["open".to_string()],
+            HashMap::new(),
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        m.lifecycle("gadgetInit").unwrap();
+        assert_eq!(m.on_event("open", br#"{"fd":3}"#), Verdict::Drop);
+        assert_eq!(
+            m.on_event("open", br#"{"fd":4}"#),
+            Verdict::Keep(vec![("seen".to_string(), Value::from(1u64))])
+        );
+        assert_eq!(m.on_event("open", br#"{"fd":5}"#), Verdict::Drop);
+        let bad = m
+            .instance
+            .get_typed_func::<(), i32>(&m.store, "bad")
+            .unwrap()
+            .call(&mut m.store, ())
+            .unwrap();
+        assert_eq!(bad, 1, "releasing a handle that is not the event fails");
     }
 
     #[test]

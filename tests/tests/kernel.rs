@@ -770,9 +770,11 @@ fn kernel_missing_attach_point_is_classified() {
     );
 }
 
+/// The WASM module of trace_open_wasm adds `basename` to every event and drops the opens under
+/// its `skip-prefix` parameter (by releasing the event), in JSON and in columns.
 #[test]
-fn kernel_trace_open_wasm_adds_basename_field() {
-    if !require_kernel("kernel_trace_open_wasm_adds_basename_field") {
+fn kernel_trace_open_wasm_adds_basename_and_drops_skipped_opens() {
+    if !require_kernel("kernel_trace_open_wasm_adds_basename_and_drops_skipped_opens") {
         return;
     }
     let store = TempStore::new();
@@ -783,36 +785,57 @@ fn kernel_trace_open_wasm_adds_basename_field() {
         &[],
     );
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("wasm-basename.txt");
-    std::fs::write(&file, b"x").unwrap();
-    let me = std::process::id().to_string();
+    let keep = dir.path().join("wasm-keep.txt");
+    let skipped = dir.path().join("drop-me.txt");
+    for f in [&keep, &skipped] {
+        std::fs::write(f, b"x").unwrap();
+    }
+    let pid = format!("pid={}", std::process::id());
+    let skip = format!("skip-prefix={}/drop-", dir.path().display());
 
-    let running = start(
-        &store,
-        &[
-            "trace_open_wasm:test",
-            "-o",
-            "json",
-            "--timeout",
-            "4s",
-            "--param",
-            &format!("pid={me}"),
-        ],
-    );
-    drop(std::fs::File::open(&file).expect("open file"));
-    let (status, stdout, stderr) = running.wait();
-    assert!(status.success(), "{stderr}");
-    let events = events_of(&stdout, "fname", &Value::from(file.display().to_string()));
-    assert_eq!(events.len(), 1, "{stdout}\n{stderr}");
-    assert_eq!(events[0]["basename"], "wasm-basename.txt", "{}", events[0]);
-    assert_eq!(events[0]["proc.pid"], Value::from(std::process::id()));
-    // Every event gets the field.
-    assert!(
-        json_lines(&stdout)
-            .iter()
-            .all(|e| e["basename"].is_string()),
-        "{stdout}"
-    );
+    for format in ["json", "columns"] {
+        let running = start(
+            &store,
+            &[
+                "trace_open_wasm:test",
+                "-o",
+                format,
+                "--timeout",
+                "4s",
+                "--param",
+                &pid,
+                "--param",
+                &skip,
+            ],
+        );
+        drop(std::fs::File::open(&skipped).expect("open file"));
+        drop(std::fs::File::open(&keep).expect("open file"));
+        let (status, stdout, stderr) = running.wait();
+        assert!(status.success(), "{stderr}");
+        if format == "json" {
+            let events = events_of(&stdout, "fname", &Value::from(keep.display().to_string()));
+            assert_eq!(events.len(), 1, "{stdout}\n{stderr}");
+            assert_eq!(events[0]["basename"], "wasm-keep.txt", "{}", events[0]);
+            assert_eq!(events[0]["proc.pid"], Value::from(std::process::id()));
+            let all = json_lines(&stdout);
+            // Every event gets the field; the skipped open is gone.
+            assert!(all.iter().all(|e| e["basename"].is_string()), "{stdout}");
+            assert!(
+                !all.iter().any(|e| e["basename"] == "drop-me.txt"),
+                "the module drops opens under skip-prefix:\n{stdout}"
+            );
+        } else {
+            let header = stdout.lines().next().unwrap_or_default();
+            assert!(header.ends_with("BASENAME"), "{stdout}");
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.contains("wasm-keep.txt") && l.trim_end().ends_with("wasm-keep.txt")),
+                "a row for the kept open, its basename last:\n{stdout}"
+            );
+            assert!(!stdout.contains("drop-me.txt"), "{stdout}");
+        }
+    }
 }
 
 #[test]

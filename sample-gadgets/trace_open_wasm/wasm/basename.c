@@ -5,12 +5,16 @@
  * basename.c - the WASM module of trace_open_wasm.
  *
  * In gadgetInit it gets the `open` data source, looks up its `fname` field, adds a string
- * field `basename` and subscribes to the events. For every event, the callback sets
- * `basename` to the last path component of `fname`:
+ * field `basename`, reads its parameter `skip-prefix` and subscribes to the events. For every
+ * event, the callback sets `basename` to the last path component of `fname`:
  *
  *   fname "/etc/passwd"  -> basename "passwd"
  *   fname "notes.txt"    -> basename "notes.txt"
  *   fname "/tmp/dir/"    -> basename ""          (nothing after the last '/')
+ *
+ * and drops the event when `fname` starts with `skip-prefix` (not empty), by releasing it
+ * with dataSourceRelease(ds, data): ig-image's convention for dropping a single event
+ * (docs/wasm.md; upstream's API has no such call).
  *
  * It uses only the `ig` host functions of gadget-image.md §9 and no WASI call beyond what
  * wasi-libc's start-up code imports. Calling convention: scalars are i32/i64; a string or
@@ -32,12 +36,15 @@ IG(dataSourceSubscribe) uint32_t dataSourceSubscribe(uint32_t ds, uint32_t type,
 IG(fieldGetBuffer) int32_t fieldGetBuffer(uint32_t field, uint32_t data, uint32_t kind,
 					  uint64_t dst);
 IG(fieldSet) uint32_t fieldSet(uint32_t field, uint32_t data, uint32_t kind, uint64_t value);
+IG(getParamValue) uint32_t getParamValue(uint64_t key, uint64_t dst);
+IG(dataSourceRelease) uint32_t dataSourceRelease(uint32_t ds, uint32_t packet);
 
 /* Log levels and field kinds of the API. */
 enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 enum { KIND_STRING = 12 };
-/* Subscription type: one callback per event (0 = data, 1 = array, 2 = packet). */
-enum { SUBSCRIBE_DATA = 0 };
+/* Subscription types of upstream's API: 1 = data (one callback per event), 2 = array,
+ * 3 = packet. */
+enum { SUBSCRIBE_DATA = 1 };
 /* The id passed back to dataSourceCallback for our one subscription. */
 enum { OPEN_CALLBACK = 1 };
 
@@ -55,6 +62,9 @@ static uint32_t fname_field;
 static uint32_t basename_field;
 /* fname is char[256] in the eBPF event; leave room for a terminating NUL. */
 static char fname[512];
+/* The `skip-prefix` parameter (NUL-terminated: the host writes only the value's bytes). */
+static char skip_prefix[256];
+static size_t skip_prefix_len;
 
 EXPORT(gadgetAPIVersion) uint64_t gadgetAPIVersion(void)
 {
@@ -79,6 +89,11 @@ EXPORT(gadgetInit) int32_t gadgetInit(void)
 		gadgetLog(LOG_ERROR, str("trace_open_wasm: cannot add field `basename`"));
 		return 1;
 	}
+	if (getParamValue(str("skip-prefix"), buf(skip_prefix, sizeof(skip_prefix) - 1)) != 0) {
+		gadgetLog(LOG_ERROR, str("trace_open_wasm: no parameter `skip-prefix` (or too long)"));
+		return 1;
+	}
+	skip_prefix_len = strlen(skip_prefix);
 	if (dataSourceSubscribe(ds, SUBSCRIBE_DATA, 0, OPEN_CALLBACK) != 0) {
 		gadgetLog(LOG_ERROR, str("trace_open_wasm: cannot subscribe to `open`"));
 		return 1;
@@ -92,7 +107,6 @@ EXPORT(dataSourceCallback) void dataSourceCallback(uint64_t cb_id, uint32_t ds, 
 	int32_t n;
 	size_t len, i, start = 0;
 
-	(void)ds;
 	if (cb_id != OPEN_CALLBACK)
 		return;
 	n = fieldGetBuffer(fname_field, data, KIND_STRING, buf(fname, sizeof(fname) - 1));
@@ -102,6 +116,11 @@ EXPORT(dataSourceCallback) void dataSourceCallback(uint64_t cb_id, uint32_t ds, 
 		n = sizeof(fname) - 1;
 	/* The field may carry the NUL padding of the C array: stop at the first NUL. */
 	len = strnlen(fname, (size_t)n);
+	if (skip_prefix_len && len >= skip_prefix_len &&
+	    memcmp(fname, skip_prefix, skip_prefix_len) == 0) {
+		dataSourceRelease(ds, data);
+		return;
+	}
 	for (i = 0; i < len; i++)
 		if (fname[i] == '/')
 			start = i + 1;

@@ -25,8 +25,9 @@ use crate::decode::{ColumnInfo, Decoder};
 
 /// Receives records.
 pub trait Sink {
-    /// One record of data source `d`; `interval` is set for map iterator dumps.
-    fn record(&mut self, d: &Decoder, record: &[u8], interval: Option<u64>) -> io::Result<()>;
+    /// One record of data source `d`; `interval` is set for map iterator dumps. Returns whether
+    /// it was written (`false`: a hook dropped it).
+    fn record(&mut self, d: &Decoder, record: &[u8], interval: Option<u64>) -> io::Result<bool>;
     /// Called before each map iterator dump.
     fn dump_start(&mut self, _d: &Decoder, _interval: u64) -> io::Result<()> {
         Ok(())
@@ -72,7 +73,7 @@ impl<'a, W: Write> JsonLines<'a, W> {
 }
 
 impl<W: Write> Sink for JsonLines<'_, W> {
-    fn record(&mut self, d: &Decoder, record: &[u8], interval: Option<u64>) -> io::Result<()> {
+    fn record(&mut self, d: &Decoder, record: &[u8], interval: Option<u64>) -> io::Result<bool> {
         let mut extra = Vec::new();
         if self.tag_datasource {
             extra.extend_from_slice(b"\"datasource\":");
@@ -99,7 +100,7 @@ impl<W: Write> Sink for JsonLines<'_, W> {
                     &mut obj,
                 );
                 let Some(added) = hook(&d.name, &obj) else {
-                    return Ok(());
+                    return Ok(false);
                 };
                 crate::wasm::append_fields(&mut obj, &added);
                 self.buf.extend_from_slice(&obj);
@@ -110,7 +111,7 @@ impl<W: Write> Sink for JsonLines<'_, W> {
             self.out.write_all(&self.buf)?;
             self.buf.clear();
         }
-        Ok(())
+        Ok(true)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -300,14 +301,14 @@ impl<'a, W: Write> Columns<'a, W> {
 }
 
 impl<W: Write> Sink for Columns<'_, W> {
-    fn record(&mut self, d: &Decoder, record: &[u8], _interval: Option<u64>) -> io::Result<()> {
+    fn record(&mut self, d: &Decoder, record: &[u8], _interval: Option<u64>) -> io::Result<bool> {
         let added = match &mut self.hook {
             None => Vec::new(),
             Some(hook) => {
                 let mut obj = Vec::new();
                 d.write_json(record, None, &mut obj);
                 match hook(&d.name, &obj) {
-                    None => return Ok(()),
+                    None => return Ok(false),
                     Some(added) => added,
                 }
             }
@@ -321,7 +322,8 @@ impl<W: Write> Sink for Columns<'_, W> {
             other => other.to_string(),
         }));
         let line = row(&self.layouts[&d.name], &cells);
-        writeln!(self.out, "{line}")
+        writeln!(self.out, "{line}")?;
+        Ok(true)
     }
 
     fn dump_start(&mut self, d: &Decoder, interval: u64) -> io::Result<()> {

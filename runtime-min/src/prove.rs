@@ -484,6 +484,13 @@ pub fn render_summary(s: &RunSummary) -> String {
         s.events.iter().map(|(_, c)| c).sum::<u64>(),
         events.join(", ")
     );
+    if !s.dropped.is_empty() {
+        let dropped: Vec<String> = s.dropped.iter().map(|(n, c)| format!("{n}: {c}")).collect();
+        out.push_str(&format!(
+            "; dropped by the WASM module: {}",
+            dropped.join(", ")
+        ));
+    }
     for (n, lost) in &s.lost {
         if *lost > 0 {
             out.push_str(&format!(

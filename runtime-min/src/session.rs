@@ -65,8 +65,11 @@ pub enum StopReason {
 /// What a run did.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
-    /// Records per data source.
+    /// Records printed per data source.
     pub events: Vec<(String, u64)>,
+    /// Records read but dropped before printing (by the WASM module), per data source that had
+    /// any.
+    pub dropped: Vec<(String, u64)>,
     /// Lost records per tracer (`<map>_lost_samples` plus perf buffer losses).
     pub lost: Vec<(String, u64)>,
     /// Why it stopped.
@@ -195,6 +198,8 @@ pub fn run(
     on_ready(&reports);
 
     let mut counts = vec![0u64; decoders.len()];
+    // Records the sink dropped (a WASM module's filter): not printed, not counted in `counts`.
+    let mut dropped = vec![0u64; decoders.len()];
     let mut total = 0u64;
     let limit = opts.max_events.unwrap_or(u64::MAX);
     let out_err = RunError::Output;
@@ -214,9 +219,12 @@ pub fn run(
                 if total >= limit {
                     break;
                 }
-                sink.record(d, rec, None).map_err(out_err)?;
-                counts[i] += 1;
-                total += 1;
+                if sink.record(d, rec, None).map_err(out_err)? {
+                    counts[i] += 1;
+                    total += 1;
+                } else {
+                    dropped[i] += 1;
+                }
             }
         }
     }
@@ -224,11 +232,18 @@ pub fn run(
 
     let summary = |stop: StopReason,
                    counts: &[u64],
+                   dropped: &[u64],
                    tracers: &[(usize, TracerReader)],
                    loaded: &Loaded| RunSummary {
         events: decoders
             .iter()
             .zip(counts)
+            .map(|(d, c)| (d.name.clone(), *c))
+            .collect(),
+        dropped: decoders
+            .iter()
+            .zip(dropped)
+            .filter(|(_, c)| **c > 0)
             .map(|(d, c)| (d.name.clone(), *c))
             .collect(),
         lost: tracers
@@ -246,10 +261,22 @@ pub fn run(
     };
 
     if tracers.is_empty() && dumpers.is_empty() {
-        return Ok(summary(StopReason::SnapshotDone, &counts, &tracers, loaded));
+        return Ok(summary(
+            StopReason::SnapshotDone,
+            &counts,
+            &dropped,
+            &tracers,
+            loaded,
+        ));
     }
     if total >= limit {
-        return Ok(summary(StopReason::MaxEvents, &counts, &tracers, loaded));
+        return Ok(summary(
+            StopReason::MaxEvents,
+            &counts,
+            &dropped,
+            &tracers,
+            loaded,
+        ));
     }
 
     let mut pollfds: Vec<libc::pollfd> = tracers
@@ -278,10 +305,13 @@ pub fn run(
                 if *total >= limit {
                     return Ok(true);
                 }
-                sink.record(d, &rec, Some(interval_no))
-                    .map_err(RunError::Output)?;
-                counts[*i] += 1;
-                *total += 1;
+                if sink
+                    .record(d, &rec, Some(interval_no))
+                    .map_err(RunError::Output)?
+                {
+                    counts[*i] += 1;
+                    *total += 1;
+                }
             }
         }
         sink.flush().map_err(RunError::Output)?;
@@ -320,17 +350,23 @@ pub fn run(
         for (i, t) in tracers.iter_mut() {
             let d = &decoders[*i];
             let count = &mut counts[*i];
+            let drop_count = &mut dropped[*i];
             t.drain(&mut |rec| {
                 if total >= limit {
                     hit_limit = true;
                     return ControlFlow::Break(());
                 }
-                if let Err(e) = sink.record(d, rec, None) {
-                    write_error = Some(e);
-                    return ControlFlow::Break(());
+                match sink.record(d, rec, None) {
+                    Ok(true) => {
+                        *count += 1;
+                        total += 1;
+                    }
+                    Ok(false) => *drop_count += 1,
+                    Err(e) => {
+                        write_error = Some(e);
+                        return ControlFlow::Break(());
+                    }
                 }
-                *count += 1;
-                total += 1;
                 ControlFlow::Continue(())
             });
         }
@@ -355,16 +391,22 @@ pub fn run(
         for (i, t) in tracers.iter_mut() {
             let d = &decoders[*i];
             let count = &mut counts[*i];
+            let drop_count = &mut dropped[*i];
             t.drain(&mut |rec| {
                 if total >= limit || write_error.is_some() {
                     return ControlFlow::Break(());
                 }
-                if let Err(e) = sink.record(d, rec, None) {
-                    write_error = Some(e);
-                    return ControlFlow::Break(());
+                match sink.record(d, rec, None) {
+                    Ok(true) => {
+                        *count += 1;
+                        total += 1;
+                    }
+                    Ok(false) => *drop_count += 1,
+                    Err(e) => {
+                        write_error = Some(e);
+                        return ControlFlow::Break(());
+                    }
                 }
-                *count += 1;
-                total += 1;
                 ControlFlow::Continue(())
             });
         }
@@ -377,5 +419,5 @@ pub fn run(
         }
         sink.flush().map_err(out_err)?;
     }
-    Ok(summary(stop_reason, &counts, &tracers, loaded))
+    Ok(summary(stop_reason, &counts, &dropped, &tracers, loaded))
 }

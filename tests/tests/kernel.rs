@@ -824,6 +824,12 @@ fn kernel_trace_open_wasm_adds_basename_and_drops_skipped_opens() {
                 !all.iter().any(|e| e["basename"] == "drop-me.txt"),
                 "the module drops opens under skip-prefix:\n{stdout}"
             );
+            // The summary counts printed records and names the drops.
+            assert!(
+                stderr.contains(&format!("{} records (open: {})", all.len(), all.len()))
+                    && stderr.contains("dropped by the WASM module: open: "),
+                "{stderr}"
+            );
         } else {
             let header = stdout.lines().next().unwrap_or_default();
             assert!(header.ends_with("BASENAME"), "{stdout}");

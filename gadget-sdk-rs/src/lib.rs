@@ -14,6 +14,8 @@
 //!   default value into the code and the load-time value is ignored.
 //! - Rust type aliases do not reach BTF: there is no `gadget_timestamp`/`gadget_comm` typedef.
 //!   Give fields their meaning in gadget.yaml (`template: timestamp`, `template: comm`).
+//! - Rust has no C `char`: declare text fields as [`GadgetString<N>`](GadgetString), not
+//!   `[u8; N]`; `ig-image build` turns them into `char` arrays in BTF, so runtimes show text.
 //!
 //! No dependencies besides the proc-macro half; `no_std`, builds for the host as well as for
 //! `bpfel-unknown-none`. [`gadget_tracer_map!`] expands to `aya_ebpf` paths, so the crate using
@@ -21,10 +23,10 @@
 //!
 //! ```ignore
 //! use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
-//! use gadget_sdk::{gadget_param, gadget_tracer, gadget_tracer_map};
+//! use gadget_sdk::{GadgetString, gadget_param, gadget_tracer, gadget_tracer_map};
 //!
 //! #[repr(C)]
-//! pub struct event { pub timestamp_raw: u64, pub pid: u32, pub comm: [u8; 16] }
+//! pub struct event { pub timestamp_raw: u64, pub pid: u32, pub comm: GadgetString<16> }
 //!
 //! gadget_tracer_map!(events, 256 * 1024);
 //! gadget_tracer!(exec, events, event);
@@ -48,6 +50,84 @@ pub use gadget_sdk_macros::{
 
 /// Length of a task's command name (`comm`), as in the kernel and the C SDK.
 pub const TASK_COMM_LEN: usize = 16;
+
+/// A fixed-size, NUL-padded text field (a member of an event, map key or map value struct):
+/// declare string fields with this type instead of `[u8; N]` so runtimes show them as text, not
+/// as arrays of numbers.
+///
+/// Rust has no C `char`: a `[u8; 16]` reaches BTF as an array of the 1-byte unsigned integer
+/// `u8`, which `ig` (and our runtime) rightly print as numbers, since a byte array is not always
+/// text. `GadgetString<N>` is `#[repr(transparent)]` over `[u8; N]` (same size, alignment and
+/// layout), so the program reads and writes the bytes as before; its BTF is a one-member struct
+/// whose name starts with `GadgetString`. `ig-image build` rewrites the object's `.BTF` so that
+/// every struct or union member of this type becomes a C `char[N]` array, which every runtime
+/// decodes as a string (up to the first NUL). Only struct and union members are rewritten: a
+/// `GadgetString` used directly as a map key, a global or an array element stays a struct. See
+/// `docs/rust-gadgets.md`.
+///
+/// ```
+/// use gadget_sdk::{GadgetString, TASK_COMM_LEN};
+///
+/// #[repr(C)]
+/// #[allow(non_camel_case_types)]
+/// pub struct event {
+///     pub pid: u32,
+///     pub comm: GadgetString<TASK_COMM_LEN>,
+/// }
+///
+/// let mut e = event { pid: 1, comm: GadgetString::zeroed() };
+/// e.comm = GadgetString::from_bytes(*b"true\0\0\0\0\0\0\0\0\0\0\0\0");
+/// e.comm.as_mut_bytes()[0] = b'T';
+/// assert_eq!(e.comm.as_bytes()[..4], *b"True");
+/// ```
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct GadgetString<const N: usize>(pub [u8; N]);
+
+impl<const N: usize> GadgetString<N> {
+    /// All NUL bytes (the empty string).
+    #[inline(always)]
+    #[must_use]
+    pub const fn zeroed() -> Self {
+        GadgetString([0; N])
+    }
+
+    /// Wraps bytes as they are (NUL-padded text, for example what `bpf_get_current_comm`
+    /// returns).
+    #[inline(always)]
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; N]) -> Self {
+        GadgetString(bytes)
+    }
+
+    /// The bytes.
+    #[inline(always)]
+    #[must_use]
+    pub const fn as_bytes(&self) -> &[u8; N] {
+        &self.0
+    }
+
+    /// The bytes, writable (for example as the destination of
+    /// `bpf_probe_read_kernel_str_bytes`).
+    #[inline(always)]
+    pub fn as_mut_bytes(&mut self) -> &mut [u8; N] {
+        &mut self.0
+    }
+}
+
+impl<const N: usize> Default for GadgetString<N> {
+    #[inline(always)]
+    fn default() -> Self {
+        Self::zeroed()
+    }
+}
+
+impl<const N: usize> From<[u8; N]> for GadgetString<N> {
+    #[inline(always)]
+    fn from(bytes: [u8; N]) -> Self {
+        GadgetString(bytes)
+    }
+}
 
 /// Read a parameter declared with [`gadget_param!`].
 ///

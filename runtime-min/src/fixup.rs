@@ -388,10 +388,7 @@ pub fn prepare(data: &[u8], plan: &FixupPlan) -> Result<Prepared, FixupError> {
 
     // New .BTF after the end of the file.
     if let (Some(sec), Some(builder)) = (&btf_sec, &builder) {
-        let blob = builder.finish();
-        let at = append_aligned(&mut out, &blob);
-        put_u64(&mut out, sec.header_offset + 24, at as u64, elf.big);
-        put_u64(&mut out, sec.header_offset + 32, blob.len() as u64, elf.big);
+        relocate_section(&mut out, sec, &builder.finish(), elf.big);
     }
 
     // New section-name table with the new names appended.
@@ -428,6 +425,27 @@ pub fn prepare(data: &[u8], plan: &FixupPlan) -> Result<Prepared, FixupError> {
             .collect(),
         perf_maps,
     })
+}
+
+/// Replaces an object's `.BTF` with `btf` (a whole blob, for example from
+/// [`BtfBuilder::finish`]): the new bytes are written after the end of the file and only the
+/// section header's offset and size change, so every other byte stays where it was. Meant for
+/// rewrites that append types and keep every existing type id, so `.BTF.ext` stays valid.
+pub fn replace_btf(data: &[u8], btf: &[u8]) -> Result<Vec<u8>, FixupError> {
+    let elf = Elf::parse(data)?;
+    let sec = elf
+        .section(".BTF")
+        .ok_or_else(|| elf_err("the object has no `.BTF` section"))?;
+    let mut out = data.to_vec();
+    relocate_section(&mut out, sec, btf, elf.big);
+    Ok(out)
+}
+
+/// Writes `blob` after the end of `out` and points `sec`'s header at it.
+fn relocate_section(out: &mut Vec<u8>, sec: &Section, blob: &[u8], big: bool) {
+    let at = append_aligned(out, blob);
+    put_u64(out, sec.header_offset + 24, at as u64, big);
+    put_u64(out, sec.header_offset + 32, blob.len() as u64, big);
 }
 
 fn put_u32(out: &mut [u8], at: usize, v: u32, big: bool) {

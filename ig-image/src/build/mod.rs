@@ -7,6 +7,7 @@
 //! store transaction. Several directories build in parallel, with at most `jobs` compiler
 //! processes at once.
 
+pub mod btf_strings;
 pub mod build_yaml;
 pub mod c;
 pub mod cache;

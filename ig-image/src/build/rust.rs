@@ -1,6 +1,7 @@
 //! Compiling a Rust eBPF gadget (an aya-ebpf Cargo package) for one platform: cargo with
-//! Debian's rustc-web, `-Z build-std=core` and bpf-linker, then llvm-strip, through the build
-//! cache. Argument vectors only, never a shell.
+//! Debian's rustc-web, `-Z build-std=core` and bpf-linker, then the `.BTF` rewrite that turns
+//! `gadget_sdk::GadgetString<N>` fields into `char[N]` ([`super::btf_strings`]), then llvm-strip,
+//! through the build cache. Argument vectors only, never a shell.
 //!
 //! - Target: `bpfel-unknown-none` for little-endian platforms, `bpfeb-unknown-none` for s390x.
 //!   rustflags `-C link-arg=--btf` (no BTF without it), `-C debuginfo=2` (BTF comes from debug
@@ -24,7 +25,7 @@ use super::toolchain::{RustToolchain, Tool};
 use crate::platform::{ByteOrder, Platform};
 
 /// Bumped when the Rust pipeline changes in a way that changes objects.
-const PIPELINE: &str = "rust-ebpf-v2";
+const PIPELINE: &str = "rust-ebpf-v3";
 
 /// What to build.
 #[derive(Debug)]
@@ -88,6 +89,19 @@ pub enum RustBuildError {
         platform: Platform,
         /// The binary target.
         bin: String,
+    },
+    /// The linked object's `.BTF` could not be rewritten for its string fields.
+    #[error(
+        "cannot turn the `GadgetString` fields of the {platform} object of `{manifest}` into char arrays"
+    )]
+    StringFields {
+        /// The Cargo.toml.
+        manifest: PathBuf,
+        /// The platform.
+        platform: Platform,
+        /// What is wrong with the object.
+        #[source]
+        source: runtime_min::fixup::FixupError,
     },
     /// llvm-strip failed.
     #[error("llvm-strip failed on the {platform} object of `{manifest}`:\n{stderr}")]
@@ -308,10 +322,11 @@ pub fn compile(req: &RustRequest<'_>) -> Result<CompiledObject, RustBuildError> 
             path: std::env::temp_dir(),
             source,
         })?;
+    let linked = with_string_fields(req, &artifact, work.path())?;
     let stripped = work.path().join("program.o");
     let strip = Command::new(&req.strip.path)
         .arg("-g")
-        .arg(&artifact)
+        .arg(&linked)
         .arg("-o")
         .arg(&stripped)
         .output()
@@ -359,6 +374,42 @@ pub fn compile(req: &RustRequest<'_>) -> Result<CompiledObject, RustBuildError> 
         cached: false,
         warnings: warnings_only(&stderr),
     })
+}
+
+/// The linked object with its `GadgetString` fields rewritten as `char` arrays (written to
+/// `work/linked.o`), or `artifact` itself when it has none. Runs before llvm-strip, which then
+/// lays the file out afresh (the replaced `.BTF` bytes do not survive).
+fn with_string_fields(
+    req: &RustRequest<'_>,
+    artifact: &Path,
+    work: &Path,
+) -> Result<PathBuf, RustBuildError> {
+    let bytes = std::fs::read(artifact).map_err(|source| RustBuildError::Io {
+        action: "read",
+        path: artifact.to_path_buf(),
+        source,
+    })?;
+    let rewritten =
+        super::btf_strings::rewrite(&bytes).map_err(|source| RustBuildError::StringFields {
+            manifest: req.manifest.to_path_buf(),
+            platform: req.platform,
+            source,
+        })?;
+    let Some(rewritten) = rewritten else {
+        return Ok(artifact.to_path_buf());
+    };
+    log::debug!(
+        "{}: string fields as char arrays: {}",
+        req.platform,
+        rewritten.fields.join(", ")
+    );
+    let linked = work.join("linked.o");
+    std::fs::write(&linked, &rewritten.bytes).map_err(|source| RustBuildError::Io {
+        action: "create",
+        path: linked.clone(),
+        source,
+    })?;
+    Ok(linked)
 }
 
 /// A Cargo package as `cargo metadata` describes it.

@@ -478,6 +478,40 @@ mod tests {
     }
 
     #[test]
+    fn rust_gadget_string_fields_are_strings_and_byte_arrays_are_not() {
+        use crate::btf::FieldKind;
+        let obj = GadgetObject::parse(RUST).unwrap();
+        let btf = obj.btf();
+        let event = btf.struct_by_name("event").unwrap();
+        let kinds: Vec<(String, FieldKind)> = btf
+            .flatten_fields(event)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.name.clone(), f.kind))
+            .collect();
+        let kind = |name: &str| kinds.iter().find(|(n, _)| n == name).map(|(_, k)| k);
+        assert_eq!(kind("comm"), Some(&FieldKind::String { len: 16 }));
+        assert_eq!(kind("filename"), Some(&FieldKind::String { len: 512 }));
+        assert_eq!(
+            kind("pid"),
+            Some(&FieldKind::Int {
+                signed: false,
+                bits: 32
+            })
+        );
+        // The license is a genuine `[u8; 4]`: still an array of numbers.
+        let license = btf.var_by_name("LICENSE").unwrap();
+        let license_type = match &btf.get(license).unwrap().kind {
+            crate::btf::TypeKind::Var { target, .. } => *target,
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(
+            btf.field_kind(license_type),
+            FieldKind::Array { len: 4, .. }
+        ));
+    }
+
+    #[test]
     fn c_markers_are_not_rust_form() {
         let obj = GadgetObject::parse(C_GOOD).unwrap();
         assert!(!obj.params().is_empty());

@@ -23,7 +23,7 @@ use aya_ebpf::{
     macros::{btf_map, tracepoint},
     programs::TracePointContext,
 };
-use gadget_sdk::{TASK_COMM_LEN, gadget_param, gadget_tracer, gadget_tracer_map};
+use gadget_sdk::{GadgetString, TASK_COMM_LEN, gadget_param, gadget_tracer, gadget_tracer_map};
 
 const FILENAME_LEN: usize = 512;
 
@@ -38,10 +38,10 @@ pub struct event {
     /// Process id of the process that forked it; 0 if that fork happened before the gadget
     /// started.
     pub ppid: u32,
-    /// Command name after the exec (NUL-padded bytes).
-    pub comm: [u8; TASK_COMM_LEN],
-    /// File name passed to exec (NUL-terminated bytes).
-    pub filename: [u8; FILENAME_LEN],
+    /// Command name after the exec (NUL-padded; a string in BTF, see [`GadgetString`]).
+    pub comm: GadgetString<TASK_COMM_LEN>,
+    /// File name passed to exec (NUL-terminated).
+    pub filename: GadgetString<FILENAME_LEN>,
 }
 
 gadget_tracer_map!(events, 256 * 1024);
@@ -110,11 +110,12 @@ pub fn ig_trace_exec(ctx: TracePointContext) -> u32 {
         (*e).pid = pid;
         // SAFETY (get): a plain lookup; the value is copied out at once.
         (*e).ppid = parents.get(pid).copied().unwrap_or(0);
-        (*e).comm = bpf_get_current_comm().unwrap_or([0; TASK_COMM_LEN]);
+        (*e).comm = GadgetString(bpf_get_current_comm().unwrap_or([0; TASK_COMM_LEN]));
         let loc = ctx.read_at::<u32>(FILENAME_LOC).unwrap_or(0);
         let src = ctx.as_ptr().cast::<u8>().add((loc & 0xFFFF) as usize);
-        if bpf_probe_read_kernel_str_bytes(src, &mut (*e).filename).is_err() {
-            (*e).filename[0] = 0;
+        let filename = (*e).filename.as_mut_bytes();
+        if bpf_probe_read_kernel_str_bytes(src, filename).is_err() {
+            filename[0] = 0;
         }
     }
     entry.submit(0);

@@ -66,6 +66,28 @@ fn rust_sample_builds_passes_the_checker_and_a_noop_rebuild_reuses_the_cache() {
         second["digest"], first["digest"],
         "same sources and SOURCE_DATE_EPOCH"
     );
+    // No path of this checkout in the objects (BTF line info): the package is `.`, the
+    // `gadget-sdk` path dependency `/deps/gadget-sdk-rs`, so the digest does not depend on
+    // where the sources live.
+    let out_dir = t.dir.path().join("objects");
+    let out_s = out_dir.display().to_string();
+    build_json(&t, &dir, "trace_exec_rs:test", &["--output-dir", &out_s]);
+    let root = workspace_root()
+        .canonicalize()
+        .unwrap()
+        .display()
+        .to_string();
+    for entry in std::fs::read_dir(&out_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(&root), "{} mentions {root}", path.display());
+        assert!(
+            text.contains("/deps/gadget-sdk-rs/src/lib.rs"),
+            "{}",
+            path.display()
+        );
+    }
 
     // The object is what the build pipeline checks: tracer, param and BTF are discoverable.
     let inspect = run(cmd(

@@ -25,7 +25,7 @@ use super::toolchain::{RustToolchain, Tool};
 use crate::platform::{ByteOrder, Platform};
 
 /// Bumped when the Rust pipeline changes in a way that changes objects.
-const PIPELINE: &str = "rust-ebpf-v3";
+const PIPELINE: &str = "rust-ebpf-v4";
 
 /// What to build.
 #[derive(Debug)]
@@ -181,6 +181,30 @@ pub(crate) fn remap_flags(manifest: &Path) -> Vec<String> {
     flags
 }
 
+/// `--remap-path-prefix=<dir>=/deps/<dir name>` for every local (path) package outside the
+/// package's own directory, so that its source paths in BTF line info do not depend on where
+/// the checkout lives (a gadget using `gadget-sdk` by a relative path, as the samples do).
+pub(crate) fn path_dependency_remaps(manifest: &Path, local_manifests: &[PathBuf]) -> Vec<String> {
+    let Some(own) = manifest.parent() else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<&Path> = local_manifests
+        .iter()
+        .filter_map(|m| m.parent())
+        .filter(|d| !d.starts_with(own))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs.iter()
+        .map(|d| {
+            let name = d
+                .file_name()
+                .map_or_else(|| "dep".to_string(), |n| n.to_string_lossy().into_owned());
+            format!("--remap-path-prefix={}=/deps/{name}", d.display())
+        })
+        .collect()
+}
+
 /// Environment variables that would change what a nested cargo builds (set by an outer cargo,
 /// a CI job or the user's shell): removed. `CARGO_HOME` and network/registry settings stay.
 pub(crate) fn scrub_env(cmd: &mut Command) {
@@ -256,6 +280,11 @@ pub fn compile(req: &RustRequest<'_>) -> Result<CompiledObject, RustBuildError> 
 
     req.toolchain.verify()?;
     let (bin, local_manifests, lock) = locate(req, &manifest)?;
+    // Path dependencies outside the package (not covered by its `.` remap) get a fixed name too.
+    // Left out of the cache key: they only change debug paths, and are a function of the local
+    // manifests the cache entry already hashes.
+    let mut build_flags = flags.clone();
+    build_flags.extend(path_dependency_remaps(&manifest, &local_manifests));
     let target_dir = target_dir(req.target_root, &manifest, req.platform);
     std::fs::create_dir_all(&target_dir).map_err(|source| RustBuildError::Io {
         action: "create",
@@ -267,7 +296,7 @@ pub fn compile(req: &RustRequest<'_>) -> Result<CompiledObject, RustBuildError> 
     cmd.current_dir(manifest.parent().unwrap_or(Path::new(".")))
         .env("RUSTC", &req.toolchain.rustc.path)
         .env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"))
+        .env("CARGO_ENCODED_RUSTFLAGS", build_flags.join("\u{1f}"))
         .env("CARGO_TERM_COLOR", "never")
         .args([
             "build",
@@ -589,6 +618,22 @@ mod tests {
         assert!(
             !w.contains("Compiling") && !w.contains("generated 1 warning"),
             "{w}"
+        );
+    }
+
+    #[test]
+    fn path_dependencies_outside_the_package_are_remapped() {
+        let remaps = path_dependency_remaps(
+            Path::new("/src/gadgets/demo/Cargo.toml"),
+            &[
+                PathBuf::from("/src/gadgets/demo/Cargo.toml"),
+                PathBuf::from("/src/gadgets/demo/vendored/Cargo.toml"),
+                PathBuf::from("/src/gadget-sdk-rs/Cargo.toml"),
+            ],
+        );
+        assert_eq!(
+            remaps,
+            ["--remap-path-prefix=/src/gadget-sdk-rs=/deps/gadget-sdk-rs"]
         );
     }
 

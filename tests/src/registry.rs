@@ -109,16 +109,20 @@ impl Registry {
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines() {
                     let Ok(line) = line else { break };
+                    // Logged before the port is announced: whoever waits for the port then
+                    // finds the line in the log.
+                    {
+                        let mut l = log.lock().expect("log lock");
+                        if l.len() < 1 << 20 {
+                            l.push_str(&line);
+                            l.push('\n');
+                        }
+                    }
                     if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
                         let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
                         if let Ok(p) = port.parse() {
                             let _ = tx.send(p);
                         }
-                    }
-                    let mut l = log.lock().expect("log lock");
-                    if l.len() < 1 << 20 {
-                        l.push_str(&line);
-                        l.push('\n');
                     }
                 }
             });

@@ -338,6 +338,7 @@ pub fn run_gadget(
     let decoders = Decoder::for_object(&gadget.info, gadget.metadata.as_ref(), Clock::now())?;
     // The WASM module runs before anything is loaded: unsupported imports or a failing
     // gadgetInit stop the run with nothing in the kernel.
+    let all_params = load_opts.params.clone();
     let (load_opts, module) = match &gadget.wasm {
         None => (load_opts.clone(), None),
         Some(bytes) => {
@@ -401,7 +402,14 @@ pub fn run_gadget(
                 ));
             }
         }
-        line.push_str(&gadget_params_note(load_opts));
+        line.push_str(&params_note("params", &load_opts.params));
+        // The --params the WASM module took.
+        let wasm_params: Vec<(String, String)> = all_params
+            .iter()
+            .filter(|p| !load_opts.params.contains(p))
+            .cloned()
+            .collect();
+        line.push_str(&params_note("wasm params", &wasm_params));
         status(&line);
     };
     let result = session::run(
@@ -460,16 +468,12 @@ fn split_wasm_params(
     (rest, values)
 }
 
-fn gadget_params_note(opts: &LoadOptions) -> String {
-    if opts.params.is_empty() {
+fn params_note(label: &str, params: &[(String, String)]) -> String {
+    if params.is_empty() {
         return String::new();
     }
-    let p: Vec<String> = opts
-        .params
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    format!("\n  params: {}", p.join(" "))
+    let p: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("\n  {label}: {}", p.join(" "))
 }
 
 /// The run summary for stderr: records per data source, lost records, why it stopped.

@@ -152,6 +152,48 @@ pub fn stop_on_signals() -> &'static AtomicBool {
     &STOP
 }
 
+/// Per data source, the records printed and dropped (by a sink's hook), and the printed total.
+struct Tally<'a> {
+    counts: &'a mut [u64],
+    dropped: &'a mut [u64],
+    total: &'a mut u64,
+}
+
+/// Reads every record the tracers hold into `sink`, until `limit` records are printed in all.
+fn drain_tracers(
+    tracers: &mut [(usize, TracerReader)],
+    decoders: &[Decoder],
+    sink: &mut dyn Sink,
+    tally: Tally<'_>,
+    limit: u64,
+) -> Result<(), RunError> {
+    let mut write_error: Option<io::Error> = None;
+    for (i, t) in tracers.iter_mut() {
+        let d = &decoders[*i];
+        t.drain(&mut |rec| {
+            if *tally.total >= limit {
+                return ControlFlow::Break(());
+            }
+            match sink.record(d, rec, None) {
+                Ok(true) => {
+                    tally.counts[*i] += 1;
+                    *tally.total += 1;
+                }
+                Ok(false) => tally.dropped[*i] += 1,
+                Err(e) => {
+                    write_error = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        if let Some(e) = write_error.take() {
+            return Err(RunError::Output(e));
+        }
+    }
+    Ok(())
+}
+
 /// Attaches every program, then reads and prints until a stop condition. `on_ready` runs once
 /// everything is attached and before the first record is read.
 pub fn run(
@@ -290,7 +332,6 @@ pub fn run(
         .collect();
     let mut next_dump = Instant::now() + opts.interval;
     let mut interval_no = 0u64;
-    let mut write_error: Option<io::Error> = None;
 
     let dump = |dumpers: &[(usize, MapDumper)],
                 interval_no: u64,
@@ -346,35 +387,14 @@ pub fn run(
             std::thread::sleep(wait.min(Duration::from_millis(50)));
         }
         // Drain every tracer, readable or not (cheap, and perf buffers are checked per CPU).
-        let mut hit_limit = false;
-        for (i, t) in tracers.iter_mut() {
-            let d = &decoders[*i];
-            let count = &mut counts[*i];
-            let drop_count = &mut dropped[*i];
-            t.drain(&mut |rec| {
-                if total >= limit {
-                    hit_limit = true;
-                    return ControlFlow::Break(());
-                }
-                match sink.record(d, rec, None) {
-                    Ok(true) => {
-                        *count += 1;
-                        total += 1;
-                    }
-                    Ok(false) => *drop_count += 1,
-                    Err(e) => {
-                        write_error = Some(e);
-                        return ControlFlow::Break(());
-                    }
-                }
-                ControlFlow::Continue(())
-            });
-        }
-        if let Some(e) = write_error.take() {
-            return Err(RunError::Output(e));
-        }
+        let tally = Tally {
+            counts: &mut counts,
+            dropped: &mut dropped,
+            total: &mut total,
+        };
+        drain_tracers(&mut tracers, decoders, sink, tally, limit)?;
         sink.flush().map_err(out_err)?;
-        if hit_limit || total >= limit {
+        if total >= limit {
             break StopReason::MaxEvents;
         }
         if !dumpers.is_empty() && Instant::now() >= next_dump {
@@ -388,31 +408,12 @@ pub fn run(
 
     if stop_reason != StopReason::MaxEvents {
         // Whatever arrived until now, and a last dump of the map iterators.
-        for (i, t) in tracers.iter_mut() {
-            let d = &decoders[*i];
-            let count = &mut counts[*i];
-            let drop_count = &mut dropped[*i];
-            t.drain(&mut |rec| {
-                if total >= limit || write_error.is_some() {
-                    return ControlFlow::Break(());
-                }
-                match sink.record(d, rec, None) {
-                    Ok(true) => {
-                        *count += 1;
-                        total += 1;
-                    }
-                    Ok(false) => *drop_count += 1,
-                    Err(e) => {
-                        write_error = Some(e);
-                        return ControlFlow::Break(());
-                    }
-                }
-                ControlFlow::Continue(())
-            });
-        }
-        if let Some(e) = write_error.take() {
-            return Err(RunError::Output(e));
-        }
+        let tally = Tally {
+            counts: &mut counts,
+            dropped: &mut dropped,
+            total: &mut total,
+        };
+        drain_tracers(&mut tracers, decoders, sink, tally, limit)?;
         if !dumpers.is_empty() && total < limit {
             interval_no += 1;
             dump(&dumpers, interval_no, sink, &mut counts, &mut total)?;

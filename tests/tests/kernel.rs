@@ -824,6 +824,10 @@ fn kernel_trace_open_wasm_adds_basename_and_drops_skipped_opens() {
                 !all.iter().any(|e| e["basename"] == "drop-me.txt"),
                 "the module drops opens under skip-prefix:\n{stdout}"
             );
+            assert!(
+                stderr.contains(&format!("wasm params: {skip}")),
+                "the module's params are echoed:\n{stderr}"
+            );
             // The summary counts printed records and names the drops.
             assert!(
                 stderr.contains(&format!("{} records (open: {})", all.len(), all.len()))

@@ -55,7 +55,8 @@ pub enum Wasm {
 pub enum Kind {
     /// A stream of events (`GADGET_TRACER`, a ring buffer): one event per exec.
     Tracer,
-    /// A snapshot (`GADGET_ITER`, an `iter/task` program): the running processes.
+    /// A snapshot (`GADGET_ITER`, an `iter/task` program): the running processes. C only: Rust
+    /// (aya-ebpf 0.2.1) has no iterator programs.
     Snapshot,
     /// Periodic rows from a hash map (`GADGET_MAPITER`): system calls per process.
     Top,

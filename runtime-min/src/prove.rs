@@ -338,7 +338,7 @@ pub fn run_gadget(
     let decoders = Decoder::for_object(&gadget.info, gadget.metadata.as_ref(), Clock::now())?;
     // The WASM module runs before anything is loaded: unsupported imports or a failing
     // gadgetInit stop the run with nothing in the kernel.
-    let all_params = load_opts.params.clone();
+    let all_params = &load_opts.params;
     let (load_opts, module) = match &gadget.wasm {
         None => (load_opts.clone(), None),
         Some(bytes) => {

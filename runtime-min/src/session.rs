@@ -152,11 +152,40 @@ pub fn stop_on_signals() -> &'static AtomicBool {
     &STOP
 }
 
-/// Per data source, the records printed and dropped (by a sink's hook), and the printed total.
-struct Tally<'a> {
-    counts: &'a mut [u64],
-    dropped: &'a mut [u64],
-    total: &'a mut u64,
+/// Per data source (by decoder index), the records printed and those a sink's hook dropped (a
+/// WASM module's filter), and the printed total `--max-events` counts against.
+struct Tally {
+    printed: Vec<u64>,
+    dropped: Vec<u64>,
+    total: u64,
+}
+
+impl Tally {
+    fn new(data_sources: usize) -> Tally {
+        Tally {
+            printed: vec![0; data_sources],
+            dropped: vec![0; data_sources],
+            total: 0,
+        }
+    }
+
+    /// Hands one record of data source `i` to `sink` and counts what became of it.
+    fn record(
+        &mut self,
+        sink: &mut dyn Sink,
+        d: &Decoder,
+        i: usize,
+        rec: &[u8],
+        interval: Option<u64>,
+    ) -> io::Result<()> {
+        if sink.record(d, rec, interval)? {
+            self.printed[i] += 1;
+            self.total += 1;
+        } else {
+            self.dropped[i] += 1;
+        }
+        Ok(())
+    }
 }
 
 /// Reads every record the tracers hold into `sink`, until `limit` records are printed in all.
@@ -164,28 +193,23 @@ fn drain_tracers(
     tracers: &mut [(usize, TracerReader)],
     decoders: &[Decoder],
     sink: &mut dyn Sink,
-    tally: Tally<'_>,
+    tally: &mut Tally,
     limit: u64,
 ) -> Result<(), RunError> {
     let mut write_error: Option<io::Error> = None;
     for (i, t) in tracers.iter_mut() {
         let d = &decoders[*i];
         t.drain(&mut |rec| {
-            if *tally.total >= limit {
+            if tally.total >= limit {
                 return ControlFlow::Break(());
             }
-            match sink.record(d, rec, None) {
-                Ok(true) => {
-                    tally.counts[*i] += 1;
-                    *tally.total += 1;
-                }
-                Ok(false) => tally.dropped[*i] += 1,
+            match tally.record(sink, d, *i, rec, None) {
+                Ok(()) => ControlFlow::Continue(()),
                 Err(e) => {
                     write_error = Some(e);
-                    return ControlFlow::Break(());
+                    ControlFlow::Break(())
                 }
             }
-            ControlFlow::Continue(())
         });
         if let Some(e) = write_error.take() {
             return Err(RunError::Output(e));
@@ -239,10 +263,7 @@ pub fn run(
     }
     on_ready(&reports);
 
-    let mut counts = vec![0u64; decoders.len()];
-    // Records the sink dropped (a WASM module's filter): not printed, not counted in `counts`.
-    let mut dropped = vec![0u64; decoders.len()];
-    let mut total = 0u64;
+    let mut tally = Tally::new(decoders.len());
     let limit = opts.max_events.unwrap_or(u64::MAX);
     let out_err = RunError::Output;
 
@@ -258,33 +279,27 @@ pub fn run(
                 continue;
             }
             for rec in bytes.chunks_exact(d.record_size) {
-                if total >= limit {
+                if tally.total >= limit {
                     break;
                 }
-                if sink.record(d, rec, None).map_err(out_err)? {
-                    counts[i] += 1;
-                    total += 1;
-                } else {
-                    dropped[i] += 1;
-                }
+                tally.record(sink, d, i, rec, None).map_err(out_err)?;
             }
         }
     }
     sink.flush().map_err(out_err)?;
 
     let summary = |stop: StopReason,
-                   counts: &[u64],
-                   dropped: &[u64],
+                   tally: &Tally,
                    tracers: &[(usize, TracerReader)],
                    loaded: &Loaded| RunSummary {
         events: decoders
             .iter()
-            .zip(counts)
+            .zip(&tally.printed)
             .map(|(d, c)| (d.name.clone(), *c))
             .collect(),
         dropped: decoders
             .iter()
-            .zip(dropped)
+            .zip(&tally.dropped)
             .filter(|(_, c)| **c > 0)
             .map(|(d, c)| (d.name.clone(), *c))
             .collect(),
@@ -303,22 +318,10 @@ pub fn run(
     };
 
     if tracers.is_empty() && dumpers.is_empty() {
-        return Ok(summary(
-            StopReason::SnapshotDone,
-            &counts,
-            &dropped,
-            &tracers,
-            loaded,
-        ));
+        return Ok(summary(StopReason::SnapshotDone, &tally, &tracers, loaded));
     }
-    if total >= limit {
-        return Ok(summary(
-            StopReason::MaxEvents,
-            &counts,
-            &dropped,
-            &tracers,
-            loaded,
-        ));
+    if tally.total >= limit {
+        return Ok(summary(StopReason::MaxEvents, &tally, &tracers, loaded));
     }
 
     let mut pollfds: Vec<libc::pollfd> = tracers
@@ -336,27 +339,22 @@ pub fn run(
     let dump = |dumpers: &[(usize, MapDumper)],
                 interval_no: u64,
                 sink: &mut dyn Sink,
-                counts: &mut [u64],
-                total: &mut u64|
+                tally: &mut Tally|
      -> Result<bool, RunError> {
         for (i, dumper) in dumpers {
             let d = &decoders[*i];
             sink.dump_start(d, interval_no).map_err(RunError::Output)?;
             for rec in dumper.dump(opts.map_limit)? {
-                if *total >= limit {
+                if tally.total >= limit {
                     return Ok(true);
                 }
-                if sink
-                    .record(d, &rec, Some(interval_no))
-                    .map_err(RunError::Output)?
-                {
-                    counts[*i] += 1;
-                    *total += 1;
-                }
+                tally
+                    .record(sink, d, *i, &rec, Some(interval_no))
+                    .map_err(RunError::Output)?;
             }
         }
         sink.flush().map_err(RunError::Output)?;
-        Ok(*total >= limit)
+        Ok(tally.total >= limit)
     };
 
     let stop_reason = loop {
@@ -387,20 +385,15 @@ pub fn run(
             std::thread::sleep(wait.min(Duration::from_millis(50)));
         }
         // Drain every tracer, readable or not (cheap, and perf buffers are checked per CPU).
-        let tally = Tally {
-            counts: &mut counts,
-            dropped: &mut dropped,
-            total: &mut total,
-        };
-        drain_tracers(&mut tracers, decoders, sink, tally, limit)?;
+        drain_tracers(&mut tracers, decoders, sink, &mut tally, limit)?;
         sink.flush().map_err(out_err)?;
-        if total >= limit {
+        if tally.total >= limit {
             break StopReason::MaxEvents;
         }
         if !dumpers.is_empty() && Instant::now() >= next_dump {
             interval_no += 1;
             next_dump += opts.interval;
-            if dump(&dumpers, interval_no, sink, &mut counts, &mut total)? {
+            if dump(&dumpers, interval_no, sink, &mut tally)? {
                 break StopReason::MaxEvents;
             }
         }
@@ -408,17 +401,12 @@ pub fn run(
 
     if stop_reason != StopReason::MaxEvents {
         // Whatever arrived until now, and a last dump of the map iterators.
-        let tally = Tally {
-            counts: &mut counts,
-            dropped: &mut dropped,
-            total: &mut total,
-        };
-        drain_tracers(&mut tracers, decoders, sink, tally, limit)?;
-        if !dumpers.is_empty() && total < limit {
+        drain_tracers(&mut tracers, decoders, sink, &mut tally, limit)?;
+        if !dumpers.is_empty() && tally.total < limit {
             interval_no += 1;
-            dump(&dumpers, interval_no, sink, &mut counts, &mut total)?;
+            dump(&dumpers, interval_no, sink, &mut tally)?;
         }
         sink.flush().map_err(out_err)?;
     }
-    Ok(summary(stop_reason, &counts, &dropped, &tracers, loaded))
+    Ok(summary(stop_reason, &tally, &tracers, loaded))
 }

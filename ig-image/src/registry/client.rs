@@ -709,23 +709,23 @@ impl<'a> Repository<'a> {
         }
     }
 
-    /// `GET` a manifest by tag or digest; `None` on 404. The bytes are checked against the
-    /// digest asked for, or the `Docker-Content-Digest` header for a tag.
-    pub(crate) async fn get_manifest(
+    /// `GET url` with `Accept: accept`: the 200 response and the request as messages name it,
+    /// `None` when the status is one of `absent`, else the registry's error.
+    async fn get_if_present(
         &self,
-        reference: &str,
-        accept: &[&str],
-    ) -> Result<Option<FetchedManifest>, Failure> {
-        let url = format!("{}/manifests/{reference}", self.base);
-        let request = format!("GET {}", self.path_of(&url));
+        url: &str,
+        accept: &str,
+        absent: &[u16],
+    ) -> Result<Option<(reqwest::Response, String)>, Failure> {
+        let request = format!("GET {}", self.path_of(url));
         let resp = self
-            .request(Method::GET, &url)
-            .header(ACCEPT, accept.join(", "))
+            .request(Method::GET, url)
+            .header(ACCEPT, accept)
             .send()
             .await
             .map_err(|e| from_reqwest(&self.target, &request, &e))?;
         let status = resp.status().as_u16();
-        if status == 404 {
+        if absent.contains(&status) {
             return Ok(None);
         }
         if status != 200 {
@@ -737,6 +737,23 @@ impl<'a> Repository<'a> {
                 body_message(&body),
             ));
         }
+        Ok(Some((resp, request)))
+    }
+
+    /// `GET` a manifest by tag or digest; `None` on 404. The bytes are checked against the
+    /// digest asked for, or the `Docker-Content-Digest` header for a tag.
+    pub(crate) async fn get_manifest(
+        &self,
+        reference: &str,
+        accept: &[&str],
+    ) -> Result<Option<FetchedManifest>, Failure> {
+        let url = format!("{}/manifests/{reference}", self.base);
+        let Some((resp, request)) = self
+            .get_if_present(&url, &accept.join(", "), &[404])
+            .await?
+        else {
+            return Ok(None);
+        };
         let header_digest = resp
             .headers()
             .get("docker-content-digest")
@@ -992,26 +1009,12 @@ impl<'a> Repository<'a> {
         subject: &Digest,
     ) -> Result<Option<Vec<Value>>, Failure> {
         let url = format!("{}/referrers/{subject}", self.base);
-        let request = format!("GET {}", self.path_of(&url));
-        let resp = self
-            .request(Method::GET, &url)
-            .header(ACCEPT, MEDIA_TYPE_INDEX)
-            .send()
-            .await
-            .map_err(|e| from_reqwest(&self.target, &request, &e))?;
-        let status = resp.status().as_u16();
-        if matches!(status, 404 | 400 | 405) {
+        let Some((resp, request)) = self
+            .get_if_present(&url, MEDIA_TYPE_INDEX, &[404, 400, 405])
+            .await?
+        else {
             return Ok(None);
-        }
-        if status != 200 {
-            let body = resp.bytes().await.unwrap_or_default();
-            return Err(from_status(
-                &self.target,
-                &request,
-                status,
-                body_message(&body),
-            ));
-        }
+        };
         let is_index = resp
             .headers()
             .get(CONTENT_TYPE)

@@ -3,7 +3,9 @@
 //!
 //! Besides the name-encoded markers (`gadget_param_<var>`, `gadget_mapiter_<name>___<map>`),
 //! the decl-tag spellings of newer upstream SDKs are read too (`btf_decl_tag("ig:param:<var>")`,
-//! `"ig:mapiter:<name>___<map>"`), so objects built with either SDK are understood.
+//! `"ig:mapiter:<name>___<map>"`, `"ig:tracer:<name>___<map>___<struct>"`,
+//! `"ig:iter_type:<name>___<struct>"` with `"ig:iter:<name>"` on each program), so objects built
+//! with either SDK are understood.
 //!
 //! Rust gadgets (gadget-sdk-rs, rustc + bpf-linker) cannot produce C's marker type: a Rust
 //! `*const c_void` reaches BTF as `PTR -> ENUM c_void` (no `const` qualifier, and `c_void` is an
@@ -315,12 +317,41 @@ pub(crate) fn discover(btf: &Btf, problems: &mut Vec<Diagnostic>) -> Discovered 
         }
     }
     // Decl-tag spellings of newer SDKs.
+    let mut tagged_iter_programs: Vec<(String, String)> = Vec::new();
     for ty in btf.types() {
-        if !matches!(ty.kind, TypeKind::DeclTag { .. }) {
+        let TypeKind::DeclTag { target, .. } = ty.kind else {
             continue;
-        }
+        };
         let tag = btf.name_of(ty);
-        if let Some(var) = tag.strip_prefix("ig:param:") {
+        if let Some(rest) = tag.strip_prefix("ig:tracer:") {
+            if let [name, map, st] = rest.split("___").collect::<Vec<_>>()[..] {
+                if !d.tracers.iter().any(|t| t.name == name) {
+                    d.tracers.push(Tracer {
+                        name: name.into(),
+                        map_name: map.into(),
+                        struct_name: st.into(),
+                    });
+                }
+            }
+        } else if let Some(rest) = tag.strip_prefix("ig:iter_type:") {
+            if let Some((name, st)) = rest.split_once("___") {
+                if !d.iters.iter().any(|i| i.name == name) {
+                    d.iters.push(Iter {
+                        name: name.into(),
+                        struct_name: st.into(),
+                        programs: Vec::new(),
+                        snapshotter: false,
+                    });
+                }
+            }
+        } else if let Some(iter) = tag.strip_prefix("ig:iter:") {
+            // GADGET_ITER_MEMBER(iter) on a program: the tag's target is the FUNC.
+            if let Some(func) = btf.get(target) {
+                if matches!(func.kind, TypeKind::Func { .. }) {
+                    tagged_iter_programs.push((iter.to_string(), btf.name_of(func).to_string()));
+                }
+            }
+        } else if let Some(var) = tag.strip_prefix("ig:param:") {
             d.param_names.push(var.to_string());
         } else if let Some(rest) = tag.strip_prefix("ig:mapiter:") {
             if let Some((name, map)) = rest.split_once("___") {
@@ -336,6 +367,13 @@ pub(crate) fn discover(btf: &Btf, problems: &mut Vec<Diagnostic>) -> Discovered 
                     map: map.into(),
                     kind: TargetKind::IterMapElem,
                 });
+            }
+        }
+    }
+    for (iter, program) in tagged_iter_programs {
+        if let Some(it) = d.iters.iter_mut().find(|i| i.name == iter) {
+            if !it.programs.contains(&program) {
+                it.programs.push(program);
             }
         }
     }

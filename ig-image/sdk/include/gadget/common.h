@@ -17,6 +17,7 @@
 #include <gadget/mntns.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 
 /*
  * gadget_process_populate fills `p` from the current task:
@@ -53,6 +54,13 @@ static __always_inline void gadget_process_populate(struct gadget_process *p)
 	BPF_CORE_READ_STR_INTO(&p->parent.comm, parent, comm);
 	p->parent.pid = BPF_CORE_READ(parent, tgid);
 	p->parent.tid = BPF_CORE_READ(parent, pid);
+}
+
+/* The name gadget_process_populate() had in earlier upstream SDKs. */
+static __always_inline void
+gadget_fill_current_process(struct gadget_process *p)
+{
+	gadget_process_populate(p);
 }
 
 #endif /* __COMMON_H */

@@ -19,7 +19,9 @@
  *
  * Networking gadgets, whose programs do not run in the context of the task
  * that caused the event, define GADGET_TYPE_NETWORKING before including this
- * header; gadget_should_discard_data_current() is then left out.
+ * header; gadget_should_discard_data_current() is then left out. They filter
+ * on the socket's owner instead: gadget_should_discard_data_by_skb(value)
+ * with the struct gadget_socket_value found by sockets-map.h.
  */
 
 #ifndef FILTER_H
@@ -140,5 +142,22 @@ static __always_inline bool gadget_should_discard_data_current(void)
 	return false;
 }
 #endif /* GADGET_TYPE_NETWORKING */
+
+/* For events attributed through the socket enricher (sockets-map.h): the
+ * filters apply to the socket's owner. An unknown socket (NULL) is dropped
+ * as soon as any filter is set, since its owner cannot be checked. */
+static __always_inline bool
+gadget_should_discard_data_by_skb(const struct gadget_socket_value *owner)
+{
+	if (!owner)
+		return gadget_filter_by_mntns || targ_pid != 0 ||
+		       targ_tid != 0 || targ_uid != GADGET_INVALID_ID ||
+		       targ_gid != GADGET_INVALID_ID || targ_comm[0] != '\0';
+
+	return gadget_should_discard_data(owner->mntns, owner->pid_tgid >> 32,
+					  (__u32)owner->pid_tgid, owner->task,
+					  (__u32)owner->uid_gid,
+					  owner->uid_gid >> 32);
+}
 
 #endif /* FILTER_H */

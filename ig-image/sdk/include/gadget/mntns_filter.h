@@ -15,6 +15,11 @@
 #define MNTNS_FILTER_H
 
 #include <gadget/types.h>
+/* Tracing gadgets also get gadget_get_current_mntns_id() (it needs the
+ * kernel's task_struct, so only with vmlinux.h and not for networking). */
+#if defined(__VMLINUX_H__) && !defined(GADGET_TYPE_NETWORKING)
+#include <gadget/mntns.h>
+#endif
 
 #include <bpf/bpf_helpers.h>
 

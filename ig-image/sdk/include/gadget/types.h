@@ -149,4 +149,34 @@ struct gadget_user_stack {
 	__u64 boot_timestamp;
 };
 
+/*
+ * The socket enricher's record about a socket: which process owns it. The
+ * runtime maintains the map `gadget_sockets` (see sockets-map.h) and gives
+ * this type in its own BTF; the layout there may differ (optional fields are
+ * sized at run time), so every access is a CO-RE relocation
+ * (preserve_access_index) resolved against the runtime's definition, and
+ * the layout below is only what the compiler sees.
+ */
+#ifndef GADGET_SOCKET_PATH_MAX
+#define GADGET_SOCKET_PATH_MAX 512
+#endif
+
+struct gadget_socket_value {
+	__u64 mntns;
+	__u64 pid_tgid;
+	__u64 uid_gid;
+	char task[TASK_COMM_LEN];
+	char ptask[TASK_COMM_LEN];
+	__u64 sock;
+	__u64 deletion_timestamp;
+	char cwd[GADGET_SOCKET_PATH_MAX];
+	char exepath[GADGET_SOCKET_PATH_MAX];
+	__u32 ppid;
+	__u32 ptid;
+	char ipv6only;
+} __attribute__((preserve_access_index));
+
+/* The name this struct had in earlier upstream SDKs. */
+#define sockets_value gadget_socket_value
+
 #endif /* __TYPES_H */

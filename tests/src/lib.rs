@@ -29,6 +29,11 @@ pub fn fixture(name: &str) -> PathBuf {
 /// The names of every C sample gadget.
 pub const C_SAMPLES: &[&str] = &["trace_exec", "trace_open", "snapshot_process", "top_file"];
 
+/// The C samples of the SDK's newer API: stacks, the socket enricher, syscall arguments read
+/// through CO-RE from `struct syscall_trace_enter`. Their kernel tests need a loader that
+/// handles stack maps and the runtime's socket enricher types.
+pub const SDK_SAMPLES: &[&str] = &["trace_stacks", "trace_sock_owner", "trace_kill"];
+
 /// The `ig-image` binary next to this test executable's profile directory.
 pub fn ig_image_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

@@ -230,3 +230,114 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// The SDK samples (stacks, socket enricher, syscall arguments through CO-RE) build for both
+/// arches, pass the independent checker, and their objects use the SDK API they show.
+#[test]
+fn sdk_samples_build_for_both_arches_and_use_the_api_they_show() {
+    let t = TempStore::new();
+    for name in ig_image_tests::SDK_SAMPLES {
+        t.ok([
+            "build",
+            sample(name).to_str().unwrap(),
+            "-t",
+            &format!("{name}:v1"),
+            "--platform",
+            "amd64,arm64",
+        ]);
+    }
+    let refs: Vec<String> = ig_image_tests::SDK_SAMPLES
+        .iter()
+        .map(|n| format!("{n}:v1"))
+        .collect();
+    let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+    t.check(&refs, "amd64,arm64");
+    let ebpf = |name: &str| {
+        let v: serde_json::Value =
+            serde_json::from_str(&t.ok(["inspect", &format!("{name}:v1"), "-o", "json"])).unwrap();
+        v["platforms"][0]["ebpf"].clone()
+    };
+    let map_names = |e: &serde_json::Value| -> Vec<String> {
+        e["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let stacks = ebpf("trace_stacks");
+    let maps = map_names(&stacks);
+    for m in ["ig_kstack", "ig_ustack", "ig_build_id", "events"] {
+        assert!(
+            maps.contains(&m.to_string()),
+            "trace_stacks lacks {m}: {maps:?}"
+        );
+    }
+    let params: Vec<&str> = stacks["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(params.contains(&"collect_ustack"), "{params:?}");
+    let sock = ebpf("trace_sock_owner");
+    assert!(
+        map_names(&sock).contains(&"gadget_sockets".to_string()),
+        "{sock}"
+    );
+    let kill = ebpf("trace_kill");
+    assert!(kill["core_relocations"].as_u64().unwrap() > 0, "{kill}");
+    assert_eq!(kill["datasources"][0]["name"], "kill");
+}
+
+/// The decl-tag spellings of newer upstream SDKs (`GADGET_ITER(name, type)` with
+/// `GADGET_ITER_MEMBER` on each program, `GADGET_ASSERT`) build with the bundled SDK, and the
+/// iterator's programs are found through the tags.
+#[test]
+fn decl_tag_iterators_and_asserts_build_and_are_discovered() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("program.bpf.c"),
+        r#"#include <vmlinux.h>
+#include <bpf/bpf_helpers.h>
+#include <gadget/macros.h>
+#include <gadget/types.h>
+
+struct entry {
+	gadget_pid pid;
+	gadget_comm comm[TASK_COMM_LEN];
+};
+
+const volatile bool verbose = false;
+GADGET_PARAM(verbose);
+GADGET_ASSERT(not_verbose_twice, "!params.verbose || true");
+
+GADGET_ITER(tasks, entry);
+
+SEC("iter/task")
+GADGET_ITER_MEMBER(tasks)
+int dump_tasks(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct entry e = {};
+
+	if (!task)
+		return 0;
+	e.pid = task->tgid;
+	__builtin_memcpy(e.comm, task->comm, sizeof(e.comm));
+	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"#,
+    )
+    .unwrap();
+    let t = TempStore::new();
+    t.ok(["build", dir.path().to_str().unwrap(), "-t", "tags:v1"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&t.ok(["inspect", "tags:v1", "-o", "json"])).unwrap();
+    let ds = &v["platforms"][0]["ebpf"]["datasources"][0];
+    assert_eq!(ds["name"], "tasks", "{ds}");
+    assert_eq!(ds["programs"], serde_json::json!(["dump_tasks"]), "{ds}");
+}

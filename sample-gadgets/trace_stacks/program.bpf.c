@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/* Copyright (c) The ig-image authors */
+
+/*
+ * trace_stacks - who unlinks files, and through which code paths.
+ *
+ * A kprobe on do_unlinkat (the kernel function behind unlink(2),
+ * unlinkat(2) and rmdir-less removals) emits one event per call with the
+ * kernel stack (an id into the SDK's stack map `ig_kstack`, symbolized by
+ * the runtime) and, with --collect-ustack, the user stack (`ig_ustack`, plus
+ * the executable's identity so the runtime can symbolize it).
+ *
+ * Shows the SDK's stack API: <gadget/kernel_stack_map.h> and
+ * <gadget/user_stack_map.h>.
+ */
+
+#include <vmlinux.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+#include <gadget/buffer.h>
+#include <gadget/common.h>
+#include <gadget/filter.h>
+#include <gadget/kernel_stack_map.h>
+#include <gadget/macros.h>
+#include <gadget/types.h>
+#include <gadget/user_stack_map.h>
+
+#define NAME_LEN 128
+
+struct event {
+	gadget_timestamp timestamp_raw;
+	struct gadget_process proc;
+	/* Kernel stack id in ig_kstack; shown as the list of functions. */
+	gadget_kernel_stack kstack_raw;
+	/* User stack; all zero unless collect_ustack is set. */
+	struct gadget_user_stack ustack_raw;
+	char name[NAME_LEN];
+};
+
+GADGET_TRACER_MAP(events, 1024 * 256);
+
+GADGET_TRACER(unlink, events, event);
+
+/* int do_unlinkat(int dfd, struct filename *name) */
+SEC("kprobe/do_unlinkat")
+int BPF_KPROBE(ig_unlink_stacks, int dfd, struct filename *name)
+{
+	struct event *event;
+	const char *path;
+
+	if (gadget_should_discard_data_current())
+		return 0;
+
+	event = gadget_reserve_buf(&events, sizeof(*event));
+	if (!event)
+		return 0;
+
+	event->timestamp_raw = bpf_ktime_get_boot_ns();
+	gadget_process_populate(&event->proc);
+	event->kstack_raw = gadget_get_kernel_stack(ctx);
+	gadget_get_user_stack(ctx, &event->ustack_raw);
+	path = BPF_CORE_READ(name, name);
+	if (bpf_probe_read_kernel_str(event->name, sizeof(event->name), path) < 0)
+		event->name[0] = '\0';
+
+	gadget_submit_buf(ctx, &events, event, sizeof(*event));
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,15 +1,22 @@
 //! gadget.yaml checks (gadget-sdk.md §5), each a [`Diagnostic`] whose subject is the YAML path
 //! of the culprit (`datasources.open.fields.fname.annotations.columns.width`).
 //!
-//! Errors:
-//! - a data source that is no tracer, iterator or map iterator of the object (a warning instead
-//!   with [`ValidateOptions::has_wasm`], since a WASM module may create data sources itself);
-//! - `params.ebpf.<var>` that is no `GADGET_PARAM` of the object, or without a non-empty `key`;
-//! - a value of the wrong shape: descriptive keys and annotation values that are not scalars,
-//!   sections (`datasources`, `fields`, `annotations`, `params`, ...) that are not mappings, and
-//!   annotation values outside their domain (see [`check_annotation`]).
+//! The line between errors and warnings is upstream's (`ig image build --validate-metadata`,
+//! `pkg/metadata/v1`): what it refuses is an error here, what it accepts is at most a warning.
 //!
-//! Warnings:
+//! Errors (upstream refuses these too):
+//! - `params.ebpf.<var>` that is no `GADGET_PARAM` of the object, or without a non-empty `key`;
+//! - a value of the wrong shape, which upstream's typed decoding of gadget.yaml rejects:
+//!   descriptive keys and annotation values that are not scalars, sections (`datasources`,
+//!   `fields`, `annotations`, `params`, ...) that are not mappings, param entries whose
+//!   `isMandatory` is no boolean or whose `possibleValues` is no list of strings.
+//!
+//! Warnings (upstream builds and runs such gadgets):
+//! - a data source that is no tracer, iterator or map iterator of the object: upstream's runtime
+//!   ignores its entry (upstream's own trace_oomkill and ci/image_inspect ship with one), and a
+//!   WASM module may create it;
+//! - an annotation string outside its domain (see [`check_annotation`]), which only the
+//!   component reading it looks at;
 //! - a field that is neither in the struct (dotted names through nested structs), nor derived by
 //!   the runtime (`x` from `x_raw`), nor an enrichment field (`k8s.*`, `runtime.*`): upstream
 //!   gadgets rely on names the runtime adds, so this cannot be an error;
@@ -186,14 +193,12 @@ impl Validator<'_> {
                     let message = format!(
                         "is not a data source of the eBPF object (no tracer, iterator or map iterator `{name}`; it has: {list})"
                     );
-                    if self.options.has_wasm {
-                        self.warning(
-                            &path,
-                            format!("{message}; fine if the WASM module creates it"),
-                        );
+                    let consequence = if self.options.has_wasm {
+                        "fine if the WASM module creates it"
                     } else {
-                        self.error(&path, message);
-                    }
+                        "the runtime ignores its entry"
+                    };
+                    self.warning(&path, format!("{message}; {consequence}"));
                 }
             }
             for (fk, fvalue) in ds {
@@ -270,12 +275,19 @@ impl Validator<'_> {
         }
     }
 
+    /// A value that is not a string fails upstream's decoding of gadget.yaml (annotations are a
+    /// `map[string]string`): an error. A string outside a known annotation's domain is only read
+    /// (and ignored) by the component that uses it: a warning.
     fn annotations(&mut self, annotations: &Hash, path: &str) {
         for (k, value) in annotations {
             let key = key_text(k);
             let apath = format!("{path}.{key}");
             if let Err(message) = check_annotation(&key, value) {
-                self.error(&apath, message);
+                if is_scalar(value) {
+                    self.warning(&apath, message);
+                } else {
+                    self.error(&apath, message);
+                }
             }
         }
     }
@@ -506,12 +518,12 @@ programs:
     }
 
     #[test]
-    fn unknown_datasource_is_an_error_or_a_warning_with_wasm() {
+    fn unknown_datasource_is_a_warning_naming_it() {
         let text = "datasources:\n  open: {}\n";
         assert_eq!(
             with_object(text),
             [
-                "error: datasources.open: is not a data source of the eBPF object (no tracer, iterator or map iterator `open`; it has: exec, procs, socks, counters)"
+                "warning: datasources.open: is not a data source of the eBPF object (no tracer, iterator or map iterator `open`; it has: exec, procs, socks, counters); the runtime ignores its entry"
             ]
         );
         let obj = object();
@@ -524,6 +536,10 @@ programs:
         .unwrap();
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].severity, gadget_object::Severity::Warning);
+        assert!(
+            d[0].to_string()
+                .ends_with("fine if the WASM module creates it")
+        );
         assert!(
             run(text, None).is_empty(),
             "without an object, names are not checked"
@@ -577,7 +593,7 @@ programs:
     }
 
     #[test]
-    fn annotation_shapes_name_the_yaml_path() {
+    fn annotation_shapes_are_errors_and_domains_warnings() {
         let text = r#"
 datasources:
   exec:
@@ -600,13 +616,13 @@ datasources:
         assert_eq!(
             with_object(text),
             [
-                "error: datasources.exec.fields.fname.annotations.columns.width: `wide` is not a non-negative integer",
-                "error: datasources.exec.fields.fname.annotations.columns.maxwidth: `-3` is not a non-negative integer",
-                "error: datasources.exec.fields.fname.annotations.columns.minwidth: `2.5` is not a non-negative integer",
-                "error: datasources.exec.fields.fname.annotations.columns.alignment: `center` is not `left` or `right`",
-                "error: datasources.exec.fields.fname.annotations.columns.ellipsis: `both` is not one of `none`, `start`, `end`, `middle`",
-                "error: datasources.exec.fields.fname.annotations.columns.hidden: `yes` is not `true` or `false`",
-                "error: datasources.exec.fields.fname.annotations.json.skip: `nope` is not `true` or `false`",
+                "warning: datasources.exec.fields.fname.annotations.columns.width: `wide` is not a non-negative integer",
+                "warning: datasources.exec.fields.fname.annotations.columns.maxwidth: `-3` is not a non-negative integer",
+                "warning: datasources.exec.fields.fname.annotations.columns.minwidth: `2.5` is not a non-negative integer",
+                "warning: datasources.exec.fields.fname.annotations.columns.alignment: `center` is not `left` or `right`",
+                "warning: datasources.exec.fields.fname.annotations.columns.ellipsis: `both` is not one of `none`, `start`, `end`, `middle`",
+                "warning: datasources.exec.fields.fname.annotations.columns.hidden: `yes` is not `true` or `false`",
+                "warning: datasources.exec.fields.fname.annotations.json.skip: `nope` is not `true` or `false`",
                 "error: datasources.exec.fields.fname.annotations.columns: is a mapping, expected a string (annotations are flat: write `columns.width: 10`, not a nested mapping)",
                 "error: datasources.exec.fields.fname.annotations.description: is a list, expected a string",
             ]
@@ -620,7 +636,7 @@ datasources:
             run(text, None),
             [
                 "error: annotations.a: is a list, expected a string",
-                "error: datasources.exec.annotations.columns.width: `x` is not a non-negative integer",
+                "warning: datasources.exec.annotations.columns.width: `x` is not a non-negative integer",
             ]
         );
     }

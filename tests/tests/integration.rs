@@ -4,6 +4,7 @@
 mod authoring;
 mod build;
 mod docs;
+mod go_wasm;
 mod kernel;
 mod registry;
 mod rust_wasm;

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod rust;
 pub mod toolchain;
 pub mod wasm;
+pub mod wasm_go;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};

@@ -1,6 +1,7 @@
 //! The gadget's WASM module (build.yaml `wasm:`): taken as is (`*.wasm`), compiled from C
-//! (`*.c`: clang `--target=wasm32-wasi -mexec-model=reactor` against Debian's wasi-libc), or from
-//! a Rust crate (a `Cargo.toml`, a directory holding one, or a `*.rs` file inside one), and then
+//! (`*.c`: clang `--target=wasm32-wasi -mexec-model=reactor` against Debian's wasi-libc), from Go
+//! (`*.go`: `go build -buildmode=c-shared` for `wasip1`, see [`super::wasm_go`]), or from a Rust
+//! crate (a `Cargo.toml`, a directory holding one, or a `*.rs` file inside one), and then
 //! validated against the module API of gadget-image.md §9 before it goes into the image.
 //!
 //! Validation ([`validate`]) parses the module with wasmparser and checks, naming the culprit:
@@ -283,18 +284,12 @@ pub fn build_module(req: &WasmRequest<'_>) -> Result<WasmModule, WasmError> {
         match ext {
             "wasm" => (read(source)?, Vec::new()),
             "c" => compile_c(req)?,
-            "go" => {
-                return Err(WasmError::Unsupported {
-                    build_file: req.build_file.map(Path::to_path_buf),
-                    path: source.to_path_buf(),
-                    message: "Go modules are not built here (no Go toolchain on this machine): build it with `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared` and name the `.wasm`".into(),
-                });
-            }
+            "go" => super::wasm_go::compile_go(req)?,
             _ => {
                 return Err(WasmError::Unsupported {
                     build_file: req.build_file.map(Path::to_path_buf),
                     path: source.to_path_buf(),
-                    message: "expected a `.wasm` module, a `.c` source or a Rust crate (`Cargo.toml`, its directory, or a `.rs` file in it)".into(),
+                    message: "expected a `.wasm` module, a `.c` source, a `.go` file of a Go module, or a Rust crate (`Cargo.toml`, its directory, or a `.rs` file in it)".into(),
                 });
             }
         }

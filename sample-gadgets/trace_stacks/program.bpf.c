@@ -4,11 +4,13 @@
 /*
  * trace_stacks - who unlinks files, and through which code paths.
  *
- * A kprobe on do_unlinkat (the kernel function behind unlink(2),
- * unlinkat(2) and rmdir-less removals) emits one event per call with the
- * kernel stack (an id into the SDK's stack map `ig_kstack`, symbolized by
- * the runtime) and, with --collect-ustack, the user stack (`ig_ustack`, plus
- * the executable's identity so the runtime can symbolize it).
+ * The syscalls/sys_enter_unlinkat tracepoint emits one event per call with
+ * the kernel stack (an id into the SDK's stack map `ig_kstack`, symbolized
+ * by the runtime) and, with --collect-ustack, the user stack (`ig_ustack`,
+ * plus the executable's identity so the runtime can symbolize it). A
+ * tracepoint rather than a kprobe, so it also runs on kernels built without
+ * kprobes; from a tracepoint, gadget_get_user_stack() collects no
+ * OpenTelemetry correlation id.
  *
  * Shows the SDK's stack API: <gadget/kernel_stack_map.h> and
  * <gadget/user_stack_map.h>.
@@ -17,7 +19,6 @@
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
-#include <bpf/bpf_tracing.h>
 
 #include <gadget/buffer.h>
 #include <gadget/common.h>
@@ -43,12 +44,12 @@ GADGET_TRACER_MAP(events, 1024 * 256);
 
 GADGET_TRACER(unlink, events, event);
 
-/* int do_unlinkat(int dfd, struct filename *name) */
-SEC("kprobe/do_unlinkat")
-int BPF_KPROBE(ig_unlink_stacks, int dfd, struct filename *name)
+/* unlinkat(int dfd, const char *pathname, int flag); unlink(2) is also
+ * unlinkat in glibc and musl. */
+SEC("tracepoint/syscalls/sys_enter_unlinkat")
+int ig_unlink_stacks(struct trace_event_raw_sys_enter *ctx)
 {
 	struct event *event;
-	const char *path;
 
 	if (gadget_should_discard_data_current())
 		return 0;
@@ -61,8 +62,8 @@ int BPF_KPROBE(ig_unlink_stacks, int dfd, struct filename *name)
 	gadget_process_populate(&event->proc);
 	event->kstack_raw = gadget_get_kernel_stack(ctx);
 	gadget_get_user_stack(ctx, &event->ustack_raw);
-	path = BPF_CORE_READ(name, name);
-	if (bpf_probe_read_kernel_str(event->name, sizeof(event->name), path) < 0)
+	if (bpf_probe_read_user_str(event->name, sizeof(event->name),
+				    (const char *)ctx->args[1]) < 0)
 		event->name[0] = '\0';
 
 	gadget_submit_buf(ctx, &events, event, sizeof(*event));

@@ -42,11 +42,21 @@ fn go_gadget() -> tempfile::TempDir {
     dir
 }
 
+/// The directories of this process's PATH.
+fn path_dirs() -> Vec<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default()
+}
+
+/// PATH with `bin` first.
+fn path_with(bin: &Path) -> std::ffi::OsString {
+    std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(path_dirs())).unwrap()
+}
+
 /// A `go` on PATH, if any.
 fn real_go() -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
+    path_dirs()
         .into_iter()
         .map(|d| d.join("go"))
         .find(|g| g.is_file())
@@ -138,24 +148,23 @@ cp '{module}' "$out"
     std::fs::set_permissions(&go, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// A stand-in `go` in `tools/bin`, writing a WAT-assembled reactor: its log file and a PATH with
+/// it first.
+fn with_fake_go(tools: &Path) -> (PathBuf, std::ffi::OsString) {
+    let module = tools.join("module.wasm");
+    std::fs::write(&module, wat::parse_str(REACTOR_WAT).unwrap()).unwrap();
+    let log = tools.join("go.log");
+    let bin = tools.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    fake_go(&bin, &log, &module);
+    (log, path_with(&bin))
+}
+
 #[test]
 fn go_build_gets_upstreams_arguments_and_environment_and_is_cached() {
     let dir = go_gadget();
     let tools = tempfile::tempdir().unwrap();
-    let module = tools.path().join("module.wasm");
-    std::fs::write(&module, wat::parse_str(REACTOR_WAT).unwrap()).unwrap();
-    let log = tools.path().join("go.log");
-    let bin = tools.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    fake_go(&bin, &log, &module);
-    let path = std::env::join_paths(
-        std::iter::once(bin.clone()).chain(
-            std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-                .unwrap_or_default(),
-        ),
-    )
-    .unwrap();
+    let (log, path) = with_fake_go(tools.path());
 
     let t = TempStore::new();
     let out = build(&t, dir.path(), Some(&path));
@@ -207,19 +216,7 @@ fn go_source_outside_a_go_module_in_the_gadget_is_refused() {
     let dir = go_gadget();
     std::fs::remove_file(dir.path().join("go").join("go.mod")).unwrap();
     let tools = tempfile::tempdir().unwrap();
-    let module = tools.path().join("module.wasm");
-    std::fs::write(&module, wat::parse_str(REACTOR_WAT).unwrap()).unwrap();
-    let bin = tools.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    fake_go(&bin, &tools.path().join("go.log"), &module);
-    let path = std::env::join_paths(
-        std::iter::once(bin).chain(
-            std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-                .unwrap_or_default(),
-        ),
-    )
-    .unwrap();
+    let (_, path) = with_fake_go(tools.path());
     let t = TempStore::new();
     let out = build(&t, dir.path(), Some(&path));
     assert!(!out.status.success());

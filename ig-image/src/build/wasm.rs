@@ -575,14 +575,7 @@ fn compile_c(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError>
     if let Some(bytes) = cache.as_ref().and_then(|c| c.lookup(&key, no_immutable)) {
         return Ok((bytes, Vec::new()));
     }
-    let work = tempfile::Builder::new()
-        .prefix("ig-image-wasm-")
-        .tempdir()
-        .map_err(|source| WasmError::Io {
-            action: "create",
-            path: std::env::temp_dir(),
-            source,
-        })?;
+    let work = scratch_dir("ig-image-wasm-")?;
     let out = work.path().join("module.wasm");
     let depfile = work.path().join("module.d");
     let output = Command::new(&clang.clang)
@@ -619,12 +612,28 @@ fn compile_c(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError>
             cache.store(&key, &bytes, &deps, no_immutable);
         }
     }
-    let warnings = if stderr.trim().is_empty() {
+    Ok((bytes, compiler_warnings(&stderr)))
+}
+
+/// A scratch directory for one compile, removed when dropped.
+pub(super) fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir, WasmError> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|source| WasmError::Io {
+            action: "create",
+            path: std::env::temp_dir(),
+            source,
+        })
+}
+
+/// A successful compile's stderr as warnings (none when it printed nothing).
+pub(super) fn compiler_warnings(stderr: &str) -> Vec<String> {
+    if stderr.trim().is_empty() {
         Vec::new()
     } else {
         vec![stderr.trim_end().to_string()]
-    };
-    Ok((bytes, warnings))
+    }
 }
 
 /// The Cargo.toml of a Rust `wasm:` source: the file itself, the directory's, or the nearest
@@ -781,13 +790,7 @@ fn compile_rust(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmErr
             cache.store(&key, &bytes, &deps, &library_src);
         }
     }
-    let warnings = warnings_only(&stderr);
-    let warnings = if warnings.trim().is_empty() {
-        Vec::new()
-    } else {
-        vec![warnings.trim_end().to_string()]
-    };
-    Ok((bytes, warnings))
+    Ok((bytes, compiler_warnings(&warnings_only(&stderr))))
 }
 
 #[cfg(test)]

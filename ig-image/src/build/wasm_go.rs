@@ -13,7 +13,7 @@ use std::process::Command;
 
 use super::cache::{BuildCache, KeyBuilder};
 use super::rust::{absolute, tail};
-use super::wasm::{WasmError, WasmRequest};
+use super::wasm::{WasmError, WasmRequest, compiler_warnings, scratch_dir};
 
 /// The oldest Go that builds `wasip1` reactors (`-buildmode=c-shared`, `//go:wasmexport`).
 pub const MIN_GO_MINOR: u32 = 24;
@@ -196,14 +196,7 @@ pub fn compile_go(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmE
     if let Some(bytes) = cache.as_ref().and_then(|c| c.lookup(&key, no_immutable)) {
         return Ok((bytes, Vec::new()));
     }
-    let work = tempfile::Builder::new()
-        .prefix("ig-image-wasm-go-")
-        .tempdir()
-        .map_err(|source| WasmError::Io {
-            action: "create",
-            path: std::env::temp_dir(),
-            source,
-        })?;
+    let work = scratch_dir("ig-image-wasm-go-")?;
     let out = work.path().join("program.wasm");
     let mut cmd = Command::new(&toolchain.path);
     cmd.args(go_build_args(&source, &out))
@@ -241,12 +234,7 @@ pub fn compile_go(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmE
             cache.store(&key, &bytes, &deps, no_immutable);
         }
     }
-    let warnings = if stderr.trim().is_empty() {
-        Vec::new()
-    } else {
-        vec![stderr.trim_end().to_string()]
-    };
-    Ok((bytes, warnings))
+    Ok((bytes, compiler_warnings(&stderr)))
 }
 
 #[cfg(test)]

@@ -31,20 +31,21 @@
 
 #define IPPROTO_TCP_NUM 6
 
-/* Shown by name (TCP_ESTABLISHED, ...), as in include/net/tcp_states.h. */
+/* Shown by name; the values of include/net/tcp_states.h (lower case, so as
+ * not to clash with vmlinux.h's TCP_ESTABLISHED, ...). */
 enum tcp_state_name {
-	TCP_ESTABLISHED_ = 1,
-	TCP_SYN_SENT_,
-	TCP_SYN_RECV_,
-	TCP_FIN_WAIT1_,
-	TCP_FIN_WAIT2_,
-	TCP_TIME_WAIT_,
-	TCP_CLOSE_,
-	TCP_CLOSE_WAIT_,
-	TCP_LAST_ACK_,
-	TCP_LISTEN_,
-	TCP_CLOSING_,
-	TCP_NEW_SYN_RECV_,
+	tcp_established = 1,
+	tcp_syn_sent,
+	tcp_syn_recv,
+	tcp_fin_wait1,
+	tcp_fin_wait2,
+	tcp_time_wait,
+	tcp_close,
+	tcp_close_wait,
+	tcp_last_ack,
+	tcp_listen,
+	tcp_closing,
+	tcp_new_syn_recv,
 };
 
 struct event {

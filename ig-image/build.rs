@@ -28,6 +28,9 @@ fn main() {
     collect(&root, &mut files);
     files.sort();
     let mut hasher = Sha256::new();
+    let mut digests = String::from(
+        "/// SHA-256 (hex) of each bundled SDK file, by path relative to the include root.\npub static FILE_SHA256: &[(&str, &str)] = &[\n",
+    );
     let mut code = String::from(
         "/// Files of the bundled SDK: (path relative to the include root, content).\npub static FILES: &[(&str, &[u8])] = &[\n",
     );
@@ -43,6 +46,12 @@ fn main() {
         hasher.update((content.len() as u64).to_le_bytes());
         hasher.update(&content);
         writeln!(
+            digests,
+            "    ({rel:?}, {:?}),",
+            hex::encode(Sha256::digest(&content))
+        )
+        .expect("write to string");
+        writeln!(
             code,
             "    ({rel:?}, include_bytes!({:?})),",
             path.display().to_string()
@@ -50,6 +59,8 @@ fn main() {
         .expect("write to string");
     }
     code.push_str("];\n");
+    digests.push_str("];\n");
+    code.push_str(&digests);
     let hash = hex::encode(hasher.finalize());
     writeln!(
         code,

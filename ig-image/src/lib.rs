@@ -7,6 +7,7 @@
 //! signatures: keys, signing, verifying, the run/pull policy).
 
 pub mod artifacthub;
+pub mod attest;
 pub mod btfgen;
 pub mod build;
 pub mod compat;

@@ -15,6 +15,26 @@ pub fn files() -> &'static [(&'static str, &'static [u8])] {
     embedded::FILES
 }
 
+/// SHA-256 (hex) of the bundled SDK file at `rel` (relative to the include root), computed when
+/// the binary was built.
+pub fn file_sha256(rel: &str) -> Option<&'static str> {
+    embedded::FILE_SHA256
+        .iter()
+        .find(|(path, _)| *path == rel)
+        .map(|(_, digest)| *digest)
+}
+
+/// A `key=value` line of one of the SDK's provenance files (`bpf/VERSION`,
+/// `gadget/VMLINUX_VERSION`).
+pub fn provenance_value(file: &str, key: &str) -> Option<&'static str> {
+    let (_, content) = files().iter().find(|(path, _)| *path == file)?;
+    std::str::from_utf8(content).ok()?.lines().find_map(|line| {
+        line.split_once('=')
+            .filter(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim())
+    })
+}
+
 /// Failure to unpack the SDK.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot unpack the bundled SDK into `{dir}`")]

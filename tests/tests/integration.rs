@@ -10,4 +10,5 @@ mod registry;
 mod rust_wasm;
 mod signing;
 mod store;
+mod supply_chain;
 mod validation;

@@ -42,6 +42,10 @@ pub struct CompiledObject {
     pub cached: bool,
     /// Compiler warnings (stderr of a successful compile).
     pub warnings: String,
+    /// Every file the compiler read (absolute): the source and each included header as
+    /// clang's dependency output lists them (for Rust: the crate sources, manifests and
+    /// Cargo.lock). Empty when the compiler did not report them.
+    pub dependencies: Vec<PathBuf>,
 }
 
 /// A compile that failed.
@@ -153,12 +157,16 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
         }
         k.finish()
     };
-    if let Some(bytes) = req.cache.and_then(|c| c.lookup(&key, req.immutable_root)) {
+    if let Some((bytes, dependencies)) = req
+        .cache
+        .and_then(|c| c.lookup_with_dependencies(&key, req.immutable_root))
+    {
         return Ok(CompiledObject {
             platform: req.platform,
             bytes,
             cached: true,
             warnings: String::new(),
+            dependencies,
         });
     }
 
@@ -238,13 +246,13 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
         source,
     })?;
 
+    let deps: Vec<PathBuf> = std::fs::read_to_string(&depfile)
+        .map(|t| parse_depfile(&t))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| std::fs::canonicalize(gadget_dir.join(&p)).unwrap_or(p))
+        .collect();
     if let Some(cache) = req.cache {
-        let deps: Vec<PathBuf> = std::fs::read_to_string(&depfile)
-            .map(|t| parse_depfile(&t))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|p| std::fs::canonicalize(gadget_dir.join(&p)).unwrap_or(p))
-            .collect();
         if deps.is_empty() {
             log::warn!(
                 "clang wrote no dependency list for `{}`; not caching",
@@ -259,5 +267,6 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
         bytes,
         cached: false,
         warnings: stderr,
+        dependencies: deps,
     })
 }

@@ -98,6 +98,16 @@ impl BuildCache {
     /// The cached object for `key`, if every recorded dependency still has the same content.
     /// Files below `immutable_root` (the content-hashed SDK) are not re-read.
     pub fn lookup(&self, key: &str, immutable_root: &Path) -> Option<Vec<u8>> {
+        self.lookup_with_dependencies(key, immutable_root)
+            .map(|(object, _)| object)
+    }
+
+    /// As [`BuildCache::lookup`], also returning the recorded dependency files (for the SBOM).
+    pub fn lookup_with_dependencies(
+        &self,
+        key: &str,
+        immutable_root: &Path,
+    ) -> Option<(Vec<u8>, Vec<PathBuf>)> {
         let text = std::fs::read(self.entry_path(key)).ok()?;
         let entry: Entry = serde_json::from_slice(&text).ok()?;
         if entry.format != FORMAT {
@@ -115,7 +125,10 @@ impl BuildCache {
         }
         let object = std::fs::read(self.object_path(&entry.object_sha256)).ok()?;
         // Every read of cached content is checked against its digest.
-        (sha256_hex(&object) == entry.object_sha256).then_some(object)
+        (sha256_hex(&object) == entry.object_sha256).then(|| {
+            let deps = entry.dependencies.into_iter().map(|d| d.path).collect();
+            (object, deps)
+        })
     }
 
     /// Record `object` for `key` with the files the compile read. Failures are logged, not fatal:

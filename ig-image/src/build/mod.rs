@@ -61,6 +61,8 @@ pub struct BuildOptions {
     pub cache_dir: Option<PathBuf>,
     /// `--btfgen --btfhub-archive DIR`: add a btfgen layer made from this btfhub-archive tree.
     pub btfgen_archive: Option<PathBuf>,
+    /// `--sbom`, `--provenance`, `--key`: attestations attached as referrers of the image.
+    pub attest: crate::attest::AttestOptions,
 }
 
 /// What one built gadget produced.
@@ -82,6 +84,9 @@ pub struct BuiltImage {
     pub millis: u128,
     /// Whether gadget.yaml was written by `--update-metadata`.
     pub metadata_updated: bool,
+    /// Attestations attached as referrers (`--sbom`, `--provenance`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<crate::attest::attach::Attached>,
 }
 
 /// Why a gadget did not build.
@@ -167,6 +172,18 @@ pub enum BuildError {
     /// Assembling the image failed.
     #[error(transparent)]
     Assemble(#[from] image::assemble::AssembleError),
+    /// An input file could not be read for the SBOM or the provenance.
+    #[error("cannot record the inputs of `{dir}` for the SBOM/provenance")]
+    Inventory {
+        /// The gadget directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The attestations could not be attached.
+    #[error(transparent)]
+    Attest(#[from] crate::attest::attach::AttachError),
     /// Writing to the store failed.
     #[error("cannot store the image of `{dir}`")]
     Store {
@@ -495,16 +512,62 @@ fn build_one(
         wasm,
     };
     let assembled = image::assemble(&inputs)?;
-    store
+    let documents = if opts.attest.any() {
+        let index_digest =
+            gadget_store::Digest::try_from(assembled.index.digest()).map_err(|e| {
+                image::assemble::AssembleError {
+                    message: format!("the index digest: {e}"),
+                }
+            })?;
+        let inventory = inventory_of(&BuildFacts {
+            opts,
+            spec: &spec,
+            reference: &reference,
+            index_digest,
+            created: &created,
+            platforms: &platforms,
+            objects: &objects,
+            wasm: inputs.wasm.as_deref(),
+        })
+        .map_err(|source| BuildError::Inventory {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        crate::attest::documents(&inventory, &opts.attest)
+    } else {
+        Vec::new()
+    };
+    // The image and its attestations in one transaction: all or nothing.
+    enum Failed {
+        Store(gadget_store::StoreError),
+        Attach(crate::attest::attach::AttachError),
+    }
+    impl From<gadget_store::StoreError> for Failed {
+        fn from(e: gadget_store::StoreError) -> Self {
+            Failed::Store(e)
+        }
+    }
+    let attestations = store
         .transaction(|tx| {
             for (_, bytes) in &assembled.blobs {
                 tx.write_blob(bytes)?;
             }
-            tx.tag(&reference, assembled.index.clone())
+            tx.tag(&reference, assembled.index.clone())?;
+            crate::attest::attach::attach(
+                tx,
+                &assembled.index,
+                &documents,
+                opts.attest.key.as_deref(),
+                &created,
+            )
+            .map_err(Failed::Attach)
         })
-        .map_err(|source| BuildError::Store {
-            dir: dir.to_path_buf(),
-            source,
+        .map_err(|e| match e {
+            Failed::Store(source) => BuildError::Store {
+                dir: dir.to_path_buf(),
+                source,
+            },
+            Failed::Attach(e) => BuildError::Attest(e),
         })?;
 
     if let Some(out) = &opts.output_dir {
@@ -519,6 +582,190 @@ fn build_one(
         warnings,
         millis: started.elapsed().as_millis(),
         metadata_updated,
+        attestations,
+    })
+}
+
+/// What [`inventory_of`] needs from one gadget's build.
+struct BuildFacts<'a> {
+    opts: &'a BuildOptions,
+    spec: &'a BuildSpec,
+    reference: &'a Reference,
+    index_digest: gadget_store::Digest,
+    created: &'a str,
+    platforms: &'a [Platform],
+    objects: &'a [Option<c::CompiledObject>],
+    wasm: Option<&'a [u8]>,
+}
+
+/// The role of a file a compiler read.
+fn role_of(path: &Path) -> &'static str {
+    match path.file_name().and_then(|n| n.to_str()) {
+        Some("Cargo.lock") => "cargo-lock",
+        Some("Cargo.toml") => "cargo-manifest",
+        Some("config.toml") => "cargo-config",
+        Some(n) if n.ends_with(".rs") => "rust-source",
+        Some(n) if n.ends_with(".c") => "ebpf-source",
+        _ => "header",
+    }
+}
+
+/// Everything the SBOM and the provenance say about this build (see [`crate::attest`]).
+fn inventory_of(f: &BuildFacts<'_>) -> std::io::Result<crate::attest::inventory::Inventory> {
+    use crate::attest::inventory::{self, FileSet, ObjectInfo, Roots};
+    let opts = f.opts;
+    let spec = f.spec;
+    let cache_root = opts.cache_dir.clone().unwrap_or_else(cache::default_dir);
+    let is_rust = f.objects.iter().flatten().any(|o| {
+        o.dependencies
+            .iter()
+            .any(|d| d.file_name().is_some_and(|n| n == "Cargo.toml"))
+    });
+    let is_c = spec.ebpf_source.is_some() && !is_rust;
+    let roots = Roots {
+        gadget: spec.dir.clone(),
+        bundled_sdk: is_c.then(|| crate::sdk::include_dir(&cache_root)),
+        sdk_dir: opts.sdk_dir.clone(),
+        include_dirs: opts
+            .include_dirs
+            .iter()
+            .chain(&spec.include_dirs)
+            .cloned()
+            .collect(),
+    }
+    .canonicalized();
+
+    let mut files = FileSet::default();
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    if let Some(build_file) = spec.file.as_deref().filter(|p| p.is_file()) {
+        files.add(&canonical(build_file), "build-file", None);
+    }
+    if spec.metadata.is_file() {
+        files.add(&canonical(&spec.metadata), "metadata", None);
+    }
+    for object in f.objects.iter().flatten() {
+        for dep in &object.dependencies {
+            files.add(dep, role_of(dep), Some(object.platform));
+        }
+        if object.dependencies.is_empty() {
+            if let Some(src) = spec.ebpf_source.as_deref().filter(|p| p.is_file()) {
+                files.add(&canonical(src), "ebpf-source", Some(object.platform));
+            }
+        }
+    }
+    if let Some(wasm) = &spec.wasm {
+        let wasm = canonical(wasm);
+        if wasm.is_file() {
+            files.add(&wasm, "wasm-source", None);
+        }
+        let crate_dir = if wasm.is_dir() {
+            Some(wasm.clone())
+        } else {
+            wasm.parent().map(Path::to_path_buf)
+        };
+        for name in ["Cargo.toml", "Cargo.lock"] {
+            if let Some(p) = crate_dir
+                .as_ref()
+                .map(|d| d.join(name))
+                .filter(|p| p.is_file())
+            {
+                files.add(&p, role_of(&p), None);
+            }
+        }
+    }
+    let mut crates = Vec::new();
+    for lock in files.paths().filter(|p| p.ends_with("Cargo.lock")) {
+        let text = std::fs::read_to_string(lock)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("`{}`: {e}", lock.display())))?;
+        crates.extend(inventory::cargo_lock_crates(&text));
+    }
+    crates.sort();
+    crates.dedup();
+    let resolved = files.resolve(&roots)?;
+
+    let tool_cache = opts.cache_dir.as_deref();
+    let mut tools = Vec::new();
+    if is_c
+        || spec
+            .wasm
+            .as_ref()
+            .is_some_and(|w| w.extension().is_some_and(|e| e == "c"))
+    {
+        if let Ok(c) = CToolchain::discover() {
+            tools.push(inventory::tool_info("clang", &c.clang, tool_cache));
+            tools.push(inventory::tool_info("llvm-strip", &c.strip, tool_cache));
+        }
+    }
+    if is_rust {
+        if let Ok(r) = toolchain::RustToolchain::discover() {
+            tools.push(inventory::tool_info("rustc", &r.rustc, tool_cache));
+            tools.push(inventory::tool_info("cargo", &r.cargo, tool_cache));
+            tools.push(inventory::tool_info(
+                "bpf-linker",
+                &r.bpf_linker,
+                tool_cache,
+            ));
+        }
+        if let Ok(c) = CToolchain::discover() {
+            tools.push(inventory::tool_info("llvm-strip", &c.strip, tool_cache));
+        }
+    }
+
+    let relative = |p: &Path| {
+        let p = canonical(p);
+        p.strip_prefix(&roots.gadget)
+            .map(|r| format!("./{}", r.display()))
+            .unwrap_or_else(|_| p.display().to_string())
+    };
+    let definition = serde_json::json!({
+        "gadget": spec.dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "tag": f.reference.full(),
+        "platforms": f.platforms.iter().map(|p| p.oci_arch()).collect::<Vec<_>>(),
+        "buildFile": {
+            "file": spec.file.as_deref().filter(|p| p.is_file()).map(relative),
+            "ebpfsource": spec.ebpf_source.as_deref().map(relative),
+            "metadata": relative(&spec.metadata),
+            "wasm": spec.wasm.as_deref().map(relative),
+            "platforms": spec.platforms.as_ref().map(|ps| ps.iter().map(|p| p.oci_arch()).collect::<Vec<_>>()),
+            "includeDirs": spec.include_dirs.iter().map(|d| relative(d)).collect::<Vec<_>>(),
+            "cflags": spec.cflags,
+        },
+        "flags": {
+            "sdkDir": opts.sdk_dir.as_deref().map(|d| canonical(d).display().to_string()),
+            "include": opts.include_dirs.iter().map(|d| canonical(d).display().to_string()).collect::<Vec<_>>(),
+            "updateMetadata": opts.update_metadata,
+            "validateMetadata": opts.validate_metadata,
+            "btfgen": opts.btfgen_archive.is_some(),
+            "sbom": opts.attest.sbom,
+            "provenance": opts.attest.provenance,
+            "signed": opts.attest.key.is_some(),
+        },
+    });
+    Ok(inventory::Inventory {
+        reference: f.reference.full(),
+        repository: f.reference.name(),
+        tag: f.reference.tag().map(str::to_owned),
+        index_digest: f.index_digest.clone(),
+        created: f.created.to_owned(),
+        source_date_epoch: std::env::var(crate::env::SOURCE_DATE_EPOCH)
+            .ok()
+            .filter(|v| !v.trim().is_empty()),
+        files: resolved,
+        tools,
+        crates,
+        sdk: is_c.then(inventory::bundled_sdk_info),
+        objects: f
+            .objects
+            .iter()
+            .flatten()
+            .map(|o| ObjectInfo {
+                platform: o.platform.oci_arch().to_string(),
+                sha256: cache::sha256_hex(&o.bytes),
+                size: o.bytes.len(),
+            })
+            .collect(),
+        wasm: f.wasm.map(|w| (cache::sha256_hex(w), w.len())),
+        definition,
     })
 }
 

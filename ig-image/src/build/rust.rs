@@ -266,15 +266,16 @@ pub fn compile(req: &RustRequest<'_>) -> Result<CompiledObject, RustBuildError> 
         }
         k.finish()
     };
-    if let Some(bytes) = req
+    if let Some((bytes, dependencies)) = req
         .cache
-        .and_then(|c| c.lookup(&key, &req.toolchain.library_src))
+        .and_then(|c| c.lookup_with_dependencies(&key, &req.toolchain.library_src))
     {
         return Ok(CompiledObject {
             platform: req.platform,
             bytes,
             cached: true,
             warnings: String::new(),
+            dependencies,
         });
     }
 
@@ -377,23 +378,25 @@ pub fn compile(req: &RustRequest<'_>) -> Result<CompiledObject, RustBuildError> 
         source,
     })?;
 
+    let mut deps = dep_info_sources(&artifact);
+    if !deps.is_empty() {
+        deps.extend(local_manifests);
+        deps.extend(lock.filter(|l| l.exists()));
+        let config = manifest
+            .parent()
+            .map(|d| d.join(".cargo").join("config.toml"))
+            .filter(|c| c.exists());
+        deps.extend(config);
+        deps.sort();
+        deps.dedup();
+    }
     if let Some(cache) = req.cache {
-        let mut deps = dep_info_sources(&artifact);
         if deps.is_empty() {
             log::warn!(
                 "cargo wrote no dep-info for `{}`; not caching",
                 artifact.display()
             );
         } else {
-            deps.extend(local_manifests);
-            deps.extend(lock.filter(|l| l.exists()));
-            let config = manifest
-                .parent()
-                .map(|d| d.join(".cargo").join("config.toml"))
-                .filter(|c| c.exists());
-            deps.extend(config);
-            deps.sort();
-            deps.dedup();
             cache.store(&key, &bytes, &deps, &req.toolchain.library_src);
         }
     }
@@ -402,6 +405,7 @@ pub fn compile(req: &RustRequest<'_>) -> Result<CompiledObject, RustBuildError> 
         bytes,
         cached: false,
         warnings: warnings_only(&stderr),
+        dependencies: deps,
     })
 }
 

@@ -15,7 +15,8 @@ use crate::output::{self, Format};
 #[command(after_help = "Examples:\n  \
 ig-image build sample-gadgets/trace_open -t trace_open:dev\n  \
 ig-image build gadgets/* -t 'localhost:5000/gadgets/{name}:v1' -o json\n  \
-SOURCE_DATE_EPOCH=0 ig-image build . --platform amd64,arm64,s390x --sdk-dir ~/ig/include\n\n\
+SOURCE_DATE_EPOCH=0 ig-image build . --platform amd64,arm64,s390x --sdk-dir ~/ig/include\n  \
+ig-image build . -t trace_open:v1 --sbom --provenance --key cosign.key   (docs/supply-chain.md)\n\n\
 build.yaml keys: ebpfsource, metadata, wasm (bundled as is), platforms, includeDirs, and cflags\n\
 (a YAML list, one compiler argument per item, never through a shell). See docs/authoring.md.")]
 pub struct BuildArgs {
@@ -61,6 +62,15 @@ pub struct BuildArgs {
     /// A btfhub-archive tree: <ID>/<VERSION_ID>/<x86_64|arm64>/<release>.btf.tar.xz
     #[arg(long, value_name = "DIR", requires = "btfgen")]
     btfhub_archive: Option<PathBuf>,
+    /// Attach an SPDX 2.3 SBOM (every source and header clang read, tools, crates, objects) as an OCI 1.1 referrer of the image
+    #[arg(long)]
+    sbom: bool,
+    /// Attach a SLSA v1 provenance statement (build definition, resolved dependencies, builder) as an OCI 1.1 referrer
+    #[arg(long)]
+    provenance: bool,
+    /// Also sign the SBOM and provenance with this cosign key (DSSE envelopes in sigstore bundles, as `cosign attest`)
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
 }
 
 /// A parsed `--platform` list (a newtype so clap treats it as one value).
@@ -97,6 +107,20 @@ pub fn exec(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitStatus> 
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
         .max(1);
+    if args.key.is_some() && !args.sbom && !args.provenance {
+        anyhow::bail!(
+            "`--key` signs the attestations, and none was asked for\nhint: add `--sbom` and/or `--provenance`; sign the image itself with `ig-image sign`"
+        );
+    }
+    let key = match &args.key {
+        Some(path) => {
+            let password = ig_image::sign::keys::Password::from_env_or_prompt(false)?;
+            Some(std::sync::Arc::new(ig_image::sign::keys::load_private_key(
+                path, &password,
+            )?))
+        }
+        None => None,
+    };
     let opts = BuildOptions {
         dirs: args.dirs.clone(),
         tag: args.tag.clone(),
@@ -110,6 +134,11 @@ pub fn exec(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitStatus> 
         jobs,
         cache_dir: (!args.no_cache).then(build::cache::default_dir),
         btfgen_archive: args.btfhub_archive.clone(),
+        attest: ig_image::attest::AttestOptions {
+            sbom: args.sbom,
+            provenance: args.provenance,
+            key,
+        },
     };
     if let Some(sdk) = &opts.sdk_dir {
         anyhow::ensure!(
@@ -179,6 +208,18 @@ fn report_success(built: &BuiltImage, format: Format) -> anyhow::Result<()> {
             "Finished",
             format!("{} in {} ms{cache_note}", built.dir.display(), built.millis),
         );
+        for a in &built.attestations {
+            output::status(
+                "Attached",
+                format!(
+                    "{} {} ({}) {}",
+                    if a.signed { "signed" } else { "unsigned" },
+                    a.kind,
+                    a.artifact_type,
+                    a.manifest
+                ),
+            );
+        }
         println!("Successfully built {}@{}", built.reference, built.digest);
     } else {
         output::print_data(built, format).context("cannot print the result")?;

@@ -90,6 +90,7 @@ fn build_dir(dir: &Path) -> anyhow::Result<Vec<(Platform, Vec<u8>)>> {
         jobs: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
         cache_dir: Some(build::cache::default_dir()),
         btfgen_archive: None,
+        attest: Default::default(),
     };
     output::status("Building", dir.display());
     let built = build::build_all(&store, &opts, &SilentReporter)

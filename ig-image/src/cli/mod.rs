@@ -1,6 +1,7 @@
 //! Command-line definitions (clap derive: doc comments are the help text) and dispatch.
 
 mod artifacthub;
+mod attest;
 mod build;
 mod check;
 mod doctor;
@@ -135,6 +136,8 @@ pub enum Command {
     Sign(sign::SignArgs),
     /// Verify an image's cosign signature with public keys
     Verify(verify::VerifyArgs),
+    /// Sign a predicate about an image and attach it as an attestation (offline)
+    Attest(attest::AttestArgs),
     /// Write a cosign key pair (cosign.key, cosign.pub)
     GenerateKeyPair(generate_key_pair::GenerateKeyPairArgs),
 }
@@ -179,6 +182,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Run(args) => run::exec(g, args),
         Command::Sign(args) => sign::exec(g, args),
         Command::Verify(args) => verify::exec(g, args),
+        Command::Attest(args) => attest::exec(g, args),
         Command::GenerateKeyPair(args) => generate_key_pair::exec(g, args),
     }
 }

@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::Args;
 use gadget_store::{Reference, Store};
+use ig_image::attest::verify::{predicate_types, verify_attestation as verify_attestation_in};
 use ig_image::sign::keys;
 use ig_image::sign::policy::{self, Accepted, Policy};
 use ig_image::sign::verify;
@@ -33,6 +34,10 @@ pub struct VerifyArgs {
         value_name = "FILE|upstream"
     )]
     public_keys: Vec<String>,
+    /// Verify a signed attestation of this type instead of the image signature: slsaprovenance,
+    /// spdx, cyclonedx, vuln, custom, ... or a predicate type URI; `-o json` prints its predicate
+    #[arg(long, value_name = "TYPE")]
+    attestation: Option<String>,
     /// Output format
     #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
     output: Format,
@@ -55,6 +60,9 @@ pub fn exec(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitStatus>
     } else {
         global.open_store()?
     };
+    if let Some(wanted) = &args.attestation {
+        return verify_attestation(&store, &reference, &keys, wanted, args.output);
+    }
     match verify::verify(&store, &reference, &keys) {
         Ok(v) => {
             if args.output == Format::Columns {
@@ -88,6 +96,53 @@ pub fn exec(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitStatus>
             Ok(ExitStatus::Failure)
         }
         Err(e) => Err(e).with_context(|| format!("cannot verify `{}`", args.image)),
+    }
+}
+
+/// `verify --attestation TYPE`.
+fn verify_attestation(
+    store: &Store,
+    reference: &Reference,
+    keys: &[keys::NamedKey],
+    wanted: &str,
+    format: Format,
+) -> anyhow::Result<ExitStatus> {
+    let types = predicate_types(wanted).map_err(anyhow::Error::msg)?;
+    match verify_attestation_in(store, reference, keys, wanted, &types) {
+        Ok(v) => {
+            if format == Format::Columns {
+                println!(
+                    "Verified {}@{}: `{}` attestation by `{}` (referrer {})",
+                    reference.display(),
+                    v.digest,
+                    v.predicate_type,
+                    v.key,
+                    v.attestation_manifest
+                );
+            } else {
+                let mut doc = serde_json::to_value(&v)?;
+                doc["verified"] = true.into();
+                output::print_data(&doc, format)?;
+            }
+            Ok(ExitStatus::Success)
+        }
+        Err(e) if e.is_verdict() => {
+            if format != Format::Columns {
+                let doc = serde_json::json!({
+                    "reference": reference.full(),
+                    "attestation": wanted,
+                    "verified": false,
+                    "reason": e.to_string().lines().next().unwrap_or_default(),
+                });
+                output::print_data(&doc, format)?;
+            }
+            output::print_error(&anyhow::Error::new(e).context(format!(
+                "`{}` failed verification of its `{wanted}` attestation",
+                reference.display()
+            )));
+            Ok(ExitStatus::Failure)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot verify `{}`", reference.display())),
     }
 }
 

@@ -338,48 +338,10 @@ pub fn sign(
             }
             SignatureFormat::Bundle => {
                 let statement = in_toto_statement(&reference.name(), &digest);
-                let signature = key
-                    .sign(&pae(IN_TOTO_PAYLOAD_TYPE, &statement))
-                    .map_err(signing_failed)?;
-                let hint = B64.encode(Sha256::digest(key.public_key().to_spki_der()));
-                let bundle = json!({
-                    "mediaType": BUNDLE,
-                    "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
-                    "dsseEnvelope": {
-                        "payload": B64.encode(&statement),
-                        "payloadType": IN_TOTO_PAYLOAD_TYPE,
-                        "signatures": [{"sig": B64.encode(&signature)}],
-                    },
-                });
-                let bundle_bytes = serde_json::to_vec(&bundle).map_err(|e| SignError::Encode {
-                    what: "the bundle".into(),
-                    reason: e.to_string(),
-                })?;
-                let bundle_digest = tx
-                    .write_blob(&bundle_bytes)
-                    .map_err(store_failed("write the bundle"))?;
-                tx.write_blob(EMPTY_BLOB)
-                    .map_err(store_failed("write the empty config"))?;
-                let manifest = json!({
-                    "schemaVersion": 2,
-                    "mediaType": MANIFEST,
-                    "artifactType": BUNDLE,
-                    "config": {
-                        "mediaType": EMPTY,
-                        "size": EMPTY_BLOB.len(),
-                        "digest": Digest::of(EMPTY_BLOB).as_str(),
-                    },
-                    "layers": [{
-                        "mediaType": BUNDLE,
-                        "size": bundle_bytes.len(),
-                        "digest": bundle_digest.as_str(),
-                    }],
-                    "subject": subject_json,
-                    "annotations": {
-                        "dev.sigstore.bundle.content": "dsse-envelope",
-                        "dev.sigstore.bundle.predicateType": COSIGN_SIGN_PREDICATE,
-                    },
-                });
+                let bundle_bytes = dsse_bundle(key, &statement).map_err(signing_failed)?;
+                let manifest =
+                    write_bundle_referrer(tx, &bundle_bytes, &subject_json, COSIGN_SIGN_PREDICATE)
+                        .map_err(store_failed("write the bundle"))?;
                 report.added = add_referrer(tx, &manifest, BUNDLE, &mut report)?;
             }
         }
@@ -387,25 +349,91 @@ pub fn sign(
     })
 }
 
-/// Writes a referrer manifest and lists it untagged in `index.json` (with its `artifactType`).
+/// A sigstore bundle v0.3 (key-based: a public-key hint, no transparency-log entry) holding a
+/// DSSE envelope of the in-toto `statement`, signed by `key` over the DSSE pre-authentication
+/// encoding. What `cosign sign|attest --new-bundle-format` stores.
+pub fn dsse_bundle(key: &PrivateKey, statement: &[u8]) -> Result<Vec<u8>, KeyError> {
+    let signature = key.sign(&pae(IN_TOTO_PAYLOAD_TYPE, statement))?;
+    let hint = B64.encode(Sha256::digest(key.public_key().to_spki_der()));
+    let bundle = json!({
+        "mediaType": BUNDLE,
+        "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
+        "dsseEnvelope": {
+            "payload": B64.encode(statement),
+            "payloadType": IN_TOTO_PAYLOAD_TYPE,
+            "signatures": [{"sig": B64.encode(&signature)}],
+        },
+    });
+    // A tree of strings cannot fail to serialize.
+    Ok(serde_json::to_vec(&bundle).unwrap_or_default())
+}
+
+/// Writes the bundle blob and the empty config, and returns the referrer manifest that holds
+/// the bundle (`artifactType` bundle, `subject` the image, annotated with the predicate type as
+/// cosign does). The manifest itself is not written: see [`store_referrer`].
+pub fn write_bundle_referrer(
+    tx: &mut gadget_store::Transaction<'_>,
+    bundle: &[u8],
+    subject: &Value,
+    predicate_type: &str,
+) -> Result<Value, StoreError> {
+    let bundle_digest = tx.write_blob(bundle)?;
+    tx.write_blob(EMPTY_BLOB)?;
+    Ok(json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "artifactType": BUNDLE,
+        "config": {
+            "mediaType": EMPTY,
+            "size": EMPTY_BLOB.len(),
+            "digest": Digest::of(EMPTY_BLOB).as_str(),
+        },
+        "layers": [{
+            "mediaType": BUNDLE,
+            "size": bundle.len(),
+            "digest": bundle_digest.as_str(),
+        }],
+        "subject": subject,
+        "annotations": {
+            "dev.sigstore.bundle.content": "dsse-envelope",
+            "dev.sigstore.bundle.predicateType": predicate_type,
+        },
+    }))
+}
+
+/// Writes a referrer manifest and lists it next to its subject in the store (an untagged
+/// `index.json` entry carrying its `artifactType`). Returns the manifest's digest and whether
+/// it is new. Every referrer (signatures, attestations, SBOMs) is stored through here.
+pub fn store_referrer(
+    tx: &mut gadget_store::Transaction<'_>,
+    manifest: &Value,
+    artifact_type: &str,
+) -> Result<(Digest, bool), StoreError> {
+    let mut desc = tx.write_json(MediaType::ImageManifest, manifest)?;
+    desc.set_artifact_type(Some(MediaType::from(artifact_type)));
+    let digest = Digest::try_from(desc.digest()).map_err(|e| StoreError::InvalidEntry {
+        name: artifact_type.to_owned(),
+        path: tx.store().path().join("index.json"),
+        reason: e.to_string(),
+    })?;
+    let added = tx.add_untagged(&desc)?;
+    Ok((digest, added))
+}
+
+/// [`store_referrer`] for a signature, filling the report.
 fn add_referrer(
     tx: &mut gadget_store::Transaction<'_>,
     manifest: &Value,
     artifact_type: &str,
     report: &mut SignReport,
 ) -> Result<bool, SignError> {
-    let mut desc = tx
-        .write_json(MediaType::ImageManifest, manifest)
-        .map_err(|source| SignError::Store {
-            action: "write the signature manifest".into(),
+    let (digest, added) =
+        store_referrer(tx, manifest, artifact_type).map_err(|source| SignError::Store {
+            action: "write the signature manifest and list it in index.json".into(),
             source,
         })?;
-    desc.set_artifact_type(Some(MediaType::from(artifact_type)));
-    report.signature_manifest = desc.digest().to_string();
-    tx.add_untagged(&desc).map_err(|source| SignError::Store {
-        action: "list the signature in index.json".into(),
-        source,
-    })
+    report.signature_manifest = digest.to_string();
+    Ok(added)
 }
 
 /// The layers of an existing legacy signature manifest, to append to.

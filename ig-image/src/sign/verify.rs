@@ -21,8 +21,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::cosign::{
-    BUNDLE, COSIGN_SIG_ARTIFACT, SIGNATURE_ANNOTATION, SIMPLE_SIGNING, SIMPLE_SIGNING_TYPE,
-    SignatureFormat, pae,
+    BUNDLE, COSIGN_SIG_ARTIFACT, COSIGN_SIGN_PREDICATE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING,
+    SIMPLE_SIGNING_TYPE, SignatureFormat, pae,
 };
 use super::keys::NamedKey;
 
@@ -126,17 +126,18 @@ impl VerifyError {
 
 /// What one signature amounted to.
 #[derive(Debug)]
-enum Finding {
+pub(crate) enum Finding {
     Good { key: String },
     Mismatch { key: String, signed: String },
     NotVerified,
     Malformed(String),
 }
 
-struct Candidate {
-    format: SignatureFormat,
-    manifest: Digest,
-    doc: Value,
+/// A signature (or attestation) manifest found in the store.
+pub(crate) struct Candidate {
+    pub(crate) format: SignatureFormat,
+    pub(crate) manifest: Digest,
+    pub(crate) doc: Value,
 }
 
 /// Verifies `reference` in `store` with `keys` (see the module docs).
@@ -168,7 +169,11 @@ pub fn verify(
         .map_err(store_err)?;
 
     let mut findings: Vec<(SignatureFormat, Digest, Finding)> = Vec::new();
-    for c in &candidates {
+    // Bundles announcing another predicate type are attestations, not image signatures.
+    let signatures = candidates
+        .iter()
+        .filter(|c| announced_predicate_type(&c.doc).is_none_or(|t| t == COSIGN_SIGN_PREDICATE));
+    for c in signatures {
         let found = match c.format {
             SignatureFormat::Legacy | SignatureFormat::Oci11 => {
                 check_simple_signing(store, &c.doc, &digest, keys)
@@ -256,7 +261,11 @@ fn read_doc(tx: &Transaction<'_>, desc: &Value) -> Option<(Digest, Value)> {
 }
 
 /// Every signature manifest of `digest` in the store, legacy tags first.
-fn find_signatures(tx: &Transaction<'_>, reference: &Reference, digest: &Digest) -> Vec<Candidate> {
+pub(crate) fn find_signatures(
+    tx: &Transaction<'_>,
+    reference: &Reference,
+    digest: &Digest,
+) -> Vec<Candidate> {
     let mut out = Vec::new();
     let sig_tag = format!("sha256-{}.sig", digest.hex());
     let mut legacy: Vec<_> = tx
@@ -355,7 +364,7 @@ fn find_signatures(tx: &Transaction<'_>, reference: &Reference, digest: &Digest)
 }
 
 /// The layers of `media_type` in a manifest, or why there are none.
-fn layers_of<'d>(doc: &'d Value, media_type: &str) -> Result<Vec<&'d Value>, String> {
+pub(crate) fn layers_of<'d>(doc: &'d Value, media_type: &str) -> Result<Vec<&'d Value>, String> {
     let layers = doc
         .get("layers")
         .and_then(Value::as_array)
@@ -468,6 +477,82 @@ fn check_simple_signing(
         .collect()
 }
 
+/// Opens one bundle layer: its DSSE envelope's signature over the pre-authentication encoding
+/// is checked with the keys **first**; only a statement a key vouches for is parsed. Returns
+/// the key's name and the in-toto statement, or what the layer amounts to.
+pub(crate) fn open_bundle(
+    store: &Store,
+    layer: &Value,
+    keys: &[NamedKey],
+) -> Result<(String, Value), Finding> {
+    let data = read_layer(store, layer).map_err(Finding::Malformed)?;
+    let bundle = serde_json::from_slice::<Value>(&data)
+        .map_err(|_| Finding::Malformed("the bundle is not JSON".into()))?;
+    let envelope = bundle
+        .get("dsseEnvelope")
+        .ok_or_else(|| Finding::Malformed("the bundle has no `dsseEnvelope`".into()))?;
+    let payload_type = envelope
+        .get("payloadType")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let Some(Ok(payload)) = envelope
+        .get("payload")
+        .and_then(Value::as_str)
+        .map(|p| B64.decode(p))
+    else {
+        return Err(Finding::Malformed(
+            "the DSSE envelope has no base64 `payload`".into(),
+        ));
+    };
+    let signatures: Vec<Vec<u8>> = envelope
+        .get("signatures")
+        .and_then(Value::as_array)
+        .map(|s| {
+            s.iter()
+                .filter_map(|s| s.get("sig")?.as_str())
+                .filter_map(|s| B64.decode(s).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    if signatures.is_empty() {
+        return Err(Finding::Malformed(
+            "the DSSE envelope has no base64 signature".into(),
+        ));
+    }
+    let message = pae(payload_type, &payload);
+    let key = signatures
+        .iter()
+        .find_map(|sig| first_key(keys, &message, sig))
+        .ok_or(Finding::NotVerified)?;
+    let statement = serde_json::from_slice::<Value>(&payload)
+        .map_err(|_| Finding::Malformed("the signed in-toto statement is not JSON".into()))?;
+    Ok((key.name.clone(), statement))
+}
+
+/// Whether a verified in-toto statement names `digest` as a subject: `Good`, else `Mismatch`
+/// with the first subject, else `Malformed`.
+pub(crate) fn check_subject(statement: &Value, digest: &Digest, key: String) -> Finding {
+    let subjects: Vec<&str> = statement
+        .get("subject")
+        .and_then(Value::as_array)
+        .map(|s| {
+            s.iter()
+                .filter_map(|s| s.get("digest")?.get("sha256")?.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    if subjects.contains(&digest.hex()) {
+        Finding::Good { key }
+    } else if let Some(first) = subjects.first() {
+        Finding::Mismatch {
+            key,
+            signed: format!("sha256:{first}"),
+        }
+    } else {
+        Finding::Malformed("the signed in-toto statement has no sha256 subject".into())
+    }
+}
+
 fn check_bundle(store: &Store, doc: &Value, digest: &Digest, keys: &[NamedKey]) -> Vec<Finding> {
     let layers = match layers_of(doc, BUNDLE) {
         Ok(l) => l,
@@ -476,73 +561,28 @@ fn check_bundle(store: &Store, doc: &Value, digest: &Digest, keys: &[NamedKey]) 
     layers
         .into_iter()
         .map(|layer| {
-            let data = match read_layer(store, layer) {
-                Ok(d) => d,
-                Err(reason) => return Finding::Malformed(reason),
+            let (key, statement) = match open_bundle(store, layer, keys) {
+                Ok(opened) => opened,
+                Err(finding) => return finding,
             };
-            let Ok(bundle) = serde_json::from_slice::<Value>(&data) else {
-                return Finding::Malformed("the bundle is not JSON".into());
-            };
-            let Some(envelope) = bundle.get("dsseEnvelope") else {
-                return Finding::Malformed("the bundle has no `dsseEnvelope`".into());
-            };
-            let payload_type = envelope
-                .get("payloadType")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let Some(Ok(payload)) = envelope
-                .get("payload")
-                .and_then(Value::as_str)
-                .map(|p| B64.decode(p))
-            else {
-                return Finding::Malformed("the DSSE envelope has no base64 `payload`".into());
-            };
-            let signatures: Vec<Vec<u8>> = envelope
-                .get("signatures")
-                .and_then(Value::as_array)
-                .map(|s| {
-                    s.iter()
-                        .filter_map(|s| s.get("sig")?.as_str())
-                        .filter_map(|s| B64.decode(s).ok())
-                        .collect()
-                })
-                .unwrap_or_default();
-            if signatures.is_empty() {
-                return Finding::Malformed("the DSSE envelope has no base64 signature".into());
+            // An attestation (SBOM, provenance) is signed too, but it is not an image signature.
+            let predicate_type = statement.get("predicateType").and_then(Value::as_str);
+            if predicate_type.is_some_and(|t| t != COSIGN_SIGN_PREDICATE) {
+                return Finding::Malformed(format!(
+                    "the bundle holds an attestation of type {predicate_type:?}, not an image signature (`{COSIGN_SIGN_PREDICATE}`)"
+                ));
             }
-            let message = pae(payload_type, &payload);
-            let Some(key) = signatures
-                .iter()
-                .find_map(|sig| first_key(keys, &message, sig))
-            else {
-                return Finding::NotVerified;
-            };
-            let Ok(statement) = serde_json::from_slice::<Value>(&payload) else {
-                return Finding::Malformed("the signed in-toto statement is not JSON".into());
-            };
-            let subjects: Vec<&str> = statement
-                .get("subject")
-                .and_then(Value::as_array)
-                .map(|s| {
-                    s.iter()
-                        .filter_map(|s| s.get("digest")?.get("sha256")?.as_str())
-                        .collect()
-                })
-                .unwrap_or_default();
-            if subjects.contains(&digest.hex()) {
-                Finding::Good {
-                    key: key.name.clone(),
-                }
-            } else if let Some(first) = subjects.first() {
-                Finding::Mismatch {
-                    key: key.name.clone(),
-                    signed: format!("sha256:{first}"),
-                }
-            } else {
-                Finding::Malformed("the signed in-toto statement has no sha256 subject".into())
-            }
+            check_subject(&statement, digest, key)
         })
         .collect()
+}
+
+/// The predicate type a bundle referrer manifest announces (`dev.sigstore.bundle.predicateType`),
+/// if any: an unsigned hint for skipping attestations of other types.
+pub(crate) fn announced_predicate_type(doc: &Value) -> Option<&str> {
+    doc.get("annotations")?
+        .get("dev.sigstore.bundle.predicateType")?
+        .as_str()
 }
 
 #[cfg(test)]

@@ -1,0 +1,134 @@
+//! The SLSA v1 provenance of a built image: an in-toto statement
+//! (`https://in-toto.io/Statement/v1`) whose subject is the image index digest and whose
+//! predicate (`https://slsa.dev/provenance/v1`) holds the build definition (build.yaml values,
+//! platforms, flags), the resolved dependencies with their digests, and the run details (the
+//! builder id with ig-image's version, the per-platform objects as byproducts).
+//!
+//! Deterministic: no wall-clock time unless `SOURCE_DATE_EPOCH` is unset (then `startedOn` is
+//! the build's creation time, as in the image annotations).
+
+use serde_json::{Value, json};
+
+use super::inventory::{Inventory, Origin};
+
+/// SLSA provenance v1 predicate type.
+pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
+/// SLSA provenance v0.2 predicate type (cosign's `--type slsaprovenance`).
+pub const SLSA_PROVENANCE_V02: &str = "https://slsa.dev/provenance/v0.2";
+/// Media type of a plain (unsigned) in-toto statement referrer.
+pub const IN_TOTO_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
+
+/// The build type this provenance describes.
+pub fn build_type() -> String {
+    format!("{}/build/v1", env!("CARGO_PKG_REPOSITORY"))
+}
+
+/// The builder id, with our version.
+pub fn builder_id() -> String {
+    format!(
+        "{}/builder@v{}",
+        env!("CARGO_PKG_REPOSITORY"),
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+fn file_uri(origin: &Origin, name: &str) -> String {
+    match origin {
+        Origin::Gadget => format!("file:gadget/{}", name.trim_start_matches("./")),
+        Origin::BundledSdk => format!("file:bundled-sdk/{}", name.trim_start_matches("./")),
+        Origin::SdkDir => format!("file:sdk-dir/{}", name.trim_start_matches("./")),
+        Origin::IncludeDir => format!("file:include/{}", name.trim_start_matches("./")),
+        Origin::System => format!("file://{name}"),
+    }
+}
+
+/// The SLSA v1 predicate.
+pub fn predicate(inv: &Inventory) -> Value {
+    let mut deps: Vec<Value> = Vec::new();
+    if let Some(sdk) = &inv.sdk {
+        deps.push(json!({
+            "uri": format!("pkg:generic/ig-image-sdk@{}", sdk.version),
+            "name": "bundled SDK",
+            "digest": {"sha256": sdk.sha256},
+            "annotations": {"libbpf": sdk.libbpf, "vmlinux": sdk.vmlinux},
+        }));
+    }
+    for f in &inv.files {
+        deps.push(json!({
+            "uri": file_uri(&f.origin, &f.name),
+            "digest": {"sha256": f.sha256},
+            "annotations": {"origin": f.origin, "role": f.role},
+        }));
+    }
+    for c in &inv.crates {
+        let mut d = json!({
+            "uri": format!("pkg:cargo/{}@{}", c.name, c.version),
+            "name": c.name,
+        });
+        if !c.checksum.is_empty() {
+            d["digest"] = json!({"sha256": c.checksum});
+        }
+        deps.push(d);
+    }
+    for t in &inv.tools {
+        deps.push(json!({
+            "uri": format!("file://{}", t.path),
+            "name": t.name,
+            "annotations": {"version": t.version},
+        }));
+    }
+    let mut byproducts: Vec<Value> = inv
+        .objects
+        .iter()
+        .map(|o| {
+            json!({
+                "name": format!("program.bpf.o ({})", o.platform),
+                "digest": {"sha256": o.sha256},
+                "mediaType": crate::image::media_types::EBPF_LAYER,
+            })
+        })
+        .collect();
+    if let Some((sha, _)) = &inv.wasm {
+        byproducts.push(json!({
+            "name": "program.wasm",
+            "digest": {"sha256": sha},
+            "mediaType": crate::image::media_types::WASM_LAYER,
+        }));
+    }
+    json!({
+        "buildDefinition": {
+            "buildType": build_type(),
+            "externalParameters": inv.definition,
+            "internalParameters": {
+                "SOURCE_DATE_EPOCH": inv.source_date_epoch,
+                "note": if inv.source_date_epoch.is_some() {
+                    "times are SOURCE_DATE_EPOCH: builds of the same inputs give identical images and attestations"
+                } else {
+                    "SOURCE_DATE_EPOCH was not set: times are the build's wall-clock time"
+                },
+            },
+            "resolvedDependencies": deps,
+        },
+        "runDetails": {
+            "builder": {
+                "id": builder_id(),
+                "version": {"ig-image": env!("CARGO_PKG_VERSION")},
+            },
+            "metadata": {
+                "startedOn": inv.created,
+                "finishedOn": inv.created,
+            },
+            "byproducts": byproducts,
+        },
+    })
+}
+
+/// The provenance statement as canonical JSON bytes.
+pub fn render(inv: &Inventory) -> Vec<u8> {
+    super::attach::statement(
+        &inv.repository,
+        &inv.index_digest,
+        SLSA_PROVENANCE_V1,
+        predicate(inv),
+    )
+}

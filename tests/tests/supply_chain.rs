@@ -1,0 +1,664 @@
+//! Supply chain end to end: `build --sbom --provenance [--key]` attaches an SPDX SBOM and a SLSA
+//! provenance as referrers of the unchanged index; the SBOM names what clang really read
+//! (checked against clang's own `-M` output, run here independently); `verify --attestation`
+//! passes only with the right key, an untampered payload and the right subject; attestations
+//! travel through export/import and a real registry; builds are reproducible.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ig_image_tests::{TempStore, assert_success, json_lines, run, sample, workspace_root};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+const PASSWORD: &str = "correct horse battery staple";
+const SPDX: &str = "application/spdx+json";
+const IN_TOTO: &str = "application/vnd.in-toto+json";
+const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+fn with_password(mut c: Command) -> Command {
+    c.env("COSIGN_PASSWORD", PASSWORD);
+    c
+}
+
+fn ok(t: &TempStore, args: &[&str]) -> String {
+    let out = run(with_password(t.cmd(args)));
+    assert_success(&out);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn exits(t: &TempStore, code: i32, args: &[&str]) -> String {
+    let out = run(with_password(t.cmd(args)));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(code), "{args:?}:\n{text}");
+    text
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn key_pair(t: &TempStore, name: &str) -> (PathBuf, PathBuf) {
+    let prefix = t.dir.path().join(name);
+    ok(
+        t,
+        &[
+            "generate-key-pair",
+            "--output-key-prefix",
+            prefix.to_str().unwrap(),
+        ],
+    );
+    (prefix.with_extension("key"), prefix.with_extension("pub"))
+}
+
+/// Builds `name` as `tag` with extra flags; returns the build's JSON result.
+fn build(t: &TempStore, name: &str, tag: &str, extra: &[&str]) -> Value {
+    let mut args: Vec<String> = vec![
+        "build".into(),
+        s(&sample(name)).to_owned(),
+        "-t".into(),
+        tag.into(),
+    ];
+    args.extend(["-o".to_string(), "json".to_string()]);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    json_lines(&ok(t, &args)).remove(0)
+}
+
+fn blob(t: &TempStore, digest: &str) -> Vec<u8> {
+    std::fs::read(t.store().join("blobs/sha256").join(&digest[7..])).unwrap_or_default()
+}
+
+fn index_json(t: &TempStore) -> Value {
+    serde_json::from_slice(&std::fs::read(t.store().join("index.json")).unwrap()).unwrap()
+}
+
+/// The referrer manifests of `subject` in the store, as (artifactType, manifest digest, doc):
+/// untagged `index.json` entries, and manifests listed by indexes (a `sha256-<hex>` tag index).
+fn referrers(t: &TempStore, subject: &str) -> Vec<(String, String, Value)> {
+    let mut out: Vec<(String, String, Value)> = Vec::new();
+    let mut stack: Vec<String> = index_json(t)["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["digest"].as_str().map(str::to_owned))
+        .collect();
+    let mut seen = BTreeSet::new();
+    while let Some(digest) = stack.pop() {
+        if !seen.insert(digest.clone()) {
+            continue;
+        }
+        let Ok(doc) = serde_json::from_slice::<Value>(&blob(t, &digest)) else {
+            continue;
+        };
+        if doc["subject"]["digest"] == subject {
+            let kind = doc["artifactType"].as_str().unwrap_or_default().to_owned();
+            out.push((kind, digest, doc));
+        } else if let Some(children) = doc["manifests"].as_array() {
+            stack.extend(
+                children
+                    .iter()
+                    .filter_map(|c| c["digest"].as_str().map(str::to_owned)),
+            );
+        }
+    }
+    out
+}
+
+/// The single layer of the referrer of `artifact_type`.
+fn referrer_layer(t: &TempStore, subject: &str, artifact_type: &str) -> Vec<u8> {
+    let found: Vec<_> = referrers(t, subject)
+        .into_iter()
+        .filter(|(a, _, _)| a == artifact_type)
+        .collect();
+    assert_eq!(found.len(), 1, "one {artifact_type} referrer of {subject}");
+    let layer = found[0].2["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    blob(t, &layer)
+}
+
+fn clang() -> String {
+    std::env::var("CLANG").unwrap_or_else(|_| "clang-19".into())
+}
+
+/// The headers clang includes for trace_open on amd64, from clang's own `-M` output with the
+/// bundled SDK's source tree: names relative to the SDK (`./bpf/bpf_helpers.h`) or absolute.
+fn headers_clang_reports() -> BTreeSet<String> {
+    let sdk = workspace_root().join("ig-image/sdk/include");
+    let gadget = sample("trace_open");
+    let out = Command::new(clang())
+        .current_dir(&gadget)
+        .args(["-target", "bpf", "-D__TARGET_ARCH_x86", "-M"])
+        .arg(format!("-I{}", s(&sdk)))
+        .arg(format!("-I{}", s(&sdk.join("gadget/amd64"))))
+        .arg("-I/usr/include/x86_64-linux-gnu")
+        .arg("program.bpf.c")
+        .output()
+        .expect("clang runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap().replace("\\\n", " ");
+    let (_, deps) = text.split_once(": ").unwrap();
+    deps.split_whitespace()
+        .filter(|d| d.ends_with(".h"))
+        .map(|d| {
+            let p = std::fs::canonicalize(gadget.join(d)).unwrap();
+            let sdk = std::fs::canonicalize(&sdk).unwrap();
+            match p.strip_prefix(&sdk) {
+                Ok(rel) => format!("./{}", rel.display()),
+                Err(_) => p.display().to_string(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn sbom_and_provenance_are_referrers_of_the_unchanged_index() {
+    let t = TempStore::new();
+    let (key, _) = key_pair(&t, "cosign");
+    let plain = build(&t, "trace_open", "trace_open:plain", &[]);
+    let built = build(
+        &t,
+        "trace_open",
+        "trace_open:v1",
+        &["--sbom", "--provenance", "--key", s(&key)],
+    );
+    // Never inside the index: the digest is the one a build without attestations gives.
+    assert_eq!(built["digest"], plain["digest"]);
+    let digest = built["digest"].as_str().unwrap();
+    let index: Value = serde_json::from_slice(&blob(&t, digest)).unwrap();
+    assert!(
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["artifactType"] != SPDX && m["mediaType"] != SPDX),
+        "{index}"
+    );
+    let kinds: BTreeSet<String> = referrers(&t, digest).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        kinds,
+        [SPDX, IN_TOTO, BUNDLE]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+    let bundles: Vec<_> = referrers(&t, digest)
+        .into_iter()
+        .filter(|r| r.0 == BUNDLE)
+        .map(|r| r.2["annotations"]["dev.sigstore.bundle.predicateType"].clone())
+        .collect();
+    assert_eq!(bundles.len(), 2, "{bundles:?}");
+    assert!(bundles.contains(&Value::from("https://spdx.dev/Document")));
+    assert!(bundles.contains(&Value::from("https://slsa.dev/provenance/v1")));
+    let reported: Vec<_> = built["attestations"].as_array().unwrap().to_vec();
+    assert_eq!(reported.len(), 4, "{built}");
+
+    // The image's own checks still pass, and `list` shows only the images.
+    t.check(&["trace_open:v1"], "amd64,arm64");
+    let list = ok(&t, &["list"]);
+    assert_eq!(list.matches("trace_open").count(), 2, "{list}");
+}
+
+#[test]
+fn sbom_names_the_sources_every_header_clang_read_and_clangs_version() {
+    let t = TempStore::new();
+    let built = build(&t, "trace_open", "trace_open:v1", &["--sbom"]);
+    let digest = built["digest"].as_str().unwrap();
+    let sbom: Value = serde_json::from_slice(&referrer_layer(&t, digest, SPDX)).unwrap();
+    assert_eq!(sbom["spdxVersion"], "SPDX-2.3");
+    assert_eq!(sbom["creationInfo"]["created"], "2023-11-14T22:13:20Z");
+
+    let files = sbom["files"].as_array().unwrap();
+    let by_name = |name: &str| {
+        files
+            .iter()
+            .find(|f| f["fileName"] == name)
+            .unwrap_or_else(|| panic!("`{name}` in the SBOM: {files:#?}"))
+    };
+    let source = by_name("./program.bpf.c");
+    let expected = hex::encode(Sha256::digest(
+        std::fs::read(sample("trace_open").join("program.bpf.c")).unwrap(),
+    ));
+    assert_eq!(source["checksums"][0]["checksumValue"], expected.as_str());
+    assert!(
+        source["comment"]
+            .as_str()
+            .unwrap()
+            .contains("gadget directory"),
+        "{source}"
+    );
+    let vmlinux = by_name("./gadget/amd64/vmlinux.h");
+    let expected = hex::encode(Sha256::digest(
+        std::fs::read(workspace_root().join("ig-image/sdk/include/gadget/amd64/vmlinux.h"))
+            .unwrap(),
+    ));
+    assert_eq!(vmlinux["checksums"][0]["checksumValue"], expected.as_str());
+    assert!(
+        vmlinux["comment"].as_str().unwrap().contains("bundled SDK"),
+        "{vmlinux}"
+    );
+    by_name("./gadget/arm64/vmlinux.h");
+
+    // Every header clang itself reports, with its digest.
+    let listed: BTreeSet<String> = files
+        .iter()
+        .map(|f| f["fileName"].as_str().unwrap().to_owned())
+        .collect();
+    let headers = headers_clang_reports();
+    assert!(headers.len() > 5, "{headers:?}");
+    for h in &headers {
+        assert!(
+            listed.contains(h),
+            "`{h}` missing from the SBOM: {listed:?}"
+        );
+        let f = by_name(h);
+        let path = match h.strip_prefix("./") {
+            Some(rel) => workspace_root().join("ig-image/sdk/include").join(rel),
+            None => PathBuf::from(h),
+        };
+        assert_eq!(
+            f["checksums"][0]["checksumValue"],
+            hex::encode(Sha256::digest(std::fs::read(&path).unwrap())).as_str(),
+            "{h}"
+        );
+    }
+
+    // clang's version, as clang reports it.
+    let version = String::from_utf8(
+        Command::new(clang())
+            .arg("--version")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let first = version.lines().next().unwrap().trim();
+    let packages = sbom["packages"].as_array().unwrap();
+    let clang_pkg = packages
+        .iter()
+        .find(|p| p["name"] == "clang")
+        .expect("clang in the SBOM");
+    assert_eq!(clang_pkg["versionInfo"], first);
+    assert!(packages.iter().any(|p| p["name"] == "llvm-strip"));
+    // Per-platform objects with their digests, the image with its index digest.
+    let objects: Vec<_> = packages
+        .iter()
+        .filter(|p| p["primaryPackagePurpose"] == "FILE")
+        .collect();
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    let image = packages
+        .iter()
+        .find(|p| p["SPDXID"] == "SPDXRef-Image")
+        .unwrap();
+    assert_eq!(image["checksums"][0]["checksumValue"], &digest[7..]);
+
+    // A cached rebuild reports the same inputs: the SBOM is identical.
+    let again = build(&t, "trace_open", "trace_open:v1", &["--sbom"]);
+    assert_eq!(again["cached_objects"], 2);
+    assert_eq!(referrers(&t, digest).len(), 1);
+}
+
+#[test]
+fn two_builds_with_one_source_date_epoch_give_identical_attestations() {
+    let a = TempStore::new();
+    let b = TempStore::new();
+    let (key, _) = key_pair(&a, "cosign");
+    let flags = ["--sbom", "--provenance", "--key", s(&key)];
+    let first = build(&a, "trace_open", "trace_open:v1", &flags);
+    // The second without the cache: a fresh compile must report the same inputs.
+    let mut no_cache = flags.to_vec();
+    no_cache.push("--no-cache");
+    let second = build(&b, "trace_open", "trace_open:v1", &no_cache);
+    assert_eq!(first["digest"], second["digest"]);
+    let digest = first["digest"].as_str().unwrap();
+    for kind in [SPDX, IN_TOTO] {
+        assert_eq!(
+            referrer_layer(&a, digest, kind),
+            referrer_layer(&b, digest, kind),
+            "{kind} differs between two builds"
+        );
+    }
+    let manifests = |t: &TempStore| -> BTreeSet<String> {
+        referrers(t, digest).into_iter().map(|r| r.1).collect()
+    };
+    assert_eq!(manifests(&a), manifests(&b));
+
+    let provenance: Value = serde_json::from_slice(&referrer_layer(&a, digest, IN_TOTO)).unwrap();
+    assert_eq!(
+        provenance["predicateType"],
+        "https://slsa.dev/provenance/v1"
+    );
+    assert_eq!(provenance["subject"][0]["digest"]["sha256"], &digest[7..]);
+    let predicate = &provenance["predicate"];
+    assert_eq!(
+        predicate["buildDefinition"]["externalParameters"]["platforms"],
+        serde_json::json!(["amd64", "arm64"])
+    );
+    assert_eq!(
+        predicate["buildDefinition"]["internalParameters"]["SOURCE_DATE_EPOCH"],
+        "1700000000"
+    );
+    assert!(
+        predicate["runDetails"]["builder"]["id"]
+            .as_str()
+            .unwrap()
+            .contains("builder@v"),
+        "{predicate}"
+    );
+    let deps = predicate["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    assert!(deps.iter().any(|d| {
+        d["uri"] == "file:gadget/program.bpf.c"
+            && d["digest"]["sha256"]
+                .as_str()
+                .is_some_and(|h| h.len() == 64)
+    }));
+}
+
+/// Replaces the bundle of the `predicate_type` referrer of `subject` with `edit(bundle)`.
+fn rewrite_bundle(
+    t: &TempStore,
+    subject: &str,
+    predicate_type: &str,
+    new_subject: Option<&str>,
+    edit: impl Fn(Value) -> Value,
+) {
+    let store = t.store();
+    let index_path = store.join("index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let put = |data: &[u8]| {
+        let d = format!("sha256:{}", hex::encode(Sha256::digest(data)));
+        std::fs::write(store.join("blobs/sha256").join(&d[7..]), data).unwrap();
+        d
+    };
+    let entry = index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|e| {
+            let doc: Value = serde_json::from_slice(&blob(t, e["digest"].as_str().unwrap()))
+                .unwrap_or(Value::Null);
+            doc["subject"]["digest"] == subject
+                && doc["annotations"]["dev.sigstore.bundle.predicateType"] == predicate_type
+        })
+        .expect("the bundle referrer");
+    let mut manifest: Value =
+        serde_json::from_slice(&blob(t, entry["digest"].as_str().unwrap())).unwrap();
+    let bundle: Value =
+        serde_json::from_slice(&blob(t, manifest["layers"][0]["digest"].as_str().unwrap()))
+            .unwrap();
+    let bytes = serde_json::to_vec(&edit(bundle)).unwrap();
+    manifest["layers"][0]["digest"] = put(&bytes).into();
+    manifest["layers"][0]["size"] = bytes.len().into();
+    if let Some(s) = new_subject {
+        manifest["subject"]["digest"] = s.into();
+    }
+    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
+    entry["digest"] = put(&manifest_bytes).into();
+    entry["size"] = manifest_bytes.len().into();
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+#[test]
+fn verify_attestation_needs_the_key_an_intact_payload_and_the_right_subject() {
+    let t = TempStore::new();
+    let (key, public) = key_pair(&t, "cosign");
+    let (_, other) = key_pair(&t, "other");
+    let a = build(
+        &t,
+        "trace_open",
+        "trace_open:v1",
+        &["--sbom", "--provenance"],
+    );
+    let a = a["digest"].as_str().unwrap().to_owned();
+
+    // Unsigned attestations do not verify.
+    let err = exits(
+        &t,
+        1,
+        &[
+            "verify",
+            "trace_open:v1",
+            "--attestation",
+            "slsaprovenance",
+            "--public-keys",
+            s(&public),
+        ],
+    );
+    assert!(
+        err.contains("no signed") && err.contains("unsigned"),
+        "{err}"
+    );
+
+    build(
+        &t,
+        "trace_open",
+        "trace_open:v1",
+        &["--sbom", "--provenance", "--key", s(&key)],
+    );
+    let out = ok(
+        &t,
+        &[
+            "verify",
+            "trace_open:v1",
+            "--attestation",
+            "slsaprovenance",
+            "--public-keys",
+            s(&public),
+        ],
+    );
+    assert!(out.starts_with("Verified trace_open:v1@"), "{out}");
+    let doc = &json_lines(&ok(
+        &t,
+        &[
+            "verify",
+            "trace_open:v1",
+            "--attestation",
+            "spdx",
+            "--public-keys",
+            s(&public),
+            "-o",
+            "json",
+        ],
+    ))[0];
+    assert_eq!(doc["verified"], true);
+    assert_eq!(doc["predicateType"], "https://spdx.dev/Document");
+    assert_eq!(doc["predicate"]["spdxVersion"], "SPDX-2.3");
+    // The image signature is not satisfied by an attestation.
+    let err = exits(
+        &t,
+        1,
+        &["verify", "trace_open:v1", "--public-keys", s(&public)],
+    );
+    assert!(err.contains("is not signed"), "{err}");
+
+    // Another key.
+    let err = exits(
+        &t,
+        1,
+        &[
+            "verify",
+            "trace_open:v1",
+            "--attestation",
+            "slsaprovenance",
+            "--public-keys",
+            s(&other),
+        ],
+    );
+    assert!(
+        err.contains("another key or over an altered payload"),
+        "{err}"
+    );
+
+    // A subject of another digest: in another store, trace_exec's signed provenance listed as
+    // a referrer of trace_open.
+    let t2 = TempStore::new();
+    let a2 = build(&t2, "trace_open", "trace_open:v1", &[]);
+    let a2 = a2["digest"].as_str().unwrap().to_owned();
+    let b = build(
+        &t2,
+        "trace_exec",
+        "trace_exec:v1",
+        &["--provenance", "--key", s(&key)],
+    );
+    let b = b["digest"].as_str().unwrap().to_owned();
+    rewrite_bundle(&t2, &b, "https://slsa.dev/provenance/v1", Some(&a2), |b| b);
+    let err = exits(
+        &t2,
+        1,
+        &[
+            "verify",
+            "trace_open:v1",
+            "--attestation",
+            "slsaprovenance",
+            "--public-keys",
+            s(&public),
+        ],
+    );
+    assert!(err.contains("digest mismatch") && err.contains(&b), "{err}");
+
+    // A tampered payload (the SBOM's statement altered after signing).
+    rewrite_bundle(&t, &a, "https://spdx.dev/Document", None, |mut bundle| {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let payload = engine
+            .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+            .unwrap();
+        let altered = String::from_utf8(payload)
+            .unwrap()
+            .replace("SPDX-2.3", "SPDX-2.2");
+        bundle["dsseEnvelope"]["payload"] = engine.encode(altered).into();
+        bundle
+    });
+    let err = exits(
+        &t,
+        1,
+        &[
+            "verify",
+            "trace_open:v1",
+            "--attestation",
+            "spdx",
+            "--public-keys",
+            s(&public),
+        ],
+    );
+    assert!(err.contains("altered payload"), "{err}");
+}
+
+#[test]
+fn attestations_survive_export_and_import() {
+    let t = TempStore::new();
+    let (key, public) = key_pair(&t, "cosign");
+    let built = build(
+        &t,
+        "trace_open",
+        "trace_open:v1",
+        &["--sbom", "--provenance", "--key", s(&key)],
+    );
+    let digest = built["digest"].as_str().unwrap();
+    let tar = t.dir.path().join("attested.tar");
+    ok(&t, &["export", "trace_open:v1", s(&tar)]);
+
+    let fresh = TempStore::new();
+    ok(&fresh, &["import", s(&tar)]);
+    for kind in ["slsaprovenance", "spdx"] {
+        ok(
+            &fresh,
+            &[
+                "verify",
+                "trace_open:v1",
+                "--attestation",
+                kind,
+                "--public-keys",
+                s(&public),
+            ],
+        );
+    }
+    assert_eq!(
+        referrer_layer(&fresh, digest, SPDX),
+        referrer_layer(&t, digest, SPDX)
+    );
+}
+
+#[test]
+fn attestations_survive_push_and_pull_through_a_registry() {
+    if !ig_image_tests::registry::require_registry_tools(
+        "attestations_survive_push_and_pull_through_a_registry",
+    ) {
+        return;
+    }
+    let registry = ig_image_tests::registry::Registry::start();
+    let host = registry.host();
+    let insecure = ["--insecure-registries", host.as_str()];
+    let t = TempStore::new();
+    let (key, public) = key_pair(&t, "cosign");
+    let image = format!("{host}/gadgets/trace_open:v1");
+    let built = build(
+        &t,
+        "trace_open",
+        &image,
+        &["--sbom", "--provenance", "--key", s(&key)],
+    );
+    let digest = built["digest"].as_str().unwrap();
+    ok(&t, &[&["push", image.as_str()][..], &insecure].concat());
+    // The registry has no referrers API: the referrers are listed at the `sha256-<hex>` tag.
+    let view = ig_image_tests::registry::RegistryView {
+        addr: registry.addr(),
+        auth: None,
+    };
+    let tags = view.tags("gadgets/trace_open");
+    assert!(
+        tags.contains(&format!("sha256-{}", &digest[7..])),
+        "{tags:?}"
+    );
+
+    let fresh = TempStore::new();
+    ok(&fresh, &[&["pull", image.as_str()][..], &insecure].concat());
+    for kind in ["slsaprovenance", "spdx"] {
+        ok(
+            &fresh,
+            &[
+                "verify",
+                &image,
+                "--attestation",
+                kind,
+                "--public-keys",
+                s(&public),
+            ],
+        );
+    }
+    assert_eq!(
+        referrer_layer(&fresh, digest, SPDX),
+        referrer_layer(&t, digest, SPDX)
+    );
+    // --remote verifies the registry's copy.
+    let empty = TempStore::new();
+    ok(
+        &empty,
+        &[
+            &[
+                "verify",
+                image.as_str(),
+                "--remote",
+                "--attestation",
+                "slsaprovenance",
+                "--public-keys",
+                s(&public),
+            ][..],
+            &insecure,
+        ]
+        .concat(),
+    );
+}

@@ -4,7 +4,8 @@
 /*
  * trace_stacks - who unlinks files, and through which code paths.
  *
- * The syscalls/sys_enter_unlinkat tracepoint emits one event per call with
+ * The syscalls/sys_enter_unlinkat (and, on x86, sys_enter_unlink)
+ * tracepoints emit one event per call with
  * the kernel stack (an id into the SDK's stack map `ig_kstack`, symbolized
  * by the runtime) and, with --collect-ustack, the user stack (`ig_ustack`,
  * plus the executable's identity so the runtime can symbolize it). A
@@ -44,10 +45,7 @@ GADGET_TRACER_MAP(events, 1024 * 256);
 
 GADGET_TRACER(unlink, events, event);
 
-/* unlinkat(int dfd, const char *pathname, int flag); unlink(2) is also
- * unlinkat in glibc and musl. */
-SEC("tracepoint/syscalls/sys_enter_unlinkat")
-int ig_unlink_stacks(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int emit(void *ctx, const char *pathname)
 {
 	struct event *event;
 
@@ -63,11 +61,28 @@ int ig_unlink_stacks(struct trace_event_raw_sys_enter *ctx)
 	event->kstack_raw = gadget_get_kernel_stack(ctx);
 	gadget_get_user_stack(ctx, &event->ustack_raw);
 	if (bpf_probe_read_user_str(event->name, sizeof(event->name),
-				    (const char *)ctx->args[1]) < 0)
+				    pathname) < 0)
 		event->name[0] = '\0';
 
 	gadget_submit_buf(ctx, &events, event, sizeof(*event));
 	return 0;
 }
+
+/* unlinkat(int dfd, const char *pathname, int flag) */
+SEC("tracepoint/syscalls/sys_enter_unlinkat")
+int ig_unlinkat_stacks(struct trace_event_raw_sys_enter *ctx)
+{
+	return emit(ctx, (const char *)ctx->args[1]);
+}
+
+#ifdef __TARGET_ARCH_x86
+/* unlink(const char *pathname): x86 has it (glibc's unlink() uses it there),
+ * arm64 only has unlinkat. */
+SEC("tracepoint/syscalls/sys_enter_unlink")
+int ig_unlink_stacks(struct trace_event_raw_sys_enter *ctx)
+{
+	return emit(ctx, (const char *)ctx->args[0]);
+}
+#endif
 
 char LICENSE[] SEC("license") = "GPL";

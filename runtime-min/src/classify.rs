@@ -148,10 +148,14 @@ impl Failure {
 /// did not resolve.
 pub const POISON_CALL: &str = "unknown#195896080";
 
-/// The instruction index of the poisoned call in a verifier log (`12: (85) call unknown#195896080`).
+/// What libbpf writes in place of the poisoned call when it explains the failure in the log.
+pub const LIBBPF_POISON_LINE: &str = "<invalid CO-RE relocation>";
+
+/// The instruction index of the poisoned call in a verifier log (`12: (85) call
+/// unknown#195896080`, or libbpf's `12: <invalid CO-RE relocation>`).
 pub fn poisoned_insn(log: &str) -> Option<usize> {
     log.lines()
-        .find(|l| l.contains(POISON_CALL) && l.contains("call"))
+        .find(|l| (l.contains(POISON_CALL) && l.contains("call")) || l.contains(LIBBPF_POISON_LINE))
         .and_then(|l| {
             let (idx, _) = l.split_once(':')?;
             idx.trim().parse().ok()
@@ -181,7 +185,7 @@ pub fn classify_prog_load(
     type_known: impl FnOnce() -> bool,
 ) -> (FailureClass, String) {
     let errno = error.raw_os_error().unwrap_or(0);
-    if log.contains(POISON_CALL) {
+    if log.contains(POISON_CALL) || log.contains(LIBBPF_POISON_LINE) {
         return (
             FailureClass::CoreRelocation,
             "a CO-RE relocation did not resolve against the kernel BTF".to_string(),
@@ -271,6 +275,12 @@ mod tests {
             FailureClass::CoreRelocation
         );
         assert_eq!(poisoned_insn(log), Some(12));
+        let libbpf = "12: <invalid CO-RE relocation>\nfailed to resolve CO-RE relocation <byte_off> [7] struct task_struct.no_such_field_ig (0:98 @ offset 0)\nprocessed 13 insns\n";
+        assert_eq!(poisoned_insn(libbpf), Some(12));
+        assert_eq!(
+            classify_prog_load(&io::Error::from_raw_os_error(libc::EINVAL), libbpf, || true).0,
+            FailureClass::CoreRelocation
+        );
         let log = "3: (85) call unknown#999\ninvalid func unknown#999\n";
         assert_eq!(
             classify_prog_load(&io::Error::from_raw_os_error(libc::EINVAL), log, || true).0,

@@ -7,10 +7,12 @@
 //! [`session`] runs the loop (timeout, event limit, Ctrl-C) and detaches everything at the end;
 //! [`prove`] puts it together for command lines (`ig-image run`, the `runtime-min` binary).
 //!
-//! Supporting modules: [`fixup`] rewrites what aya would reject (section spellings, the ring
-//! buffer to perf event array fallback); [`btf_raw`] reads and minimizes raw BTF for CO-RE,
-//! cached per boot by [`core_cache`]; [`classify`] and [`core_relo`] turn kernel errors into
-//! classified failures; [`metadata`] and [`params`] read gadget.yaml and `--param` values.
+//! Loading is libbpf's (through libbpf-rs), with the gadget conventions on top (see [`load`]).
+//! Supporting modules: [`fixup`] reads ELF headers and symbols; [`btf_raw`] reads and minimizes
+//! raw BTF for CO-RE, cached per boot by [`core_cache`], and [`runtime_types`] adds the types
+//! upstream's runtime provides; [`libbpf_log`] captures libbpf's messages per load;
+//! [`classify`] and [`core_relo`] turn kernel errors into classified failures; [`metadata`] and
+//! [`params`] read gadget.yaml and `--param` values.
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,8 +24,9 @@
 //! ```
 //!
 //! It needs what `kubectl debug --profile=sysadmin` gives a container (root, the host kernel):
-//! no daemon, no pinned bpffs path, no network. Nothing it loads is pinned, so when the process
-//! ends, or a step fails, the kernel frees every map, program and link.
+//! no daemon, no pinned bpffs path, no network. Nothing it loads stays pinned (maps a gadget pins
+//! go to a private bpffs that disappears after loading), so when the process ends, or a step
+//! fails, the kernel frees every map, program and link.
 #![deny(missing_docs)]
 
 pub mod attach;
@@ -34,12 +37,14 @@ pub mod core_cache;
 pub mod core_relo;
 pub mod decode;
 pub mod fixup;
+pub mod libbpf_log;
 pub mod load;
 pub mod metadata;
 pub mod output;
 pub mod params;
 pub mod prove;
 pub mod readers;
+pub mod runtime_types;
 pub mod session;
 pub mod source;
 pub mod wasm;

@@ -1,25 +1,41 @@
-//! Loading a gadget: parameters into `.rodata`, map sizes, the ring buffer fallback, CO-RE
-//! against the kernel BTF, and every program through the verifier.
+//! Loading a gadget through libbpf: parameters into `.rodata`, map sizes, the ring buffer
+//! fallback, CO-RE against the target BTF, and every program through the verifier.
 //!
-//! Everything loaded lives in the returned [`Loaded`] (an [`aya::Ebpf`]): dropping it closes
-//! every map, program and link, so a failure at any step leaves nothing loaded in the kernel
-//! (nothing is pinned).
+//! libbpf (through libbpf-rs) opens the object, relocates it, creates the maps and loads the
+//! programs. What is ours on top, before `bpf_object__load`:
+//!
+//! - the gadget conventions: `--param` values written into `.rodata`, `<map>_max_entries`
+//!   constants and 0-sized maps, program types for sections libbpf does not know (`socket1`,
+//!   `classifier/...`, `perf_event...`), ring buffers turned into perf event arrays on kernels
+//!   without them;
+//! - the target BTF for CO-RE (`btf_custom_path`): `--kernel-btf`, the image's btfgen layer, or
+//!   the running kernel's BTF minimized to what the relocations can reach (cached per boot),
+//!   plus the types upstream's runtime provides ([`crate::runtime_types`]);
+//! - pinned maps go to a bpffs instance mounted in a private mount namespace, never
+//!   `/sys/fs/bpf`: the pins vanish when the load is done;
+//! - a report per program: libbpf stops at the first program the kernel rejects, so the load is
+//!   retried without it until every program's outcome is known; each failure is classified
+//!   with its verifier log, captured per load ([`crate::libbpf_log`]).
+//!
+//! Everything loaded lives in the returned [`Loaded`]: dropping it closes every link, program
+//! and map, so a failure at any step leaves nothing loaded in the kernel.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use aya::programs::Program;
-use aya::{Btf, EbpfLoader, Endianness};
 use gadget_object::ProgramKind;
+use libbpf_rs::{MapCore as _, MapType, Object, ObjectBuilder, ProgramAttachType, ProgramType};
 use serde::Serialize;
 
-use crate::btf_raw::{CoreRoot as RawCoreRoot, RawBtf};
+use crate::btf_raw::{BtfBuilder, CoreRoot as RawCoreRoot, RawBtf};
 use crate::btfgen;
 use crate::classify::{self, Failure, FailureClass};
 use crate::core_cache;
 use crate::core_relo;
-use crate::fixup::{self, FixupError, FixupPlan, STT_FUNC};
+use crate::fixup::{FixupError, STT_FUNC, STT_OBJECT};
+use crate::libbpf_log::{self, Capture, Messages};
 use crate::params::{self, ParamError};
+use crate::runtime_types;
 use crate::source::Gadget;
 
 /// Where the running kernel publishes its BTF.
@@ -27,12 +43,18 @@ pub const SYSFS_VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
 /// `BPF_MAP_TYPE_RINGBUF`.
 const MAP_TYPE_RINGBUF: u32 = 27;
+/// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
+const MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
+/// The object name given to libbpf (its internal maps are `gadget.rodata`, `gadget.bss`, ...).
+const OBJECT_NAME: &str = "gadget";
+/// The socket enricher map upstream's runtime provides.
+const SOCKETS_MAP: &str = "gadget_sockets";
 
 /// How to load.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// Kernel BTF for CO-RE and BTF-attached programs (default: /sys/kernel/btf/vmlinux, else
-    /// the image's btfgen entry for this kernel).
+    /// Kernel BTF for CO-RE (default: /sys/kernel/btf/vmlinux, else the image's btfgen entry
+    /// for this kernel).
     pub kernel_btf: Option<PathBuf>,
     /// `--param key=value` pairs.
     pub params: Vec<(String, String)>,
@@ -48,8 +70,6 @@ pub enum ProgramStatus {
     Loaded {
         /// Instructions the verifier processed (kernel 5.16+).
         verified_insns: Option<u32>,
-        /// Time spent in `BPF_PROG_LOAD`, microseconds.
-        load_us: u64,
     },
     /// Not loaded.
     Failed {
@@ -89,12 +109,17 @@ pub struct LoadReport {
     pub programs: Vec<ProgramReport>,
     /// Ring buffers turned into perf event arrays (kernel without ring buffers).
     pub perf_maps: Vec<String>,
-    /// Sections renamed for the loader (`socket1` → `socket/ig_3`).
-    pub renamed_sections: Vec<(String, String)>,
+    /// Sections libbpf does not know, with the program type given to them
+    /// (`socket1` → `socket_filter`).
+    pub program_types: Vec<(String, String)>,
     /// Parameters written into `.rodata` (variable, value as given).
     pub params: Vec<(String, String)>,
     /// Maps sized by a `<map>_max_entries` constant.
     pub max_entries: Vec<(String, u32)>,
+    /// Maps pinned by the gadget (into a private bpffs, removed after loading).
+    pub pinned_maps: Vec<String>,
+    /// Types the runtime added to the target BTF (socket enricher).
+    pub runtime_types: Vec<String>,
     /// The kernel BTF used.
     pub kernel_btf: String,
     /// Wall time of the whole load, milliseconds.
@@ -103,47 +128,45 @@ pub struct LoadReport {
 
 /// A loaded gadget.
 pub struct Loaded {
+    /// Links made by [`crate::attach`] (program name, link); dropped before the object.
+    pub links: Vec<(String, libbpf_rs::Link)>,
     /// Maps and programs (dropping it unloads everything).
-    pub ebpf: aya::Ebpf,
+    pub ebpf: Object,
     /// The report.
     pub report: LoadReport,
-    /// Kernel BTF parsed for BTF-attached programs, if any were present.
-    pub btf: Option<Btf>,
 }
 
 impl Loaded {
-    /// Detaches and unloads every program, one thread per program, then closes the maps.
-    /// Detaching makes the kernel wait for an RCU grace period (tens of milliseconds on a busy
-    /// machine). Detaches of other kinds (trampolines, iterators) can overlap this way;
-    /// perf-event attachments (tracepoints, kprobes) are serialized by the kernel's
-    /// `event_mutex` whatever we do, so their cost adds up per program. Dropping a [`Loaded`]
-    /// does the same work on one thread.
+    /// Detaches every link, one thread per link, then closes programs and maps. Detaching makes
+    /// the kernel wait for an RCU grace period (tens of milliseconds on a busy machine);
+    /// detaches of other kinds (trampolines, iterators) overlap this way; perf-event
+    /// attachments (tracepoints, kprobes) are serialized by the kernel's `event_mutex` whatever
+    /// we do. Dropping a [`Loaded`] does the same work on one thread.
     pub fn unload(mut self) {
-        let programs: Vec<&mut Program> = self.ebpf.programs_mut().map(|(_, p)| p).collect();
+        let links = std::mem::take(&mut self.links);
         std::thread::scope(|scope| {
-            for p in programs {
-                scope.spawn(move || unload_program(p));
+            for (_, link) in links {
+                scope.spawn(move || drop(link));
             }
         });
         drop(self);
     }
+
+    /// The loaded program called `name`.
+    pub fn program(&self, name: &str) -> Option<libbpf_rs::ProgramMut<'_>> {
+        self.ebpf.progs_mut().find(|p| p.name() == name)
+    }
+
+    /// The map called `name`.
+    pub fn map(&self, name: &str) -> Option<libbpf_rs::Map<'_>> {
+        self.ebpf.maps().find(|m| m.name() == name)
+    }
 }
 
-fn unload_program(p: &mut Program) {
-    let result = match p {
-        Program::TracePoint(x) => x.unload(),
-        Program::KProbe(x) => x.unload(),
-        Program::RawTracePoint(x) => x.unload(),
-        Program::BtfTracePoint(x) => x.unload(),
-        Program::FEntry(x) => x.unload(),
-        Program::FExit(x) => x.unload(),
-        Program::Iter(x) => x.unload(),
-        Program::Lsm(x) => x.unload(),
-        // Never attached by this runtime: dropping them is quick.
-        _ => Ok(()),
-    };
-    if let Err(e) = result {
-        log::debug!("unloading a program: {e}");
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        // Links first: they hold the programs.
+        self.links.clear();
     }
 }
 
@@ -153,10 +176,10 @@ pub enum LoadError {
     /// A parameter was wrong.
     #[error(transparent)]
     Param(Box<ParamError>),
-    /// The object could not be prepared for the loader.
+    /// The object is malformed or has a program section no loader understands.
     #[error(transparent)]
     Fixup(#[from] FixupError),
-    /// A step before the programs failed (kernel BTF, maps, object BTF, relocations).
+    /// A step before the programs failed (kernel BTF, object, maps, relocations).
     #[error("{}", .failure.render(*.full_log))]
     Setup {
         /// What failed, classified.
@@ -218,18 +241,6 @@ fn render_program_failures(report: &LoadReport, full: bool) -> String {
     out
 }
 
-/// Programs that need the kernel BTF at load time (their attach target is a BTF id).
-fn needs_btf_handle(kind: &ProgramKind) -> bool {
-    matches!(
-        kind,
-        ProgramKind::Fentry
-            | ProgramKind::Fexit
-            | ProgramKind::TpBtf
-            | ProgramKind::Lsm
-            | ProgramKind::Iter { .. }
-    )
-}
-
 fn setup(class: FailureClass, message: String, full_log: bool) -> LoadError {
     LoadError::Setup {
         failure: Failure::new(class, message),
@@ -264,6 +275,22 @@ fn btf_kind(kind: &gadget_object::btf::TypeKind) -> u32 {
     }
 }
 
+/// The essential names of the types the object's CO-RE relocations are rooted at.
+fn core_root_names(gadget: &Gadget) -> Vec<String> {
+    let btf = gadget.info.btf();
+    let mut names: Vec<String> = gadget
+        .info
+        .btf_ext()
+        .map(|e| e.core_relos.as_slice())
+        .unwrap_or(&[])
+        .iter()
+        .map(|r| core_relo::essential_name(btf.name(r.type_id)).to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// The roots of the object's CO-RE relocations, or `None` when a minimized kernel BTF cannot
 /// stand in for the whole one (a relocation needs real kernel type ids or a deep type match, or
 /// is rooted at an anonymous type).
@@ -295,205 +322,6 @@ fn core_roots(gadget: &Gadget) -> Option<Vec<RawCoreRoot>> {
     Some(roots)
 }
 
-/// What the background thread prepares: aya's loader and the kernel BTF for CO-RE.
-struct Prepared {
-    /// The loader. When `shadowed`, its own BTF is already the minimized kernel BTF.
-    loader: EbpfLoader<'static>,
-    /// The minimized kernel BTF, parsed, when the loader could not be shown it directly.
-    core: Option<Btf>,
-    /// The loader parsed the minimized kernel BTF itself.
-    shadowed: bool,
-    /// The kernel BTF's `enum bpf_func_id` has the ring buffer helpers.
-    has_ringbuf: bool,
-}
-
-/// Makes the calling thread, and only it, see `blob` at `/sys/kernel/btf/vmlinux`: a private
-/// mount namespace for this thread (`unshare(CLONE_NEWNS)`, mounts made private so nothing
-/// propagates back to the host) and a bind mount of `file` (holding the blob) over the path.
-/// The namespace disappears with the thread.
-///
-/// Why: aya 0.14's `EbpfLoader::new()` always reads and parses the whole running kernel's BTF
-/// (about 5 MB, 130,000 types: 15-25 ms and ~20 MB) before it can be told to use another one;
-/// shown the minimized BTF instead, it parses a few hundred types. Needs CAP_SYS_ADMIN (which
-/// loading needs anyway); on any failure the caller falls back to the normal path.
-fn shadow_vmlinux_for_this_thread(file: &Path) -> std::io::Result<()> {
-    use std::ffi::CString;
-    let cstr =
-        |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other);
-    let (src, target, root) = (
-        cstr(file)?,
-        cstr(Path::new(SYSFS_VMLINUX))?,
-        cstr(Path::new("/"))?,
-    );
-    let check = |rc: libc::c_int| {
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
-    };
-    // SAFETY: plain syscalls with valid NUL-terminated paths that outlive the calls; they only
-    // change the mount namespace of this thread.
-    unsafe {
-        check(libc::unshare(libc::CLONE_NEWNS))?;
-        check(libc::mount(
-            std::ptr::null(),
-            root.as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ))?;
-        check(libc::mount(
-            src.as_ptr(),
-            target.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        ))?;
-    }
-    Ok(())
-}
-
-/// Runs on a second thread while the main one reads the gadget: reads the kernel BTF, cuts it
-/// down to what the CO-RE relocations (`roots`) can reach, and creates aya's loader.
-fn prepare_loader(
-    roots: Option<Vec<RawCoreRoot>>,
-    path: PathBuf,
-    custom: bool,
-    full_log: bool,
-) -> Result<Prepared, LoadError> {
-    let _ = aya::features();
-    if !custom && roots.is_none() {
-        return Ok(Prepared {
-            loader: EbpfLoader::new(),
-            core: None,
-            shadowed: false,
-            has_ringbuf: true,
-        });
-    }
-    let t = Instant::now();
-    if !custom && roots.as_ref().is_some_and(Vec::is_empty) {
-        // Nothing to relocate: show the loader an empty BTF (no need to read the kernel's).
-        return shadowed_or_parsed(&RawBtf::empty_blob(), None, true, t, full_log);
-    }
-    // The running kernel's minimized BTF may be cached from an earlier run in this boot.
-    let cache_entry = if custom {
-        None
-    } else {
-        roots.as_deref().and_then(core_cache::entry)
-    };
-    let cached = cache_entry.as_deref().and_then(core_cache::lookup);
-    let (mini, has_ringbuf) = match (cached, roots) {
-        (Some(mini), _) => {
-            log::debug!(
-                "kernel BTF for CO-RE from the cache ({} bytes) in {:?}",
-                mini.len(),
-                t.elapsed()
-            );
-            (mini, true)
-        }
-        (None, roots) => {
-            let bytes = std::fs::read(&path).map_err(|e| {
-                setup(
-                    FailureClass::MissingBtf,
-                    format!("cannot read kernel BTF `{}`: {e}", path.display()),
-                    full_log,
-                )
-            })?;
-            let raw = RawBtf::parse(&bytes).map_err(|e| {
-                setup(
-                    FailureClass::MissingBtf,
-                    format!("`{}` is not BTF: {e}", path.display()),
-                    full_log,
-                )
-            })?;
-            let has_ringbuf =
-                !custom || raw.enum_has_value("bpf_func_id", "BPF_FUNC_ringbuf_reserve");
-            let Some(roots) = roots else {
-                return Ok(Prepared {
-                    loader: EbpfLoader::new(),
-                    core: None,
-                    shadowed: false,
-                    has_ringbuf,
-                });
-            };
-            let mini = raw.minimize_for_core(&roots);
-            log::debug!(
-                "kernel BTF for CO-RE: {} bytes, read and minimized in {:?}",
-                mini.len(),
-                t.elapsed()
-            );
-            if let Some(entry) = &cache_entry {
-                core_cache::store(entry, &mini);
-            }
-            (mini, has_ringbuf)
-        }
-    };
-    shadowed_or_parsed(
-        &mini,
-        cache_entry.as_deref().filter(|p| p.is_file()),
-        has_ringbuf,
-        t,
-        full_log,
-    )
-}
-
-/// Creates aya's loader on `mini` (through [`shadow_vmlinux_for_this_thread`]), or, when the
-/// thread cannot have its own mount namespace, on the whole kernel BTF with `mini` parsed for
-/// the caller to hand over.
-fn shadowed_or_parsed(
-    mini: &[u8],
-    file: Option<&Path>,
-    has_ringbuf: bool,
-    t: Instant,
-    full_log: bool,
-) -> Result<Prepared, LoadError> {
-    // The cached file itself, or a temporary copy (kept until the loader has read it).
-    let mut temp: Option<tempfile::NamedTempFile> = None;
-    let file = match file {
-        Some(p) => Ok(p.to_path_buf()),
-        None => write_temp_btf("runtime-min-core-btf-", mini).map(|f| {
-            let p = f.path().to_path_buf();
-            temp = Some(f);
-            p
-        }),
-    };
-    match file.and_then(|f| shadow_vmlinux_for_this_thread(&f)) {
-        Ok(()) => {
-            let loader = EbpfLoader::new();
-            drop(temp);
-            log::debug!(
-                "loader created on the minimized kernel BTF after {:?}",
-                t.elapsed()
-            );
-            Ok(Prepared {
-                loader,
-                core: None,
-                shadowed: true,
-                has_ringbuf,
-            })
-        }
-        Err(e) => {
-            log::debug!(
-                "cannot show the loader a minimized kernel BTF ({e}); it parses the whole one"
-            );
-            let core = Btf::parse(mini, Endianness::default()).map_err(|e| {
-                setup(
-                    FailureClass::MissingBtf,
-                    format!("cannot parse the minimized kernel BTF: {e}"),
-                    full_log,
-                )
-            })?;
-            Ok(Prepared {
-                loader: EbpfLoader::new(),
-                core: Some(core),
-                shadowed: false,
-                has_ringbuf,
-            })
-        }
-    }
-}
-
 /// Writes `btf` to a temporary file (in /dev/shm when there is one).
 fn write_temp_btf(prefix: &str, btf: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = if Path::new("/dev/shm").is_dir() {
@@ -504,6 +332,378 @@ fn write_temp_btf(prefix: &str, btf: &[u8]) -> std::io::Result<tempfile::NamedTe
     let mut f = tempfile::Builder::new().prefix(prefix).tempfile_in(dir)?;
     std::io::Write::write_all(&mut f, btf)?;
     Ok(f)
+}
+
+/// The BTF libbpf relocates against (`btf_custom_path`), when not the running kernel's own.
+struct TargetBtf {
+    /// The file given to libbpf.
+    path: Option<PathBuf>,
+    /// Keeps a temporary target file alive until the load is done.
+    _temp: Option<tempfile::NamedTempFile>,
+    /// The target has the ring buffer helpers (`enum bpf_func_id`).
+    has_ringbuf: bool,
+    /// Runtime-provided types added to it.
+    runtime_types: Vec<String>,
+}
+
+/// Chooses and, where needed, writes the target BTF for CO-RE:
+///
+/// - no CO-RE relocations: none (libbpf reads no kernel BTF for them);
+/// - the running kernel: its BTF minimized to the types the relocations can reach (a few
+///   hundred types instead of 130,000; cached per boot), or libbpf's own reading of the whole
+///   one when the relocations need it whole;
+/// - `--kernel-btf` or the btfgen layer: that file;
+///
+/// and, when the object relocates against the socket enricher's types, those types appended.
+fn target_btf(
+    gadget: &Gadget,
+    kernel_btf: Option<&Path>,
+    full_log: bool,
+) -> Result<TargetBtf, LoadError> {
+    let has_core = gadget
+        .info
+        .btf_ext()
+        .is_some_and(|e| !e.core_relos.is_empty());
+    let runtime: Vec<String> = if has_core {
+        let names = core_root_names(gadget);
+        runtime_types::SOCKET_TYPES
+            .iter()
+            .filter(|t| names.iter().any(|n| n == *t))
+            .map(|t| t.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let custom = kernel_btf.is_some();
+    let kernel_path = kernel_btf.unwrap_or(Path::new(SYSFS_VMLINUX));
+    let read = || {
+        std::fs::read(kernel_path).map_err(|e| {
+            setup(
+                FailureClass::MissingBtf,
+                format!("cannot read kernel BTF `{}`: {e}", kernel_path.display()),
+                full_log,
+            )
+        })
+    };
+    let parse = |bytes: &[u8]| -> Result<Vec<u8>, LoadError> {
+        RawBtf::parse(bytes).map(|_| Vec::new()).map_err(|e| {
+            setup(
+                FailureClass::MissingBtf,
+                format!("`{}` is not BTF: {e}", kernel_path.display()),
+                full_log,
+            )
+        })
+    };
+    let with_runtime = |blob: &[u8]| -> Result<Vec<u8>, LoadError> {
+        parse(blob)?;
+        let raw = RawBtf::parse(blob).expect("parsed above");
+        let mut b = BtfBuilder::new(&raw);
+        runtime_types::add_socket_types(&mut b);
+        Ok(b.finish())
+    };
+    let temp = |blob: &[u8]| -> Result<tempfile::NamedTempFile, LoadError> {
+        write_temp_btf("runtime-min-target-btf-", blob).map_err(|e| {
+            setup(
+                FailureClass::Other,
+                format!("cannot write the target BTF: {e}"),
+                full_log,
+            )
+        })
+    };
+    let done = |path: Option<PathBuf>, t: Option<tempfile::NamedTempFile>, has_ringbuf: bool| {
+        Ok(TargetBtf {
+            path: t.as_ref().map(|t| t.path().to_path_buf()).or(path),
+            _temp: t,
+            has_ringbuf,
+            runtime_types: runtime.clone(),
+        })
+    };
+
+    if custom {
+        // Another kernel's BTF: libbpf reads the whole file (also for the ring buffer check).
+        let bytes = read()?;
+        parse(&bytes)?;
+        let has_ringbuf = RawBtf::parse(&bytes)
+            .map(|r| r.enum_has_value("bpf_func_id", "BPF_FUNC_ringbuf_reserve"))
+            .unwrap_or(true);
+        if runtime.is_empty() {
+            return done(Some(kernel_path.to_path_buf()), None, has_ringbuf);
+        }
+        let blob = with_runtime(&bytes)?;
+        return done(None, Some(temp(&blob)?), has_ringbuf);
+    }
+    if !has_core {
+        return done(None, None, true);
+    }
+    let Some(roots) = core_roots(gadget) else {
+        if runtime.is_empty() {
+            return done(None, None, true);
+        }
+        let blob = with_runtime(&read()?)?;
+        return done(None, Some(temp(&blob)?), true);
+    };
+    // The running kernel's minimized BTF (with the runtime's types) may be cached from an
+    // earlier run in this boot.
+    let t = Instant::now();
+    let entry = core_cache::entry(&roots);
+    if let Some(path) = entry.as_deref().filter(|p| core_cache::lookup(p).is_some()) {
+        log::debug!("target BTF from the cache in {:?}", t.elapsed());
+        return done(Some(path.to_path_buf()), None, true);
+    }
+    let bytes = read()?;
+    parse(&bytes)?;
+    let raw = RawBtf::parse(&bytes).expect("parsed above");
+    let mut mini = raw.minimize_for_core(&roots);
+    if !runtime.is_empty() {
+        mini = with_runtime(&mini)?;
+    }
+    log::debug!(
+        "target BTF: {} bytes, read and minimized in {:?}",
+        mini.len(),
+        t.elapsed()
+    );
+    if let Some(entry) = &entry {
+        core_cache::store(entry, &mini);
+        if core_cache::lookup(entry).is_some() {
+            return done(Some(entry.clone()), None, true);
+        }
+    }
+    done(None, Some(temp(&mini)?), true)
+}
+
+/// The program type for a section spelling libbpf does not know, the way Inspektor Gadget's
+/// runtime loads it.
+fn program_type_for(
+    section: &str,
+) -> Option<(ProgramType, Option<ProgramAttachType>, &'static str)> {
+    let prefix = section.split('/').next().unwrap_or(section);
+    Some(match prefix {
+        p if p.starts_with("socket") => (ProgramType::SocketFilter, None, "socket_filter"),
+        p if p.starts_with("classifier") || p.starts_with("tc") => {
+            (ProgramType::SchedCls, None, "sched_cls")
+        }
+        p if p.starts_with("perf_event") => (ProgramType::PerfEvent, None, "perf_event"),
+        p if p.starts_with("sk_skb") => (
+            ProgramType::SkSkb,
+            Some(ProgramAttachType::SkSkbStreamVerdict),
+            "sk_skb",
+        ),
+        p if p.starts_with("sk_msg") => (
+            ProgramType::SkMsg,
+            Some(ProgramAttachType::SkMsgVerdict),
+            "sk_msg",
+        ),
+        p if p.starts_with("sockops") => (ProgramType::SockOps, None, "sock_ops"),
+        _ => return None,
+    })
+}
+
+/// libbpf's name for the internal map of data section `section` (`.rodata` →
+/// `gadget.rodata`; `.rodata.foo` → `.rodata.foo`), at most 15 characters.
+fn internal_map_name(section: &str) -> String {
+    let sfx_len = section.len().max(7);
+    let pfx_len = if section.get(1..).is_some_and(|s| s.contains('.')) {
+        0
+    } else {
+        15usize.saturating_sub(sfx_len).min(OBJECT_NAME.len())
+    };
+    let mut name: String = OBJECT_NAME[..pfx_len].to_string();
+    name.push_str(&section[..section.len().min(sfx_len)]);
+    name.truncate(15);
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Everything decided before opening the object; the same for every attempt.
+struct Plan<'a> {
+    object: &'a [u8],
+    btf_custom_path: Option<&'a Path>,
+    /// Private bpffs mount point for pinned maps.
+    pin_root: Option<&'a Path>,
+    perf_maps: &'a [String],
+    max_entries: &'a [(String, u32)],
+    /// `(internal map, offset, bytes)` for each parameter.
+    globals: Vec<(String, usize, Vec<u8>)>,
+    /// The socket enricher map's value size, when the runtime provides its type.
+    sockets_value_size: Option<u32>,
+}
+
+/// One failed `bpf_object__open`/`__load`.
+struct AttemptFailure {
+    /// The program whose load failed (`None`: the object, a map or a relocation).
+    program: Option<String>,
+    /// A program section neither libbpf nor this runtime knows.
+    unsupported_section: Option<String>,
+    errno: Option<i32>,
+    /// libbpf's error.
+    error: String,
+    messages: Messages,
+}
+
+/// Opens `plan.object`, applies the plan, and loads every program not in `skip`.
+fn attempt(
+    plan: &Plan<'_>,
+    skip: &[String],
+    capture: &Capture,
+    program_types: &mut Vec<(String, String)>,
+) -> Result<Object, AttemptFailure> {
+    let fail = |program: Option<String>, e: libbpf_rs::Error, messages: Messages| AttemptFailure {
+        program,
+        unsupported_section: None,
+        errno: libbpf_log::errno(&e),
+        error: format!("{e:#}"),
+        messages,
+    };
+    let mut builder = ObjectBuilder::default();
+    let configured = builder
+        .name(OBJECT_NAME)
+        .and_then(|b| match plan.btf_custom_path {
+            Some(p) => b.btf_custom_path(p),
+            None => Ok(b),
+        });
+    let configured = configured.and_then(|b| match plan.pin_root {
+        Some(p) => b.pin_root_path(p),
+        None => Ok(b),
+    });
+    if let Err(e) = configured {
+        return Err(fail(None, e, capture.take()));
+    }
+    let mut open = builder
+        .open_memory(plan.object)
+        .map_err(|e| fail(None, e, capture.take()))?;
+    program_types.clear();
+    for mut p in open.progs_mut() {
+        let name = p.name().to_string_lossy().into_owned();
+        if skip.contains(&name) {
+            p.set_autoload(false);
+            continue;
+        }
+        if p.prog_type() == ProgramType::Unspec {
+            let section = p.section().to_string_lossy().into_owned();
+            if let Some((ty, attach, label)) = program_type_for(&section) {
+                p.set_prog_type(ty);
+                if let Some(a) = attach {
+                    p.set_attach_type(a);
+                }
+                program_types.push((section, label.to_string()));
+            } else {
+                return Err(AttemptFailure {
+                    program: Some(name),
+                    unsupported_section: Some(section),
+                    errno: None,
+                    error: String::new(),
+                    messages: capture.take(),
+                });
+            }
+        }
+    }
+    for mut m in open.maps_mut() {
+        let name = m.name().to_string_lossy().into_owned();
+        let r = (|| -> libbpf_rs::Result<()> {
+            if plan.perf_maps.contains(&name) {
+                m.set_type(MapType::PerfEventArray)?;
+                m.set_key_size(4)?;
+                m.set_value_size(4)?;
+                m.set_max_entries(0)?;
+            }
+            if let Some((_, n)) = plan.max_entries.iter().find(|(m, _)| *m == name) {
+                m.set_max_entries(*n)?;
+            }
+            if name == SOCKETS_MAP {
+                if let Some(size) = plan.sockets_value_size {
+                    m.set_value_size(size)?;
+                }
+            }
+            for (map, off, bytes) in &plan.globals {
+                if *map != name {
+                    continue;
+                }
+                let data = m.initial_value_mut().ok_or_else(|| {
+                    libbpf_rs::Error::from(std::io::Error::other(format!(
+                        "map `{name}` has no initial value"
+                    )))
+                })?;
+                let slot = data.get_mut(*off..off + bytes.len()).ok_or_else(|| {
+                    libbpf_rs::Error::from(std::io::Error::other(format!(
+                        "a parameter lies outside map `{name}`"
+                    )))
+                })?;
+                slot.copy_from_slice(bytes);
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            return Err(fail(None, e, capture.take()));
+        }
+    }
+    open.load().map_err(|e| {
+        let messages = capture.take();
+        fail(messages.failed_program(), e, messages)
+    })
+}
+
+/// Runs `f` on a thread of its own in a private mount namespace where a fresh bpffs instance is
+/// mounted at `dir` (nothing propagates back to the host). The namespace, the bpffs instance and
+/// every pin in it disappear when the thread ends; maps stay alive through their descriptors.
+fn in_private_bpffs<T: Send>(dir: &Path, f: impl FnOnce() -> T + Send) -> std::io::Result<T> {
+    use std::ffi::CString;
+    let target = CString::new(dir.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let check = |rc: libc::c_int| {
+                    if rc == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                };
+                let (root, bpf) = (c"/", c"bpf");
+                // SAFETY: plain syscalls with valid NUL-terminated strings that outlive the
+                // calls; they change only this thread's mount namespace.
+                unsafe {
+                    check(libc::unshare(libc::CLONE_NEWNS))?;
+                    check(libc::mount(
+                        std::ptr::null(),
+                        root.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    ))?;
+                    check(libc::mount(
+                        bpf.as_ptr(),
+                        target.as_ptr(),
+                        bpf.as_ptr(),
+                        0,
+                        std::ptr::null(),
+                    ))?;
+                }
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the loader thread panicked")))
+    })
+}
+
+/// The instructions the verifier processed for a loaded program (kernel 5.16+).
+fn verified_insns(prog: &libbpf_rs::Program<'_>) -> Option<u32> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    let fd = prog.as_fd().as_raw_fd();
+    // SAFETY: `bpf_prog_info` is plain data; all zeroes is a valid value.
+    let mut info: libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
+    // SAFETY: `info` is a valid, writable `bpf_prog_info` of `len` bytes for the call.
+    let rc = unsafe {
+        libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info as *mut _, &mut len as *mut u32)
+    };
+    (rc == 0 && info.verified_insns > 0).then_some(info.verified_insns)
 }
 
 /// Loads every map and program of `gadget` into the kernel. On a kernel without
@@ -518,13 +718,22 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let specs = params::specs(info, gadget.metadata.as_ref());
     let values = params::resolve(&specs, &opts.params, endianness)?;
 
+    let wants_kernel_btf = info.programs().iter().any(|p| {
+        matches!(
+            p.kind,
+            ProgramKind::Fentry
+                | ProgramKind::Fexit
+                | ProgramKind::TpBtf
+                | ProgramKind::Lsm
+                | ProgramKind::Iter { .. }
+        )
+    });
     let has_core = info.btf_ext().is_some_and(|e| !e.core_relos.is_empty());
-    let wants_handle = info.programs().iter().any(|p| needs_btf_handle(&p.kind));
     let sysfs = Path::new(SYSFS_VMLINUX);
     // A kernel without its own BTF: the image's btfgen layer may have this kernel's. The file
-    // lives until the load is done (the loader and the error explanations read it).
+    // lives until the load is done (libbpf and the error explanations read it).
     let mut btfgen_entry: Option<(String, tempfile::NamedTempFile)> = None;
-    if opts.kernel_btf.is_none() && !sysfs.exists() && (has_core || wants_handle) {
+    if opts.kernel_btf.is_none() && !sysfs.exists() && (has_core || wants_kernel_btf) {
         let Some(layer) = &gadget.btfgen else {
             return Err(setup(
                 FailureClass::MissingBtf,
@@ -563,66 +772,9 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         None => opts,
     };
 
-    // aya's loader parses /sys/kernel/btf/vmlinux when created; do that on another core while
-    // this thread reads the object, probes the kernel and prepares the bytes.
-    let custom = opts.kernel_btf.is_some();
-    let kernel_path = opts
-        .kernel_btf
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(SYSFS_VMLINUX));
-    // No CO-RE relocations: the loader needs no kernel types at all (an empty root set).
-    let roots = if has_core {
-        core_roots(gadget)
-    } else {
-        Some(Vec::new())
-    };
-    // The thread sends its result rather than returning it: when it made itself a mount
-    // namespace, tearing that down at thread exit takes the kernel a moment, which then overlaps
-    // with the rest of the load instead of delaying it.
-    let background = {
-        let (roots, path) = (roots.clone(), kernel_path.clone());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(prepare_loader(roots, path, custom, full_log));
-        });
-        rx
-    };
-    // The whole kernel BTF, for programs whose attach target is a BTF id, and for CO-RE when
-    // another kernel's BTF was given and cannot be minimized.
-    let handle = if wants_handle || (custom && has_core && roots.is_none()) {
-        let what = kernel_path.display().to_string();
-        Some(
-            Btf::parse_file(&kernel_path, Endianness::default()).map_err(|e| {
-                setup(
-                    FailureClass::MissingBtf,
-                    format!("cannot parse kernel BTF `{what}`: {e}"),
-                    full_log,
-                )
-            })?,
-        )
-    } else {
-        None
-    };
+    let target = target_btf(gadget, opts.kernel_btf.as_deref(), full_log)?;
+    log::debug!("target BTF ready after {:?}", started.elapsed());
 
-    let kernel_has_ringbuf =
-        aya::sys::is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(true);
-    let ready = background.recv().map_err(|_| {
-        setup(
-            FailureClass::Other,
-            "the loader thread panicked".into(),
-            full_log,
-        )
-    })??;
-    log::debug!("loader ready after {:?}", started.elapsed());
-    let core_btf = ready.core;
-    let mut loader: EbpfLoader<'_> = ready.loader;
-    if let Some(b) = &core_btf {
-        loader.btf(Some(b));
-    } else if custom && !ready.shadowed {
-        if let Some(h) = &handle {
-            loader.btf(Some(h));
-        }
-    }
     // Ring buffer tracer maps become perf event arrays when the kernel (or the target BTF the
     // program's CO-RE checks run against) has no ring buffers.
     let ringbuf_maps: Vec<String> = info
@@ -634,16 +786,16 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         })
         .map(|t| t.map_name.clone())
         .collect();
-    let mut plan = FixupPlan::default();
-    if !ringbuf_maps.is_empty() && (!kernel_has_ringbuf || !ready.has_ringbuf) {
+    let mut perf_maps = Vec::new();
+    if !ringbuf_maps.is_empty()
+        && (!target.has_ringbuf || !MapType::RingBuf.is_supported().unwrap_or(true))
+    {
         log::info!(
             "no ring buffers on this kernel: using perf event arrays for {}",
             ringbuf_maps.join(", ")
         );
-        plan.perf_maps = ringbuf_maps;
+        perf_maps = ringbuf_maps;
     }
-    let prepared = fixup::prepare(&gadget.object, &plan)?;
-    log::debug!("object prepared after {:?}", started.elapsed());
 
     // `<map>_max_entries` constants (a parameter of that name wins).
     let mut max_entries: Vec<(String, u32)> = Vec::new();
@@ -670,8 +822,8 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
     }
     for m in info.maps() {
         if m.max_entries == 0
-            && !plan.perf_maps.contains(&m.name)
-            && m.map_type != 4
+            && !perf_maps.contains(&m.name)
+            && m.map_type != MAP_TYPE_PERF_EVENT_ARRAY
             && !max_entries.iter().any(|(n, _)| n == &m.name)
         {
             return Err(setup(
@@ -685,25 +837,128 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         }
     }
 
-    loader.allow_unsupported_maps();
+    // Parameters: where each variable sits in its data section.
+    let mut globals = Vec::new();
     for (var, bytes) in &values {
-        loader.override_global(var.as_str(), bytes.as_slice(), true);
+        let sym = gadget
+            .elf
+            .symbols
+            .iter()
+            .find(|s| s.name == *var && s.kind == STT_OBJECT);
+        let section = sym.and_then(|s| gadget.elf.sections.get(s.section));
+        match (sym, section) {
+            (Some(sym), Some(sec)) => globals.push((
+                internal_map_name(&sec.name),
+                sym.value as usize,
+                bytes.clone(),
+            )),
+            _ => {
+                return Err(setup(
+                    FailureClass::Other,
+                    format!("parameter variable `{var}` is not a global of the object"),
+                    full_log,
+                ));
+            }
+        }
     }
-    for (map, n) in &max_entries {
-        loader.map_max_entries(map.as_str(), *n);
-    }
-    let mut ebpf = loader
-        .load(&prepared.bytes)
-        .map_err(|e| classify_loader_error(e, full_log))?;
-    log::debug!(
-        "maps created, BTF loaded, CO-RE applied after {:?}",
-        started.elapsed()
-    );
+
+    let pinned_maps: Vec<String> = info
+        .maps()
+        .iter()
+        .filter(|m| m.pinning != 0)
+        .map(|m| m.name.clone())
+        .collect();
+    let pin_dir = if pinned_maps.is_empty() {
+        None
+    } else {
+        Some(
+            tempfile::Builder::new()
+                .prefix("runtime-min-bpffs-")
+                .tempdir()
+                .map_err(|e| {
+                    setup(
+                        FailureClass::Other,
+                        format!("cannot create a private bpffs mount point: {e}"),
+                        full_log,
+                    )
+                })?,
+        )
+    };
+
+    let plan = Plan {
+        object: &gadget.object,
+        btf_custom_path: target.path.as_deref(),
+        pin_root: pin_dir.as_ref().map(|d| d.path()),
+        perf_maps: &perf_maps,
+        max_entries: &max_entries,
+        globals,
+        sockets_value_size: target
+            .runtime_types
+            .iter()
+            .any(|t| t == "gadget_socket_value")
+            .then_some(runtime_types::SOCKET_VALUE_SIZE),
+    };
+
+    // Load; when a program fails, note why and load again without it, until every program's
+    // outcome is known.
+    let capture = Capture::start();
+    let mut failed: Vec<(String, Failure)> = Vec::new();
+    let mut program_types = Vec::new();
+    let object = loop {
+        let skip: Vec<String> = failed.iter().map(|(n, _)| n.clone()).collect();
+        let result = match plan.pin_root {
+            None => attempt(&plan, &skip, &capture, &mut program_types),
+            Some(dir) => {
+                let r = in_private_bpffs(dir, || {
+                    let mut types = Vec::new();
+                    let r = attempt(&plan, &skip, &capture, &mut types);
+                    (r, types)
+                });
+                match r {
+                    Ok((r, types)) => {
+                        program_types = types;
+                        r
+                    }
+                    Err(e) => {
+                        return Err(setup(
+                            FailureClass::Permission,
+                            format!(
+                                "the gadget pins maps, and a private bpffs for them cannot be mounted: {e}"
+                            ),
+                            full_log,
+                        ));
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(object) => break Some(object),
+            Err(AttemptFailure {
+                unsupported_section: Some(section),
+                ..
+            }) => return Err(FixupError::UnsupportedSection { section }.into()),
+            Err(f) => match f.program.clone() {
+                Some(name)
+                    if !skip.contains(&name) && info.programs().iter().any(|p| p.name == name) =>
+                {
+                    let failure = classify_program_failure(&f, gadget, &name, opts);
+                    failed.push((name, failure));
+                    if failed.len() == info.programs().len() {
+                        break None;
+                    }
+                }
+                _ => return Err(classify_setup_failure(&f, full_log)),
+            },
+        }
+    };
+    drop(capture);
+    drop(pin_dir);
+    log::debug!("object loaded after {:?}", started.elapsed());
 
     let mut report = LoadReport {
         programs: Vec::new(),
-        perf_maps: prepared.perf_maps.clone(),
-        renamed_sections: prepared.renamed.clone(),
+        perf_maps: perf_maps.clone(),
+        program_types,
         params: values
             .iter()
             .map(|(var, _)| {
@@ -724,6 +979,8 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
             })
             .collect(),
         max_entries,
+        pinned_maps,
+        runtime_types: target.runtime_types.clone(),
         kernel_btf: match &btfgen_entry {
             Some((entry, _)) => format!("btfgen layer: {entry}"),
             None => opts
@@ -733,30 +990,21 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         },
         load_ms: 0.0,
     };
-
     for p in info.programs() {
-        let t = Instant::now();
-        let status = match ebpf.program_mut(&p.name) {
-            None => ProgramStatus::Failed {
-                failure: Failure::new(
-                    FailureClass::Other,
-                    "the loader did not find this program in the object",
-                ),
+        let status = match failed.iter().find(|(n, _)| *n == p.name) {
+            Some((_, failure)) => ProgramStatus::Failed {
+                failure: failure.clone(),
             },
-            Some(prog) => match load_program(prog, &p.kind, &p.target, handle.as_ref()) {
-                Ok(()) => ProgramStatus::Loaded {
-                    verified_insns: prog
-                        .info()
-                        .ok()
-                        .and_then(|i| i.verified_instruction_count()),
-                    load_us: t.elapsed().as_micros() as u64,
+            None => match object
+                .as_ref()
+                .and_then(|o| o.progs().find(|x| x.name() == p.name.as_str()))
+            {
+                Some(prog) => ProgramStatus::Loaded {
+                    verified_insns: verified_insns(&prog),
                 },
-                Err(e) => {
-                    let prog_type = prog.prog_type();
-                    ProgramStatus::Failed {
-                        failure: classify_program_error(e, prog_type, gadget, &p.name, opts),
-                    }
-                }
+                None => ProgramStatus::Failed {
+                    failure: Failure::new(FailureClass::Other, "libbpf did not load this program"),
+                },
             },
         };
         report.programs.push(ProgramReport {
@@ -767,133 +1015,126 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         });
     }
     report.load_ms = started.elapsed().as_secs_f64() * 1000.0;
-    log::debug!("programs loaded after {:?}", started.elapsed());
-    if report.programs.iter().any(|p| !p.loaded()) {
-        drop(ebpf);
-        return Err(LoadError::Programs {
+    match object {
+        Some(ebpf) if failed.is_empty() => Ok(Loaded {
+            links: Vec::new(),
+            ebpf,
+            report,
+        }),
+        _ => Err(LoadError::Programs {
             report: Box::new(report),
             full_log,
-        });
+        }),
     }
-    Ok(Loaded {
-        ebpf,
-        report,
-        btf: handle,
-    })
 }
 
-/// Runs `BPF_PROG_LOAD` for one program, with the attach target BTF-attached kinds need.
-fn load_program(
-    prog: &mut Program,
-    kind: &ProgramKind,
-    target: &str,
-    btf: Option<&Btf>,
-) -> Result<(), LoadProgramError> {
-    let need = || btf.ok_or(LoadProgramError::NoBtf);
-    let r = match prog {
-        Program::TracePoint(p) => p.load(),
-        Program::KProbe(p) => p.load(),
-        Program::UProbe(p) => p.load(),
-        Program::RawTracePoint(p) => p.load(),
-        Program::SocketFilter(p) => p.load(),
-        Program::SchedClassifier(p) => p.load(),
-        Program::SkSkb(p) => p.load(),
-        Program::SkMsg(p) => p.load(),
-        Program::SockOps(p) => p.load(),
-        Program::PerfEvent(p) => p.load(),
-        Program::Xdp(p) => p.load(),
-        Program::CgroupSkb(p) => p.load(),
-        Program::CgroupSock(p) => p.load(),
-        Program::CgroupSockAddr(p) => p.load(),
-        Program::CgroupSockopt(p) => p.load(),
-        Program::CgroupSysctl(p) => p.load(),
-        Program::CgroupDevice(p) => p.load(),
-        Program::SkLookup(p) => p.load(),
-        Program::SkReuseport(p) => p.load(),
-        Program::FlowDissector(p) => p.load(),
-        Program::LircMode2(p) => p.load(),
-        Program::FEntry(p) => p.load(target, need()?),
-        Program::FExit(p) => p.load(target, need()?),
-        Program::BtfTracePoint(p) => p.load(target, need()?),
-        Program::Lsm(p) => p.load(target, need()?),
-        Program::LsmCgroup(p) => p.load(target, need()?),
-        Program::Iter(p) => {
-            let iter_target = match kind {
-                ProgramKind::Iter { target } => target.as_str(),
-                _ => target,
-            };
-            p.load(iter_target, need()?)
-        }
-        Program::Extension(_) | Program::ReusePortSocketFilter(_) => {
-            return Err(LoadProgramError::Unsupported(
-                "extension programs need a target program to replace",
-            ));
-        }
-    };
-    r.map_err(LoadProgramError::Aya)
-}
-
-#[derive(Debug)]
-enum LoadProgramError {
-    NoBtf,
-    Unsupported(&'static str),
-    Aya(aya::programs::ProgramError),
-}
-
-fn classify_program_error(
-    e: LoadProgramError,
-    prog_type: aya::programs::ProgramType,
+/// Why one program did not load, classified, with its verifier log.
+fn classify_program_failure(
+    f: &AttemptFailure,
     gadget: &Gadget,
     name: &str,
     opts: &LoadOptions,
 ) -> Failure {
-    use aya::programs::ProgramError as PE;
-    let e = match e {
-        LoadProgramError::NoBtf => {
-            return Failure::new(
-                FailureClass::MissingBtf,
-                "this program's attach target is found through kernel BTF, and there is none",
-            );
-        }
-        LoadProgramError::Unsupported(why) => {
-            return Failure::new(
-                FailureClass::Other,
-                format!("not supported by this runtime: {why}"),
-            );
-        }
-        LoadProgramError::Aya(e) => e,
+    let log = f.messages.verifier_log(name);
+    let warnings = f.messages.warnings(Some(name));
+    let errno = f.errno.unwrap_or(libc::EINVAL);
+    let io = std::io::Error::from_raw_os_error(errno);
+    let libbpf_says = if warnings.is_empty() {
+        f.error.clone()
+    } else {
+        warnings.join("; ")
     };
-    match e {
-        PE::LoadError {
-            io_error,
-            verifier_log,
-        } => {
-            let log = verifier_log.to_string();
-            let (class, mut message) = classify::classify_prog_load(&io_error, &log, || {
-                aya::sys::is_program_supported(prog_type).unwrap_or(true)
-            });
-            if class == FailureClass::CoreRelocation {
-                let relos = explain_core_failure(gadget, name, &log, opts);
-                if !relos.is_empty() {
-                    message = format!("CO-RE relocation did not resolve: {}", relos.join("; "));
-                }
-            }
-            Failure {
-                class,
-                message,
-                verifier_log: log,
-            }
+    if log.trim().is_empty()
+        && warnings
+            .iter()
+            .any(|w| w.contains("CO-RE") || w.contains("relo #"))
+    {
+        let relos = explain_core_failure(gadget, name, "", opts);
+        let mut message = format!("CO-RE relocation failed: {libbpf_says}");
+        if !relos.is_empty() {
+            message = format!("CO-RE relocation did not resolve: {}", relos.join("; "));
         }
-        PE::Btf(aya::BtfError::UnknownBtfTypeName { type_name }) => Failure::new(
-            FailureClass::AttachPointMissing,
-            format!("attach target `{type_name}` is not in the kernel BTF"),
-        ),
-        PE::SyscallError(s) => Failure::new(
-            classify::classify_errno(&s.io_error).unwrap_or(FailureClass::Other),
-            format!("{} failed: {}", s.call, s.io_error),
-        ),
-        other => Failure::new(FailureClass::Other, other.to_string()),
+        return Failure {
+            class: FailureClass::CoreRelocation,
+            message,
+            verifier_log: warnings.join("\n"),
+        };
     }
+    let section = gadget
+        .info
+        .program(name)
+        .map(|p| p.section.clone())
+        .unwrap_or_default();
+    let (class, mut message) = classify::classify_prog_load(&io, &log, || {
+        program_type_for(&section).is_none_or(|(t, ..)| t.is_supported().unwrap_or(true))
+    });
+    if class == FailureClass::CoreRelocation {
+        let relos = explain_core_failure(gadget, name, &log, opts);
+        if !relos.is_empty() {
+            message = format!("CO-RE relocation did not resolve: {}", relos.join("; "));
+        } else if let Some(l) = log
+            .lines()
+            .find(|l| l.starts_with("failed to resolve CO-RE relocation"))
+        {
+            message = l.to_string();
+        }
+    } else if log.trim().is_empty() {
+        message = format!("{message} (libbpf: {libbpf_says})");
+    }
+    Failure {
+        class,
+        message,
+        verifier_log: log,
+    }
+}
+
+/// Classifies a failure before any program was loaded: opening the object, creating a map,
+/// loading the object's BTF, relocating.
+fn classify_setup_failure(f: &AttemptFailure, full_log: bool) -> LoadError {
+    let warnings = f.messages.warnings(None);
+    let detail = if warnings.is_empty() {
+        f.error.clone()
+    } else {
+        warnings.join("\n")
+    };
+    let io = f.errno.map(std::io::Error::from_raw_os_error);
+    let map_failure = warnings
+        .iter()
+        .find(|w| w.starts_with("map '") && w.contains("fail"));
+    let failure = if let Some(w) = map_failure {
+        let errno_class = io.as_ref().and_then(classify::classify_errno);
+        let class = match (errno_class, f.errno) {
+            (Some(c), _) => c,
+            (None, Some(libc::EINVAL)) => FailureClass::UnknownMapType,
+            _ => FailureClass::Other,
+        };
+        let mut fl = Failure::new(class, format!("cannot create a map: {w}"));
+        if class == FailureClass::UnknownMapType {
+            fl.message.push_str(" (the kernel rejected the map definition: unknown map type, or a size it does not accept)");
+        }
+        fl.verifier_log = detail;
+        fl
+    } else if warnings
+        .iter()
+        .any(|w| w.contains("CO-RE") || w.contains("relo #"))
+    {
+        Failure {
+            class: FailureClass::CoreRelocation,
+            message: format!("CO-RE relocation failed: {}", f.error),
+            verifier_log: detail,
+        }
+    } else {
+        let class = io
+            .as_ref()
+            .and_then(classify::classify_errno)
+            .unwrap_or(FailureClass::Other);
+        Failure {
+            class,
+            message: format!("libbpf cannot load the object: {}", f.error),
+            verifier_log: detail,
+        }
+    };
+    LoadError::Setup { failure, full_log }
 }
 
 /// Names the relocations behind a poisoned instruction (or, when the instruction cannot be
@@ -946,59 +1187,36 @@ fn explain_core_failure(gadget: &Gadget, name: &str, log: &str, opts: &LoadOptio
     out
 }
 
-/// Classifies a failure of `EbpfLoader::load` (object parse, BTF load, CO-RE, map creation).
-fn classify_loader_error(e: aya::EbpfError, full_log: bool) -> LoadError {
-    use aya::EbpfError as E;
-    use aya::maps::MapError;
-    let failure = match e {
-        E::MapError(MapError::CreateError { name, io_error }) => {
-            let class = classify::classify_errno(&io_error).unwrap_or(FailureClass::Other);
-            let class =
-                if class == FailureClass::Other && io_error.raw_os_error() == Some(libc::EINVAL) {
-                    FailureClass::UnknownMapType
-                } else {
-                    class
-                };
-            let mut f = Failure::new(class, format!("cannot create map `{name}`: {io_error}"));
-            if class == FailureClass::UnknownMapType {
-                f.message.push_str(" (the kernel rejected the map definition: unknown map type, or a size it does not accept)");
-            }
-            f
-        }
-        E::MapError(MapError::Unsupported { name, map_type }) => Failure::new(
-            FailureClass::UnknownMapType,
-            format!("map `{name}` has map type {map_type:?}, unknown to the loader"),
-        ),
-        E::BtfError(aya::BtfError::LoadError {
-            io_error,
-            verifier_log,
-        }) => Failure {
-            class: classify::classify_errno(&io_error).unwrap_or(FailureClass::Other),
-            message: format!("the kernel rejected the object's BTF: {io_error}"),
-            verifier_log: verifier_log.to_string(),
-        },
-        E::BtfRelocationError(err) => {
-            let mut chain = err.to_string();
-            let mut src = std::error::Error::source(&err);
-            while let Some(s) = src {
-                chain.push_str(": ");
-                chain.push_str(&s.to_string());
-                src = s.source();
-            }
-            Failure::new(FailureClass::CoreRelocation, chain)
-        }
-        E::BtfError(e) => Failure::new(FailureClass::MissingBtf, format!("BTF: {e}")),
-        E::NoBTF => Failure::new(FailureClass::MissingBtf, "the object has no BTF"),
-        other => {
-            let mut chain = other.to_string();
-            let mut src = std::error::Error::source(&other);
-            while let Some(s) = src {
-                chain.push_str(": ");
-                chain.push_str(&s.to_string());
-                src = s.source();
-            }
-            Failure::new(FailureClass::Other, chain)
-        }
-    };
-    LoadError::Setup { failure, full_log }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_map_names_match_libbpf() {
+        assert_eq!(internal_map_name(".rodata"), "gadget.rodata");
+        assert_eq!(internal_map_name(".data"), "gadget.data");
+        assert_eq!(internal_map_name(".bss"), "gadget.bss");
+        assert_eq!(internal_map_name(".rodata.str1.1"), ".rodata.str1.1");
+        assert_eq!(
+            internal_map_name(".data.a_very_long_name"),
+            ".data.a_very_lo"
+        );
+    }
+
+    #[test]
+    fn section_spellings_libbpf_lacks() {
+        assert_eq!(
+            program_type_for("socket1").unwrap().0,
+            ProgramType::SocketFilter
+        );
+        assert_eq!(
+            program_type_for("classifier/ingress/drop").unwrap().0,
+            ProgramType::SchedCls
+        );
+        assert_eq!(
+            program_type_for("perf_event1").unwrap().0,
+            ProgramType::PerfEvent
+        );
+        assert!(program_type_for("struct_ops/x").is_none());
+    }
 }

@@ -1,7 +1,7 @@
 //! Running a loaded gadget: attach, take snapshots, stream tracer records and dump map
 //! iterators until a timeout, an event limit, Ctrl-C or the end of a snapshot-only gadget.
 //!
-//! Detaching is dropping: the links live in the [`aya::Ebpf`] the caller owns, so when the
+//! Detaching is dropping: the links live in the [`Loaded`] the caller owns, so when the
 //! caller drops its [`Loaded`] (also on error and after Ctrl-C) every link, program and map is
 //! released.
 
@@ -248,15 +248,12 @@ pub fn run(
         match d.kind {
             DataSourceKind::Tracer => {
                 let map = d.map.as_deref().unwrap_or_default();
-                tracers.push((i, TracerReader::open(&mut loaded.ebpf, map)?));
+                tracers.push((i, TracerReader::open(loaded, map)?));
             }
             DataSourceKind::MapIter => {
                 let map = d.map.as_deref().unwrap_or_default();
                 let value_size = d.record_size - d.key_size;
-                dumpers.push((
-                    i,
-                    MapDumper::new(&loaded.ebpf, map, d.key_size, value_size)?,
-                ));
+                dumpers.push((i, MapDumper::new(loaded, map, d.key_size, value_size)?));
             }
             DataSourceKind::Iter => {}
         }
@@ -274,7 +271,7 @@ pub fn run(
         .filter(|(_, d)| d.kind == DataSourceKind::Iter)
     {
         for prog in &d.programs {
-            let bytes = readers::iter::snapshot(&mut loaded.ebpf, prog)?;
+            let bytes = readers::iter::snapshot(loaded, prog)?;
             if d.record_size == 0 {
                 continue;
             }
@@ -309,7 +306,7 @@ pub fn run(
                 let map = decoders[*i].map.as_deref().unwrap_or_default();
                 (
                     decoders[*i].name.clone(),
-                    t.lost() + readers::lost_samples(&loaded.ebpf, map).unwrap_or(0),
+                    t.lost() + readers::lost_samples(loaded, map).unwrap_or(0),
                 )
             })
             .collect(),

@@ -15,6 +15,8 @@ use std::time::Duration;
 use ig_image_tests::{TempStore, fixture, json_lines, require_kernel, run, sample};
 use serde_json::Value;
 
+mod loader;
+
 /// A gadget running in the background.
 struct Running {
     child: Child,

@@ -14,16 +14,17 @@
 //! an interface, a socket, a cgroup) that a minimal runtime does not pick, or changes what the
 //! system does. `kprobe/gadget_program_disabled` is never attached.
 //!
-//! Links stay owned by the programs in [`aya::Ebpf`]: dropping it detaches everything.
+//! Links are kept in [`Loaded::links`]: dropping the [`Loaded`] detaches everything.
 
 pub mod btf;
 pub mod tracing;
 
-use aya::programs::{Program, ProgramError};
 use gadget_object::ProgramKind;
+use libbpf_rs::{Link, ProgramMut};
 use serde::Serialize;
 
 use crate::classify::{self, Failure, FailureClass};
+use crate::libbpf_log::{self, Capture};
 use crate::load::Loaded;
 use crate::source::Gadget;
 
@@ -114,14 +115,21 @@ pub fn attach_all(loaded: &mut Loaded, gadget: &Gadget) -> Vec<AttachReport> {
     if needs_tracefs {
         tracing::ensure_tracefs();
     }
+    let mut links = Vec::new();
     for p in gadget.info.programs() {
         let status = match not_attached_reason(&p.kind, &p.section) {
             Some(reason) => AttachStatus::NotAttached { reason },
-            None => match loaded.ebpf.program_mut(&p.name) {
+            None => match loaded.program(&p.name) {
                 None => AttachStatus::Failed {
                     failure: Failure::new(FailureClass::Other, "program not found after loading"),
                 },
-                Some(prog) => attach_one(prog, &p.kind, &p.section, &p.target),
+                Some(prog) => match attach_one(&prog, &p.kind, &p.section, &p.target) {
+                    Ok((status, link)) => {
+                        links.extend(link.map(|l| (p.name.clone(), l)));
+                        status
+                    }
+                    Err(status) => status,
+                },
             },
         };
         out.push(AttachReport {
@@ -130,6 +138,7 @@ pub fn attach_all(loaded: &mut Loaded, gadget: &Gadget) -> Vec<AttachReport> {
             status,
         });
     }
+    loaded.links.extend(links);
     out
 }
 
@@ -220,36 +229,55 @@ pub fn check_all(gadget: &Gadget) -> Vec<AttachReport> {
         .collect()
 }
 
-fn attach_one(prog: &mut Program, kind: &ProgramKind, section: &str, target: &str) -> AttachStatus {
+/// Attaches one program; the link is kept by the caller (`None` for iterators, whose link is
+/// made per snapshot).
+fn attach_one(
+    prog: &ProgramMut<'_>,
+    kind: &ProgramKind,
+    section: &str,
+    target: &str,
+) -> Result<(AttachStatus, Option<Link>), AttachStatus> {
     let what = describe(kind, section, target);
-    let result = match (kind, prog) {
-        (ProgramKind::Tracepoint { category, name }, Program::TracePoint(p)) => {
-            tracing::tracepoint(p, category, name)
+    let capture = Capture::start();
+    let result = match kind {
+        ProgramKind::Tracepoint { category, name } => prog
+            .attach_tracepoint(
+                libbpf_rs::TracepointCategory::Custom(category.clone()),
+                name,
+            )
+            .map(Some),
+        ProgramKind::RawTracepoint => prog.attach_raw_tracepoint(target).map(Some),
+        // libbpf reads function, offset and the syscall prefix from the section.
+        ProgramKind::Kprobe | ProgramKind::Kretprobe => prog.attach().map(Some),
+        ProgramKind::Other(_)
+            if section.starts_with("ksyscall/") || section.starts_with("kretsyscall/") =>
+        {
+            prog.attach().map(Some)
         }
-        (ProgramKind::RawTracepoint, Program::RawTracePoint(p)) => p.attach(target).map(|_| ()),
-        (
-            ProgramKind::Kprobe | ProgramKind::Kretprobe | ProgramKind::Other(_),
-            Program::KProbe(p),
-        ) => tracing::kprobe(p, section, target),
-        (ProgramKind::TpBtf, Program::BtfTracePoint(p)) => p.attach().map(|_| ()),
-        (ProgramKind::Fentry, Program::FEntry(p)) => p.attach().map(|_| ()),
-        (ProgramKind::Fexit, Program::FExit(p)) => p.attach().map(|_| ()),
+        ProgramKind::TpBtf | ProgramKind::Fentry | ProgramKind::Fexit => {
+            prog.attach_trace().map(Some)
+        }
         // Iterators are run per snapshot; attaching here only checks the target once.
-        (ProgramKind::Iter { .. }, Program::Iter(p)) => btf::check_iter(p),
-        (_, other) => {
-            return AttachStatus::NotAttached {
+        ProgramKind::Iter { .. } => prog.attach().map(|_| None),
+        _ => {
+            return Err(AttachStatus::NotAttached {
                 reason: format!(
                     "section `{section}` was loaded as {:?}, which runtime-min does not attach",
-                    other.prog_type()
+                    prog.prog_type()
                 ),
-            };
+            });
         }
     };
+    let messages = capture.take();
+    drop(capture);
     match result {
-        Ok(()) => AttachStatus::Attached { target: what },
-        Err(e) => AttachStatus::Failed {
-            failure: classify_attach_error(&e, &what),
-        },
+        Ok(link) => Ok((AttachStatus::Attached { target: what }, link)),
+        Err(e) => {
+            let said = messages.warnings(None);
+            Err(AttachStatus::Failed {
+                failure: classify_attach_error(&e, &what, &said),
+            })
+        }
     }
 }
 
@@ -272,47 +300,28 @@ pub fn describe(kind: &ProgramKind, section: &str, target: &str) -> String {
     }
 }
 
-fn classify_attach_error(e: &ProgramError, what: &str) -> Failure {
-    let (class, detail) = match e {
-        ProgramError::TracePointError(aya::programs::trace_point::TracePointError::FileError {
-            filename,
-            io_error,
-        }) => (
-            classify::classify_errno(io_error).unwrap_or(FailureClass::Other),
-            format!("`{}`: {io_error}", filename.display()),
-        ),
-        ProgramError::KProbeError(aya::programs::kprobe::KProbeError::FileError { .. })
-            if tracing::kprobes_unsupported().is_some() =>
-        {
-            (
-                FailureClass::AttachPointMissing,
-                tracing::kprobes_unsupported()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
+fn classify_attach_error(e: &libbpf_rs::Error, what: &str, libbpf_said: &[String]) -> Failure {
+    let errno = libbpf_log::errno(e);
+    let io = errno.map(std::io::Error::from_raw_os_error);
+    let class = match errno {
+        _ if tracing::kprobes_unsupported().is_some() && what.starts_with("kprobe") => {
+            FailureClass::AttachPointMissing
         }
-        ProgramError::KProbeError(aya::programs::kprobe::KProbeError::FileError {
-            filename,
-            io_error,
-        }) => (
-            classify::classify_errno(io_error).unwrap_or(FailureClass::AttachPointMissing),
-            format!("`{}`: {io_error}", filename.display()),
-        ),
-        ProgramError::SyscallError(s) => {
-            let class = match s.io_error.raw_os_error() {
-                // perf_event_open on a kprobe for a missing or non-traceable function
-                Some(libc::EINVAL) if s.call == "perf_event_open" => {
-                    FailureClass::AttachPointMissing
-                }
-                _ => classify::classify_errno(&s.io_error).unwrap_or(FailureClass::Other),
-            };
-            (class, format!("{}: {}", s.call, s.io_error))
+        // perf_event_open on a kprobe for a missing or non-traceable function
+        Some(libc::EINVAL) if what.starts_with("kprobe") || what.starts_with("kretprobe") => {
+            FailureClass::AttachPointMissing
         }
-        ProgramError::IOError(io) => (
-            classify::classify_errno(io).unwrap_or(FailureClass::Other),
-            io.to_string(),
-        ),
-        other => (FailureClass::Other, other.to_string()),
+        _ => io
+            .as_ref()
+            .and_then(classify::classify_errno)
+            .unwrap_or(FailureClass::Other),
     };
+    let mut detail = match tracing::kprobes_unsupported() {
+        Some(why) if what.starts_with("kprobe") => why.to_string(),
+        _ => format!("{e:#}"),
+    };
+    if let Some(said) = libbpf_said.last() {
+        detail = format!("{detail} (libbpf: {said})");
+    }
     Failure::new(class, format!("cannot attach {what}: {detail}"))
 }

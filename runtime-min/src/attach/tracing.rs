@@ -2,8 +2,6 @@
 
 use std::path::Path;
 
-use aya::programs::{KProbe, ProgramError, TracePoint};
-
 /// Where tracefs is normally mounted.
 const TRACEFS: &str = "/sys/kernel/tracing";
 
@@ -57,7 +55,7 @@ pub fn raw_tracepoint_exists(tracefs: &Path, name: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Why kprobes cannot be attached on this kernel at all, if they cannot: aya attaches them
+/// Why kprobes cannot be attached on this kernel at all, if they cannot: libbpf attaches them
 /// through the kprobe PMU (`/sys/bus/event_source/devices/kprobe`) or tracefs `kprobe_events`.
 pub fn kprobes_unsupported() -> Option<&'static str> {
     let pmu = Path::new("/sys/bus/event_source/devices/kprobe").exists();
@@ -96,11 +94,6 @@ pub fn kprobe_functions(wanted: &[String]) -> Option<std::collections::HashSet<S
     Some(found)
 }
 
-/// Attaches a tracepoint program to `category/name`.
-pub fn tracepoint(p: &mut TracePoint, category: &str, name: &str) -> Result<(), ProgramError> {
-    p.attach(category, name).map(|_| ())
-}
-
 /// The kernel function implementing syscall `name` on this architecture.
 pub fn syscall_fn(name: &str) -> String {
     let prefix = match std::env::consts::ARCH {
@@ -127,16 +120,6 @@ pub fn split_offset(target: &str) -> (&str, u64) {
         }
         None => (target, 0),
     }
-}
-
-/// Attaches a kprobe or kretprobe (the kind was fixed at load time): `kprobe/<fn>[+off]`, or
-/// `ksyscall/<syscall>` / `kretsyscall/<syscall>` on the arch's syscall function.
-pub fn kprobe(p: &mut KProbe, section: &str, target: &str) -> Result<(), ProgramError> {
-    if section.starts_with("ksyscall/") || section.starts_with("kretsyscall/") {
-        return p.attach(syscall_fn(target), 0).map(|_| ());
-    }
-    let (func, offset) = split_offset(target);
-    p.attach(func, offset).map(|_| ())
 }
 
 #[cfg(test)]

@@ -3,33 +3,28 @@
 
 use std::io::Read as _;
 
-use aya::Ebpf;
-use aya::programs::Program;
+use crate::load::Loaded;
 
 use super::ReaderError;
 
 /// Runs iterator program `program` once and returns everything it wrote.
-pub fn snapshot(ebpf: &mut Ebpf, program: &str) -> Result<Vec<u8>, ReaderError> {
-    let Some(Program::Iter(p)) = ebpf.program_mut(program) else {
+pub fn snapshot(loaded: &Loaded, program: &str) -> Result<Vec<u8>, ReaderError> {
+    let Some(p) = loaded
+        .program(program)
+        .filter(|p| p.prog_type() == libbpf_rs::ProgramType::Tracing)
+    else {
         return Err(ReaderError::NoIter {
             program: program.to_string(),
         });
     };
-    let aya_err = |what: &str, e: Box<dyn std::error::Error + Send + Sync>| ReaderError::Aya {
+    let err = |what: &str, e: libbpf_rs::Error| ReaderError::Libbpf {
         what: format!("iterator `{program}`: {what}"),
-        source: e,
+        source: Box::new(e),
     };
-    let id = p
-        .attach()
-        .map_err(|e| aya_err("cannot create the link", Box::new(e)))?;
-    let link = p
-        .take_link(id)
-        .map_err(|e| aya_err("cannot take the link", Box::new(e)))?;
-    let mut file = link
-        .into_file()
-        .map_err(|e| aya_err("cannot open the iterator", Box::new(e)))?;
+    let link = p.attach().map_err(|e| err("cannot create the link", e))?;
+    let mut iter = libbpf_rs::Iter::new(&link).map_err(|e| err("cannot open the iterator", e))?;
     let mut out = Vec::new();
-    file.read_to_end(&mut out)
+    iter.read_to_end(&mut out)
         .map_err(|source| ReaderError::Io {
             what: format!("iterator `{program}`: read failed"),
             source,

@@ -1,13 +1,14 @@
 //! Map iterators: every entry of a hash map, as `key ++ value` records.
 //!
-//! Key and value sizes are only known at run time, so this uses the `BPF_MAP_GET_NEXT_KEY` and
-//! `BPF_MAP_LOOKUP_ELEM` commands directly on the map's descriptor rather than aya's typed
-//! `HashMap<K, V>`.
+//! Key and value sizes are only known at run time; this uses the `BPF_MAP_GET_NEXT_KEY` and
+//! `BPF_MAP_LOOKUP_ELEM` commands directly on the map's descriptor, into buffers it reuses.
 
 use std::io;
 use std::os::fd::{AsFd as _, AsRawFd as _, RawFd};
 
-use aya::Ebpf;
+use libbpf_rs::{MapCore as _, MapType};
+
+use crate::load::Loaded;
 
 use super::ReaderError;
 
@@ -53,32 +54,25 @@ pub struct MapDumper {
 }
 
 impl MapDumper {
-    /// Prepares to dump `map` (which stays owned by `ebpf`; keep `ebpf` alive while dumping).
+    /// Prepares to dump `map` (which stays owned by `loaded`; keep it alive while dumping).
     pub fn new(
-        ebpf: &Ebpf,
+        loaded: &Loaded,
         map: &str,
         key_size: usize,
         value_size: usize,
     ) -> Result<MapDumper, ReaderError> {
-        let m = ebpf.map(map).ok_or_else(|| ReaderError::NoMap {
+        let m = loaded.map(map).ok_or_else(|| ReaderError::NoMap {
             map: map.to_string(),
         })?;
-        let data = match m {
-            aya::maps::Map::HashMap(d) | aya::maps::Map::LruHashMap(d) => d,
-            other => {
-                return Err(ReaderError::WrongMapType {
-                    map: map.to_string(),
-                    found: format!("{other:?}")
-                        .split('(')
-                        .next()
-                        .unwrap_or("map")
-                        .to_string(),
-                    expected: "hash map (BPF_MAP_TYPE_HASH or LRU_HASH)",
-                });
-            }
-        };
+        if !matches!(m.map_type(), MapType::Hash | MapType::LruHash) {
+            return Err(ReaderError::WrongMapType {
+                map: map.to_string(),
+                found: format!("{:?}", m.map_type()),
+                expected: "hash map (BPF_MAP_TYPE_HASH or LRU_HASH)",
+            });
+        }
         Ok(MapDumper {
-            fd: data.fd().as_fd().as_raw_fd(),
+            fd: m.as_fd().as_raw_fd(),
             map: map.to_string(),
             key_size,
             value_size,

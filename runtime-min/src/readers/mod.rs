@@ -11,8 +11,9 @@ pub mod ring_buf;
 use std::ops::ControlFlow;
 use std::os::fd::RawFd;
 
-use aya::Ebpf;
-use aya::maps::{Map, MapData, PerCpuArray};
+use libbpf_rs::{MapCore as _, MapFlags, MapType};
+
+use crate::load::Loaded;
 
 /// A data source could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +40,9 @@ pub enum ReaderError {
         /// The program.
         program: String,
     },
-    /// aya failed.
+    /// libbpf failed.
     #[error("{what}")]
-    Aya {
+    Libbpf {
         /// What was being done.
         what: String,
         /// The cause.
@@ -68,21 +69,17 @@ pub enum TracerReader {
 }
 
 impl TracerReader {
-    /// Takes the tracer's map out of `ebpf` and opens it.
-    pub fn open(ebpf: &mut Ebpf, map: &str) -> Result<TracerReader, ReaderError> {
-        let m = ebpf.take_map(map).ok_or_else(|| ReaderError::NoMap {
+    /// Opens the tracer's map (which stays owned by `loaded`; keep it alive while reading).
+    pub fn open(loaded: &Loaded, map: &str) -> Result<TracerReader, ReaderError> {
+        let m = loaded.map(map).ok_or_else(|| ReaderError::NoMap {
             map: map.to_string(),
         })?;
-        match m {
-            Map::RingBuf(_) => ring_buf::RingReader::new(map, m).map(TracerReader::Ring),
-            Map::PerfEventArray(_) => perf::PerfReader::new(map, m).map(TracerReader::Perf),
+        match m.map_type() {
+            MapType::RingBuf => ring_buf::RingReader::new(map, &m).map(TracerReader::Ring),
+            MapType::PerfEventArray => perf::PerfReader::new(map, &m).map(TracerReader::Perf),
             other => Err(ReaderError::WrongMapType {
                 map: map.to_string(),
-                found: format!("{other:?}")
-                    .split('(')
-                    .next()
-                    .unwrap_or("map")
-                    .to_string(),
+                found: format!("{other:?}"),
                 expected: "ring buffer or perf event array",
             }),
         }
@@ -115,9 +112,19 @@ impl TracerReader {
 }
 
 /// Sum over CPUs of `<map>_lost_samples[0]`, when the gadget has that counter.
-pub fn lost_samples(ebpf: &Ebpf, map: &str) -> Option<u64> {
-    let m = ebpf.map(&format!("{map}_lost_samples"))?;
-    let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(m).ok()?;
-    let values = arr.get(&0, 0).ok()?;
-    Some(values.iter().sum())
+pub fn lost_samples(loaded: &Loaded, map: &str) -> Option<u64> {
+    let m = loaded.map(&format!("{map}_lost_samples"))?;
+    if m.map_type() != MapType::PercpuArray || m.value_size() != 8 {
+        return None;
+    }
+    let values = m.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY).ok()??;
+    Some(
+        values
+            .iter()
+            .filter_map(|v| {
+                v.get(..8)
+                    .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
+            })
+            .sum(),
+    )
 }

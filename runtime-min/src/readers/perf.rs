@@ -2,87 +2,62 @@
 //! no ring buffers (the loader converts the gadget's ring buffer map), or when a gadget declares
 //! a perf event array itself.
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::ops::ControlFlow;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
+use std::rc::Rc;
 
-use aya::maps::perf::{PerfEvent, PerfEventArrayBuffer};
-use aya::maps::{Map, MapData, PerfEventArray};
+use libbpf_rs::{Map, PerfBuffer, PerfBufferBuilder};
 
 use super::ReaderError;
 
 /// Pages per CPU buffer (64 × 4 KiB = 256 KiB, like upstream's default).
 const PAGES: usize = 64;
 
-/// Per-CPU perf buffer readers.
+/// Per-CPU perf buffer readers (libbpf's `perf_buffer`); samples are queued by its callback and
+/// handed out by [`PerfReader::drain`].
 pub struct PerfReader {
-    bufs: Vec<PerfEventArrayBuffer<MapData>>,
-    lost: u64,
-    scratch: Vec<u8>,
+    buf: PerfBuffer<'static>,
+    queue: Rc<RefCell<VecDeque<Vec<u8>>>>,
+    lost: Rc<Cell<u64>>,
 }
 
 impl PerfReader {
     /// Opens one buffer per online CPU.
-    pub fn new(name: &str, map: Map) -> Result<PerfReader, ReaderError> {
-        let aya_err = |what: String| {
-            move |e: Box<dyn std::error::Error + Send + Sync>| ReaderError::Aya { what, source: e }
-        };
-        let mut array = PerfEventArray::try_from(map)
-            .map_err(|e| aya_err(format!("cannot open perf event array `{name}`"))(Box::new(e)))?;
-        let cpus = aya::util::online_cpus().map_err(|(path, e)| ReaderError::Io {
-            what: format!("cannot read `{path}`"),
-            source: e,
-        })?;
-        let mut bufs = Vec::with_capacity(cpus.len());
-        for cpu in cpus {
-            let b = array.open(cpu, Some(PAGES)).map_err(|e| {
-                aya_err(format!(
-                    "cannot open the perf buffer of `{name}` on CPU {cpu}"
-                ))(Box::new(e))
+    pub fn new(name: &str, map: &Map<'_>) -> Result<PerfReader, ReaderError> {
+        let queue: Rc<RefCell<VecDeque<Vec<u8>>>> = Rc::default();
+        let lost: Rc<Cell<u64>> = Rc::default();
+        let (sink, lost_sink) = (Rc::clone(&queue), Rc::clone(&lost));
+        let buf = PerfBufferBuilder::new(map)
+            .pages(PAGES)
+            .sample_cb(move |_cpu: i32, data: &[u8]| sink.borrow_mut().push_back(data.to_vec()))
+            .lost_cb(move |_cpu: i32, count: u64| lost_sink.set(lost_sink.get() + count))
+            .build()
+            .map_err(|e| ReaderError::Libbpf {
+                what: format!("cannot open the perf buffers of `{name}`"),
+                source: Box::new(e),
             })?;
-            bufs.push(b);
-        }
-        Ok(PerfReader {
-            bufs,
-            lost: 0,
-            scratch: Vec::new(),
-        })
+        Ok(PerfReader { buf, queue, lost })
     }
 
-    /// One descriptor per CPU buffer.
+    /// A descriptor that is readable when any CPU buffer has data (libbpf's epoll instance).
     pub fn fds(&self) -> Vec<RawFd> {
-        self.bufs.iter().map(AsRawFd::as_raw_fd).collect()
+        vec![self.buf.epoll_fd()]
     }
 
     /// Consumes available samples; counts lost-record notices.
     pub fn drain(&mut self, f: &mut dyn FnMut(&[u8]) -> ControlFlow<()>) -> u64 {
+        if let Err(e) = self.buf.consume() {
+            log::debug!("perf buffer consume: {e}");
+        }
         let mut n = 0;
-        let PerfReader {
-            bufs,
-            lost,
-            scratch,
-        } = self;
-        for b in bufs.iter_mut() {
-            if !b.readable() {
-                continue;
-            }
-            let flow = b.try_fold((), |(), ev| match ev {
-                PerfEvent::Sample { head, tail } => {
-                    n += 1;
-                    if tail.is_empty() {
-                        f(head)
-                    } else {
-                        scratch.clear();
-                        scratch.extend_from_slice(head);
-                        scratch.extend_from_slice(tail);
-                        f(scratch)
-                    }
-                }
-                PerfEvent::Lost { count } => {
-                    *lost += count;
-                    ControlFlow::Continue(())
-                }
-            });
-            if flow.is_break() {
+        loop {
+            let Some(rec) = self.queue.borrow_mut().pop_front() else {
+                break;
+            };
+            n += 1;
+            if f(&rec).is_break() {
                 break;
             }
         }
@@ -91,6 +66,6 @@ impl PerfReader {
 
     /// Samples the kernel dropped because a buffer was full.
     pub fn lost(&self) -> u64 {
-        self.lost
+        self.lost.get()
     }
 }

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use crate::btf_raw::{CoreRoot, RawBtf};
 
-/// Bump when the minimized output changes.
-const VERSION: &str = "core-btf-v1";
+/// Bump when the minimized output changes (v2: the runtime's socket enricher types appended).
+const VERSION: &str = "core-btf-v2";
 
 /// The cache directory.
 pub fn dir() -> Option<PathBuf> {

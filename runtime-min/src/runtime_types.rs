@@ -7,10 +7,11 @@
 //! The loader appends these definitions to the target BTF it gives libbpf (`btf_custom_path`), so
 //! the relocations resolve, and sizes the map by them.
 //!
-//! Layout (offsets in bytes): `gadget_socket_value { u64 mntns @0; u64 pid_tgid @8; u64 uid_gid
-//! @16; char task[16] @24; char ptask[16] @40; u64 sock @56; u64 deletion_timestamp @64; u32 ppid
-//! @72; u32 ptid @76; char ipv6only @80 }` (88 bytes); `gadget_socket_key { u32 netns @0; u16
-//! family @4; u8 proto @6; u16 port @8 }` (12 bytes). This runtime runs no socket enricher, so
+//! Layout (offsets in bytes), the SDK's (`<gadget/types.h>`, `GADGET_SOCKET_PATH_MAX` 512):
+//! `gadget_socket_value { u64 mntns @0; u64 pid_tgid @8; u64 uid_gid @16; char task[16] @24;
+//! char ptask[16] @40; u64 sock @56; u64 deletion_timestamp @64; char cwd[512] @72; char
+//! exepath[512] @584; u32 ppid @1096; u32 ptid @1100; char ipv6only @1104 }` (1112 bytes);
+//! `gadget_socket_key { u32 netns @0; u16 family @4; u8 proto @6; u16 port @8 }` (12 bytes). This runtime runs no socket enricher, so
 //! the map stays empty: lookups miss and gadgets take their "no socket" path.
 
 use crate::btf_raw::{BtfBuilder, kind};
@@ -19,7 +20,10 @@ use crate::btf_raw::{BtfBuilder, kind};
 pub const SOCKET_TYPES: [&str; 2] = ["gadget_socket_value", "gadget_socket_key"];
 
 /// Size of `struct gadget_socket_value`.
-pub const SOCKET_VALUE_SIZE: u32 = 88;
+pub const SOCKET_VALUE_SIZE: u32 = 1112;
+
+/// Length of the `cwd` and `exepath` members.
+const PATH_MAX: u32 = 512;
 
 /// `BTF_INT_SIGNED`.
 const INT_SIGNED: u32 = 1;
@@ -48,6 +52,7 @@ pub fn add_socket_types(b: &mut BtfBuilder) {
     let u64_ = int(b, "unsigned long long", 8, false);
     let char_ = int(b, "char", 1, true);
     let comm = b.add_type(0, kind::ARRAY, 0, 0, &[char_, u32_, 16]);
+    let path = b.add_type(0, kind::ARRAY, 0, 0, &[char_, u32_, PATH_MAX]);
     structure(
         b,
         "gadget_socket_value",
@@ -60,9 +65,11 @@ pub fn add_socket_types(b: &mut BtfBuilder) {
             ("ptask", comm, 40),
             ("sock", u64_, 56),
             ("deletion_timestamp", u64_, 64),
-            ("ppid", u32_, 72),
-            ("ptid", u32_, 76),
-            ("ipv6only", char_, 80),
+            ("cwd", path, 72),
+            ("exepath", path, 72 + PATH_MAX),
+            ("ppid", u32_, 72 + 2 * PATH_MAX),
+            ("ptid", u32_, 76 + 2 * PATH_MAX),
+            ("ipv6only", char_, 80 + 2 * PATH_MAX),
         ],
     );
     structure(

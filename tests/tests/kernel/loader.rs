@@ -178,7 +178,11 @@ fn kernel_loader_pinned_maps_stay_in_a_private_bpffs() {
     let sizes = map_sizes("ig_pinned_count");
     let (status, _, stderr) = running.interrupt();
     assert!(status.success(), "{stderr}");
-    assert_eq!(sizes, vec![128], "the pinned map is loaded while running");
+    // (Maps of the earlier verify runs may not be freed yet: the kernel frees them lazily.)
+    assert!(
+        sizes.contains(&128),
+        "the pinned map is loaded while running: {sizes:?}"
+    );
     assert_eq!(during, before, "nothing pinned in {}", host_bpffs.display());
     assert_eq!(tree(host_bpffs), before);
     assert_eq!(

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `ig-image` binary: real clang builds, the real store, the independent
 //! checker. One binary, one module per area.
 
+mod agreement;
 mod authoring;
 mod build;
 mod docs;

@@ -22,6 +22,10 @@
 //!   (`enum bpf_attach_type`) and map types (`enum bpf_map_type`) must be known to the kernel;
 //! - for the running kernel only: kprobe programs need `CONFIG_KPROBES` (read as `doctor` does).
 //!
+//! The target BTF is the kernel's plus the types the gadget runtime provides (the socket
+//! enricher's), as `run` gives it to libbpf, so `check` and the loader resolve the same
+//! relocations.
+//!
 //! Not checked: helpers and kfuncs, the verifier itself (`ig-image run --verify-only` loads for
 //! real), and types that live only in kernel modules' BTF (`/sys/kernel/btf/<module>`).
 //!
@@ -118,6 +122,22 @@ pub struct TargetKernel {
     index: relo::NameIndex,
 }
 
+/// The target BTF as `run` gives it to libbpf: the kernel's types plus those the gadget runtime
+/// provides itself (the socket enricher's `gadget_socket_value` and `gadget_socket_key`,
+/// [`runtime_min::runtime_types`]), so that a relocation against them resolves here exactly when
+/// it does at load time. Bytes that are not BTF are returned as they are (parsing them reports
+/// the error).
+fn with_runtime_types(data: &[u8]) -> Vec<u8> {
+    match runtime_min::btf_raw::RawBtf::parse(data) {
+        Ok(raw) => {
+            let mut b = runtime_min::btf_raw::BtfBuilder::new(&raw);
+            runtime_min::runtime_types::add_socket_types(&mut b);
+            b.finish()
+        }
+        Err(_) => data.to_vec(),
+    }
+}
+
 impl TargetKernel {
     /// Builds a target from BTF bytes.
     pub fn from_btf(
@@ -127,7 +147,8 @@ impl TargetKernel {
         arch: Option<Platform>,
         running: bool,
     ) -> Result<TargetKernel, CompatError> {
-        let btf = Btf::parse(data).map_err(|source| CompatError::Parse {
+        let data = with_runtime_types(data);
+        let btf = Btf::parse(&data).map_err(|source| CompatError::Parse {
             path: path.clone(),
             source,
         })?;

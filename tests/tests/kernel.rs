@@ -1014,3 +1014,134 @@ fn kernel_btfgen_layer_serves_a_kernel_without_btf() {
         }
     }
 }
+
+/// trace_kill: the syscall's arguments read through CO-RE from `struct syscall_trace_enter`'s
+/// flexible `args[]` arrive as the target pid and the signal.
+#[test]
+fn kernel_trace_kill_reads_syscall_arguments_through_core() {
+    if !require_kernel("kernel_trace_kill_reads_syscall_arguments_through_core") {
+        return;
+    }
+    let store = TempStore::new();
+    build(&store, &sample("trace_kill"), "trace_kill:test", &[]);
+    let me = std::process::id();
+    let running = start(
+        &store,
+        &[
+            "trace_kill:test",
+            "-o",
+            "json",
+            "--param",
+            &format!("pid={me}"),
+        ],
+    );
+    // Signal 0 checks a pid without sending anything: to ourselves it succeeds, to a pid above
+    // pid_max it fails with ESRCH.
+    let absent: i32 = 0x3fff_fff0;
+    // SAFETY: kill(2) with signal 0 has no effect on any process.
+    assert_eq!(unsafe { libc::kill(me as i32, 0) }, 0);
+    // SAFETY: as above; the pid does not exist.
+    assert_eq!(unsafe { libc::kill(absent, 0) }, -1);
+    settle();
+    let (status, stdout, stderr) = running.interrupt();
+    assert!(status.success(), "{stderr}");
+    let ok = events_of(&stdout, "target", &Value::from(me));
+    assert_eq!(ok.len(), 1, "{stdout}");
+    assert_eq!(ok[0]["sig_raw"], 0, "{}", ok[0]);
+    assert_eq!(ok[0]["error"], "", "{}", ok[0]);
+    assert_eq!(ok[0]["proc.pid"], Value::from(me));
+    let failed = events_of(&stdout, "target", &Value::from(absent));
+    assert_eq!(failed.len(), 1, "{stdout}");
+    assert_eq!(failed[0]["error"], "ESRCH", "{}", failed[0]);
+}
+
+/// trace_stacks: a kernel stack id from `ig_kstack` on every event, and a user stack (the
+/// executable's inode, a stack id) only with `collect-ustack`.
+#[test]
+fn kernel_trace_stacks_records_kernel_and_user_stacks() {
+    if !require_kernel("kernel_trace_stacks_records_kernel_and_user_stacks") {
+        return;
+    }
+    let store = TempStore::new();
+    build(&store, &sample("trace_stacks"), "trace_stacks:test", &[]);
+    let me = std::process::id().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    for collect in ["false", "true"] {
+        let file = dir.path().join(format!("victim-{collect}"));
+        std::fs::write(&file, b"x").unwrap();
+        let running = start(
+            &store,
+            &[
+                "trace_stacks:test",
+                "-o",
+                "json",
+                "--param",
+                &format!("pid={me}"),
+                "--param",
+                &format!("collect-ustack={collect}"),
+            ],
+        );
+        std::fs::remove_file(&file).unwrap();
+        settle();
+        let (status, stdout, stderr) = running.interrupt();
+        assert!(status.success(), "{stderr}");
+        let events = events_of(&stdout, "name", &Value::from(file.display().to_string()));
+        assert_eq!(
+            events.len(),
+            1,
+            "collect-ustack={collect}: {stdout}\n{stderr}"
+        );
+        let e = &events[0];
+        let kstack = e["kstack_raw"].as_u64().unwrap();
+        assert!(kstack < 10_000, "a stack id of ig_kstack: {e}");
+        let inode = e["ustack_raw.inode"].as_u64().unwrap();
+        if collect == "true" {
+            assert!(inode != 0, "the executable's inode: {e}");
+        } else {
+            assert_eq!(inode, 0, "no user stack without collect-ustack: {e}");
+        }
+    }
+}
+
+/// trace_sock_owner: TCP state changes of a local connection decode with both endpoints; the
+/// owner comes from the socket enricher map, which this runtime leaves empty.
+#[test]
+fn kernel_trace_sock_owner_reports_tcp_state_changes() {
+    if !require_kernel("kernel_trace_sock_owner_reports_tcp_state_changes") {
+        return;
+    }
+    let store = TempStore::new();
+    build(
+        &store,
+        &sample("trace_sock_owner"),
+        "trace_sock_owner:test",
+        &[],
+    );
+    let running = start(&store, &["trace_sock_owner:test", "-o", "json"]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    drop(client);
+    drop(server);
+    settle();
+    let (status, stdout, stderr) = running.interrupt();
+    assert!(status.success(), "{stderr}");
+    // Endpoints decode as `addr:port`, the state enums by name on the `_raw` fields.
+    let suffix = format!(":{port}");
+    let ours: Vec<Value> = json_lines(&stdout)
+        .into_iter()
+        .filter(|e| {
+            [&e["src"], &e["dst"]]
+                .iter()
+                .any(|a| a.as_str().is_some_and(|a| a.ends_with(&suffix)))
+        })
+        .collect();
+    let states: Vec<&str> = ours
+        .iter()
+        .filter_map(|e| e["newstate_raw"].as_str())
+        .collect();
+    assert!(states.contains(&"tcp_syn_sent"), "{states:?}\n{stdout}");
+    assert!(states.contains(&"tcp_established"), "{states:?}\n{stdout}");
+    assert!(ours.iter().all(|e| e["enriched"] == 0), "{stdout}");
+}

@@ -10,9 +10,14 @@
 //!   sorted by digest, then by `org.opencontainers.image.ref.name`; each exported image is
 //!   tagged with its full normalized reference.
 //!
-//! An export holds every blob of each image's graph, the tagged signature/referrers-fallback
-//! entries (`sha256-<hex>...`) of any digest in those graphs, and untagged referrers whose
-//! `subject` is in them.
+//! An export holds every blob of each image's graph, the signature and referrers tags
+//! (`sha256-<hex>.sig`, `sha256-<hex>`) of any digest in those graphs, and untagged referrers
+//! whose `subject` is in them. Signature and referrers tags are written bare, as upstream keeps
+//! them, also when the store holds them in a form earlier versions wrote
+//! (`<repository>:sha256-<hex>.sig`; see [`crate::signatures`]).
+//!
+//! Import keeps an archive's bare signature and referrers tags as they are (earlier forms become
+//! bare) and reports only the image tags.
 //!
 //! Import refuses absolute paths, `..` components, links, devices, FIFOs, files that are not
 //! part of a layout and duplicate entries; checks every blob against its name and every tagged
@@ -39,7 +44,8 @@ use crate::layout::{
     entry_ref_name, sync_dir,
 };
 use crate::reference::Reference;
-use crate::store::{Store, descriptor_to_entry, referrers_tag_subject};
+use crate::signatures::{bare_form, tag_subject};
+use crate::store::{Store, descriptor_to_entry};
 
 /// What [`Store::export`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +88,7 @@ impl Store {
             // Signatures and referrers of anything exported, to a fixpoint (a signature can
             // itself have referrers).
             let mut taken: HashSet<usize> = HashSet::new();
+            let mut signature_entries = BareTags::default();
             loop {
                 let mut added = false;
                 for (i, entry) in tx.raw_entries().iter().enumerate() {
@@ -89,8 +96,8 @@ impl Store {
                         continue;
                     }
                     let wanted = match entry_ref_name(entry) {
-                        Some(name) => referrers_tag_subject(name).is_some_and(|hex| {
-                            Digest::from_hex(hex).is_ok_and(|d| blobs.contains_key(&d))
+                        Some(name) => tag_subject(name).is_some_and(|hex| {
+                            Digest::from_hex(&hex).is_ok_and(|d| blobs.contains_key(&d))
                         }),
                         None => {
                             entry_digest(entry).is_some_and(|d| !blobs.contains_key(&d))
@@ -109,13 +116,17 @@ impl Store {
                         .map(str::to_owned)
                         .unwrap_or_else(|| entry["digest"].as_str().unwrap_or("").to_owned());
                     blob_dir.walk_strict(entry, &name, &mut blobs)?;
-                    entries.push(entry.clone());
+                    match bare_form(&name) {
+                        Some(bare) => signature_entries.offer(&name, bare, entry),
+                        None => entries.push(entry.clone()),
+                    }
                     added = true;
                 }
                 if !added {
                     break;
                 }
             }
+            entries.extend(signature_entries.into_entries());
 
             sort_and_dedup_entries(&mut entries);
             write_layout_tar(self, &entries, &blobs, out)?;
@@ -143,7 +154,7 @@ impl Store {
             for (digest, size) in &plan.blobs {
                 tx.install_staged(&staging.path().join(digest.hex()), digest, *size)?;
             }
-            for (name, entry) in &plan.tagged {
+            for (name, entry) in plan.tagged.iter().chain(&plan.signatures) {
                 tx.put_tagged_entry(name, entry.clone());
             }
             for entry in &plan.referrers {
@@ -158,6 +169,34 @@ impl Store {
             }
         }
         Ok(names)
+    }
+}
+
+/// Signature and referrers entries under their bare names (`sha256-<hex>.sig`, `sha256-<hex>`),
+/// whatever form they were tagged in: when two forms give the same bare name, the one that was
+/// bare already wins, else the first.
+#[derive(Default)]
+struct BareTags(BTreeMap<String, (bool, Value)>);
+
+impl BareTags {
+    fn offer(&mut self, name: &str, bare: String, entry: &Value) {
+        let was_bare = name == bare;
+        if self.0.get(&bare).is_some_and(|(b, _)| *b || !was_bare) {
+            return;
+        }
+        let mut entry = entry.clone();
+        if let Some(Value::Object(ann)) = entry.get_mut("annotations") {
+            ann.insert(REF_NAME_ANNOTATION.into(), Value::from(bare.as_str()));
+        }
+        self.0.insert(bare, (was_bare, entry));
+    }
+
+    fn into_named(self) -> Vec<(String, Value)> {
+        self.0.into_iter().map(|(n, (_, e))| (n, e)).collect()
+    }
+
+    fn into_entries(self) -> impl Iterator<Item = Value> {
+        self.0.into_values().map(|(_, e)| e)
     }
 }
 
@@ -468,6 +507,8 @@ fn read_small(r: &mut impl Read, size: u64, limit: u64) -> Result<Vec<u8>, Strin
 struct ImportPlan {
     /// Full reference → entry (with the normalized `ref.name`), in archive order.
     tagged: Vec<(String, Value)>,
+    /// Bare signature and referrers tags → entry (with the bare `ref.name`).
+    signatures: Vec<(String, Value)>,
     /// Untagged referrer entries.
     referrers: Vec<Value>,
     /// Blobs of every imported graph.
@@ -483,8 +524,10 @@ fn plan_import(archive: &Path, staging: &Path, staged: &Staged) -> Result<Import
         archive: archive.to_owned(),
         reason,
     };
+    let mut signature_entries = BareTags::default();
     let mut plan = ImportPlan {
         tagged: Vec::new(),
+        signatures: Vec::new(),
         referrers: Vec::new(),
         blobs: BTreeMap::new(),
     };
@@ -496,6 +539,11 @@ fn plan_import(archive: &Path, staging: &Path, staged: &Staged) -> Result<Import
             )));
         };
         match entry_ref_name(entry) {
+            Some(name) if bare_form(name).is_some() => {
+                let bare = bare_form(name).unwrap_or_default();
+                dir.walk_strict(entry, name, &mut plan.blobs)?;
+                signature_entries.offer(name, bare, entry);
+            }
             Some(name) => {
                 let reference = Reference::parse(name).map_err(|e| StoreError::Reference {
                     path: archive.to_owned(),
@@ -533,6 +581,7 @@ fn plan_import(archive: &Path, staging: &Path, staged: &Staged) -> Result<Import
     if plan.tagged.is_empty() {
         return Err(invalid("it contains no tagged image".into()));
     }
+    plan.signatures = signature_entries.into_named();
     let unused: BTreeSet<&Digest> = staged
         .blobs
         .keys()
@@ -579,6 +628,9 @@ mod tests {
                 });
                 let desc = tx.write_json(MediaType::ImageManifest, &m)?;
                 match tag {
+                    Some(t) if crate::signatures::is_bare_tag(t) => {
+                        tx.tag_bare(t, desc)?;
+                    }
                     Some(t) => {
                         tx.tag(&reference(t), desc)?;
                     }
@@ -635,11 +687,9 @@ mod tests {
             None,
         );
         add_image(&b_store, "trace_exec", Some(&shared));
-        add_signature(
-            &b_store,
-            &a.index,
-            Some(&format!("trace_exec:sha256-{a_hex}.sig")),
-        );
+        // Store a has the signature in the form earlier versions wrote, store b bare, as
+        // upstream keeps it: both export it bare.
+        add_signature(&b_store, &a.index, Some(&format!("sha256-{a_hex}.sig")));
 
         let refs = [
             reference("trace_exec"),
@@ -708,11 +758,8 @@ mod tests {
             [
                 None,
                 Some("ghcr.io/inspektor-gadget/gadget/trace_exec:latest"),
-                Some(
-                    format!("ghcr.io/inspektor-gadget/gadget/trace_exec:sha256-{a_hex}.sig")
-                        .as_str()
-                ),
                 Some("localhost:5000/x/top:v1"),
+                Some(format!("sha256-{a_hex}.sig").as_str()),
             ]
         );
 
@@ -816,6 +863,112 @@ mod tests {
         )
         .unwrap();
         assert_eq!(fs::read(&out).unwrap(), fs::read(&again).unwrap());
+    }
+
+    #[test]
+    fn import_keeps_bare_signature_tags_and_reports_only_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = new_store(&dir, "src");
+        let a = add_image(&src, "trace_exec:v1", None);
+        let b = add_image(&src, "localhost:5000/x/top:v1", None);
+        let hex = |d: &Image| Digest::try_from(d.index.digest()).unwrap().hex().to_owned();
+        let (a_hex, b_hex) = (hex(&a), hex(&b));
+        add_signature(&src, &a.index, Some(&format!("sha256-{a_hex}.sig")));
+        // b's signature in the form earlier versions wrote: it is exported (and imported) bare.
+        add_signature(
+            &src,
+            &b.index,
+            Some(&format!("localhost:5000/x/top:sha256-{b_hex}.sig")),
+        );
+        let out = dir.path().join("x.tar");
+        src.export(
+            &[
+                reference("trace_exec:v1"),
+                reference("localhost:5000/x/top:v1"),
+            ],
+            &out,
+        )
+        .unwrap();
+
+        let dst = new_store(&dir, "dst");
+        let mut tags = dst.import(&out).unwrap();
+        tags.sort();
+        assert_eq!(
+            tags,
+            [
+                "ghcr.io/inspektor-gadget/gadget/trace_exec:v1",
+                "localhost:5000/x/top:v1"
+            ]
+        );
+        let mut names: Vec<String> = dst
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|t| t.reference)
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "ghcr.io/inspektor-gadget/gadget/trace_exec:v1".to_owned(),
+                "localhost:5000/x/top:v1".to_owned(),
+                format!("sha256-{a_hex}.sig"),
+                format!("sha256-{b_hex}.sig"),
+            ]
+        );
+        assert!(
+            dst.list()
+                .unwrap()
+                .iter()
+                .filter(|t| t.is_referrers_tag())
+                .count()
+                == 2
+        );
+
+        // An archive tagged the way an earlier import mangled upstream's bare tag is imported
+        // bare too.
+        let extracted = dir.path().join("extracted");
+        extract(&fs::read(&out).unwrap(), &extracted);
+        let mut index = index_json(&extracted);
+        for e in index["manifests"].as_array_mut().unwrap() {
+            if e["annotations"][REF_NAME_ANNOTATION] == format!("sha256-{a_hex}.sig").as_str() {
+                e["annotations"][REF_NAME_ANNOTATION] =
+                    format!("ghcr.io/inspektor-gadget/gadget/sha256-{a_hex}.sig:latest").into();
+            }
+        }
+        fs::write(
+            extracted.join("index.json"),
+            serde_json::to_vec(&index).unwrap(),
+        )
+        .unwrap();
+        let files = valid_files_from(&extracted);
+        let mangled = dir.path().join("mangled.tar");
+        fs::write(&mangled, build_tar(&files, &[])).unwrap();
+        let third = new_store(&dir, "third");
+        assert_eq!(third.import(&mangled).unwrap().len(), 2);
+        assert!(
+            third
+                .list()
+                .unwrap()
+                .iter()
+                .any(|t| t.reference == format!("sha256-{a_hex}.sig"))
+        );
+    }
+
+    /// The files of an extracted layout, as (path, content) pairs.
+    fn valid_files_from(root: &Path) -> Files {
+        let mut files = Files::new();
+        for name in ["oci-layout", "index.json"] {
+            files.insert(name.to_owned(), fs::read(root.join(name)).unwrap());
+        }
+        for e in fs::read_dir(root.join("blobs/sha256")).unwrap() {
+            let e = e.unwrap();
+            files.insert(
+                format!("blobs/sha256/{}", e.file_name().to_str().unwrap()),
+                fs::read(e.path()).unwrap(),
+            );
+        }
+        files
     }
 
     /// Appends an entry with a raw name (bypassing the tar crate's path checks).

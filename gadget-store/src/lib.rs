@@ -6,7 +6,9 @@
 //! - [`Digest`]: validated `sha256:<hex>` digests;
 //! - [`to_canonical_json`]: the deterministic JSON encoding used for every OCI document we write;
 //! - [`Store`]: the OCI image layout store (tags, blobs, lock, garbage collection, export and
-//!   import), shared with upstream `ig`.
+//!   import), shared with upstream `ig`;
+//! - [`signatures`]: the bare `sha256-<hex>.sig` and `sha256-<hex>` tags signatures and
+//!   referrers indexes live under, as upstream keeps them.
 //!
 //! ```
 //! use gadget_store::Reference;
@@ -24,6 +26,7 @@ mod graph;
 pub mod layout;
 mod lock;
 pub mod reference;
+pub mod signatures;
 pub mod store;
 #[cfg(test)]
 mod test_support;

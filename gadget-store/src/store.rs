@@ -29,7 +29,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::CStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -42,7 +42,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::canonical::to_canonical_json;
-use crate::digest::{Digest, is_sha256_hex};
+use crate::digest::Digest;
 use crate::error::{IoContext, StoreError};
 use crate::graph::{
     BlobDir, child_descriptors, is_container_type, looks_like_document, subject_digest,
@@ -54,6 +54,7 @@ use crate::layout::{
 };
 use crate::lock::StoreLock;
 use crate::reference::Reference;
+use crate::signatures::{bare_form, is_bare_tag, tag_subject};
 
 /// The store of root (euid 0).
 pub const ROOT_STORE_PATH: &str = "/var/lib/ig/oci-store";
@@ -123,10 +124,10 @@ impl TaggedImage {
         self.reference.parse().ok()
     }
 
-    /// Whether the tag is a signature or referrers-fallback tag (`sha256-<hex>[...]`), not an
-    /// image users tagged.
+    /// Whether the tag is a signature or referrers tag (bare `sha256-<hex>[.sig]`, or a form
+    /// earlier versions wrote, see [`crate::signatures::bare_form`]), not an image users tagged.
     pub fn is_referrers_tag(&self) -> bool {
-        referrers_tag_subject(&self.reference).is_some()
+        bare_form(&self.reference).is_some()
     }
 }
 
@@ -271,6 +272,11 @@ impl Store {
         self.transaction(|tx| tx.remove(reference))
     }
 
+    /// Removes a bare signature or referrers tag (see [`Transaction::remove_bare`]).
+    pub fn remove_bare(&self, name: &str) -> Result<RemoveReport, StoreError> {
+        self.transaction(|tx| tx.remove_bare(name))
+    }
+
     /// Deletes every blob not reachable from `index.json` (see [`Transaction::gc`]).
     pub fn gc(&self) -> Result<GcReport, StoreError> {
         self.transaction(|tx| tx.gc())
@@ -313,25 +319,13 @@ pub(crate) fn short_type_name<T>() -> String {
     base.rsplit("::").next().unwrap_or(base).to_owned()
 }
 
-/// The normalized form of a `ref.name` annotation: the full reference when it parses.
+/// The normalized form of a `ref.name` annotation: a bare signature tag as it is (see
+/// [`crate::signatures`]), else the full reference when it parses.
 pub(crate) fn normalize_ref_name(raw: &str) -> String {
-    Reference::parse(raw).map_or_else(|_| raw.to_owned(), |r| r.full())
-}
-
-/// The tag part of a `ref.name` (after the last `:` that follows the last `/`).
-fn tag_part(name: &str) -> &str {
-    let name = name.split('@').next().unwrap_or(name);
-    let slash = name.rfind('/').map_or(0, |i| i + 1);
-    match name[slash..].rfind(':') {
-        Some(i) => &name[slash + i + 1..],
-        None => &name[slash..],
+    if is_bare_tag(raw) {
+        return raw.to_owned();
     }
-}
-
-/// If `name`'s tag is a signature/referrers-fallback tag `sha256-<hex>[suffix]`, the hex.
-pub(crate) fn referrers_tag_subject(name: &str) -> Option<&str> {
-    let hex = tag_part(name).strip_prefix("sha256-")?.get(..64)?;
-    is_sha256_hex(hex).then_some(hex)
+    Reference::parse(raw).map_or_else(|_| raw.to_owned(), |r| r.full())
 }
 
 /// A descriptor as an `index.json` entry, with `ref.name` set when `name` is given.
@@ -386,7 +380,7 @@ pub(crate) fn entry_to_descriptor(entry: &Value, path: &Path) -> Result<Descript
 #[derive(Debug)]
 pub struct Transaction<'s> {
     store: &'s Store,
-    index: IndexFile,
+    pub(crate) index: IndexFile,
     _lock: StoreLock,
 }
 
@@ -519,7 +513,7 @@ impl Transaction<'_> {
         &self.index.entries
     }
 
-    fn positions_of(&self, full: &str) -> Vec<usize> {
+    pub(crate) fn positions_of(&self, full: &str) -> Vec<usize> {
         self.index
             .entries
             .iter()
@@ -555,12 +549,7 @@ impl Transaction<'_> {
         descriptor: Descriptor,
     ) -> Result<Option<Descriptor>, StoreError> {
         let full = Self::require_tag(reference)?;
-        let entry = descriptor_to_entry(&descriptor, Some(&full))?;
-        let plain = descriptor_to_entry(&descriptor, None)?;
-        self.store
-            .blob_dir()
-            .walk_strict(&plain, &full, &mut BTreeMap::new())?;
-        Ok(self.put_tagged_entry(&full, entry))
+        self.tag_name(&full, descriptor)
     }
 
     /// Sets `entry` (which carries `full` as its `ref.name`) in place of any entry with that
@@ -784,13 +773,39 @@ impl Transaction<'_> {
     /// (per-arch children listed by upstream `ig`, referrers of its digests), saves `index.json`,
     /// then garbage-collects ([`Transaction::gc`]). Blobs shared with other images stay.
     ///
-    /// Tagged signature entries (`sha256-<hex>.sig`, `sha256-<hex>`) are kept.
+    /// Signature and referrers tags of content that goes (`sha256-<hex>.sig`, `sha256-<hex>`,
+    /// in any form [`crate::signatures::bare_form`] reads) go with it; they stay while another
+    /// tag still holds that content.
     pub fn remove(&mut self, reference: &Reference) -> Result<RemoveReport, StoreError> {
         let full = Self::require_tag(reference)?;
-        let positions = self.positions_of(&full);
-        if positions.is_empty() {
+        if self.positions_of(&full).is_empty() {
             return Err(self.not_found(reference));
         }
+        self.remove_named(full)
+    }
+
+    /// Removes the bare signature or referrers tag `name` (`sha256-<hex>.sig`, `sha256-<hex>`),
+    /// like [`Transaction::remove`] removes an image tag.
+    pub fn remove_bare(&mut self, name: &str) -> Result<RemoveReport, StoreError> {
+        if !is_bare_tag(name) {
+            return Err(StoreError::NotATag {
+                reference: name.to_owned(),
+                reason: "a bare signature tag is `sha256-<64 hex digits>` with an optional \
+                         suffix such as `.sig`",
+            });
+        }
+        if self.positions_of(name).is_empty() {
+            return Err(StoreError::NotFound {
+                reference: name.to_owned(),
+                store: self.store.root.clone(),
+                similar: Vec::new(),
+            });
+        }
+        self.remove_named(name.to_owned())
+    }
+
+    fn remove_named(&mut self, full: String) -> Result<RemoveReport, StoreError> {
+        let positions = self.positions_of(&full);
         let digest = entry_digest(&self.index.entries[positions[0]]);
         let removed: Vec<Value> = positions
             .iter()
@@ -822,8 +837,11 @@ impl Transaction<'_> {
             let orphaned = |d: &Digest| removed_graph.contains(d) && !live.contains(d);
             let before = self.index.entries.len();
             self.index.entries.retain(|e| {
-                if entry_ref_name(e).is_some() {
-                    return true;
+                if let Some(name) = entry_ref_name(e) {
+                    // The signature and referrers tags of content that goes.
+                    return !tag_subject(name)
+                        .and_then(|hex| Digest::from_hex(&hex).ok())
+                        .is_some_and(|s| orphaned(&s));
                 }
                 let Some(d) = entry_digest(e) else {
                     return true;
@@ -971,7 +989,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::layout::MEDIA_TYPE_MANIFEST;
+    use crate::layout::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
     use crate::test_support::*;
 
     fn new_store() -> (tempfile::TempDir, Store) {
@@ -1375,6 +1393,164 @@ mod tests {
         store.tag(&reference("a:v2"), a.index.clone()).unwrap();
     }
 
+    /// A legacy-signature-like manifest (no subject) for `subject`, tagged `name`.
+    fn add_bare_signature(store: &Store, subject: &Descriptor, name: &str) -> Digest {
+        store
+            .transaction(|tx| {
+                let payload = tx.write_blob(format!("signs {}", subject.digest()).as_bytes())?;
+                let m = json!({
+                    "schemaVersion": 2,
+                    "mediaType": MEDIA_TYPE_MANIFEST,
+                    "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY_DIGEST, "size": 2},
+                    "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                                "digest": payload.as_str(), "size": tx.read_blob(&payload)?.len()}],
+                });
+                tx.write_blob(b"{}")?;
+                let desc = tx.write_json(MediaType::ImageManifest, &m)?;
+                let digest = Digest::try_from(desc.digest()).unwrap();
+                if crate::signatures::is_bare_tag(name) {
+                    tx.tag_bare(name, desc)?;
+                } else {
+                    tx.tag(&reference(name), desc)?;
+                }
+                Ok::<_, StoreError>(digest)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn bare_signature_tags_stay_bare_and_go_with_their_image() {
+        let (_d, store) = new_store();
+        let a = add_image(&store, "a", None);
+        let hex = Digest::try_from(a.index.digest()).unwrap().hex().to_owned();
+        let bare = format!("sha256-{hex}.sig");
+        let sig = add_bare_signature(&store, &a.index, &bare);
+        // An earlier version's form of the same signature, in another repository.
+        add_bare_signature(&store, &a.index, &format!("old:sha256-{hex}.sig"));
+        let names: Vec<String> = store
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|t| t.reference)
+            .collect();
+        assert!(names.contains(&bare), "{names:?}");
+        let raw = index_json(store.path());
+        assert!(
+            raw["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["annotations"][REF_NAME_ANNOTATION] == bare.as_str()),
+            "{raw}"
+        );
+        let found = store
+            .transaction(|tx| {
+                Ok::<_, StoreError>(tx.signature_tags(
+                    &Digest::try_from(a.index.digest()).unwrap(),
+                    ".sig",
+                    "x",
+                ))
+            })
+            .unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].reference, bare);
+        assert_eq!(Digest::try_from(found[0].descriptor.digest()).unwrap(), sig);
+        assert!(store.tag(&reference("a:v2"), a.index.clone()).is_ok());
+
+        // Another tag still holds the image: its signatures stay.
+        store.remove(&reference("a")).unwrap();
+        assert!(store.has_blob(&sig));
+        assert_eq!(store.list().unwrap().len(), 3);
+        // The last tag goes: both forms of the signature go with it, and their blobs.
+        let report = store.remove(&reference("a:v2")).unwrap();
+        assert_eq!(report.dropped_entries, 2);
+        assert!(store.list().unwrap().is_empty());
+        assert!(!store.has_blob(&sig));
+        assert!(store.gc().unwrap().deleted_blobs == 0);
+    }
+
+    #[test]
+    fn a_bare_signature_tag_can_be_removed_alone() {
+        let (_d, store) = new_store();
+        let a = add_image(&store, "a", None);
+        let hex = Digest::try_from(a.index.digest()).unwrap().hex().to_owned();
+        let bare = format!("sha256-{hex}.sig");
+        let sig = add_bare_signature(&store, &a.index, &bare);
+        store.remove_bare(&bare).unwrap();
+        assert!(!store.has_blob(&sig));
+        assert_eq!(store.resolve(&reference("a")).unwrap(), a.index);
+        let err = store.remove_bare(&bare).unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+        let err = store.remove_bare("a:latest").unwrap_err();
+        assert!(matches!(err, StoreError::NotATag { .. }), "{err}");
+    }
+
+    #[test]
+    fn referrers_are_listed_in_the_bare_referrers_index() {
+        let (_d, store) = new_store();
+        let a = add_image(&store, "a", None);
+        let subject = Digest::try_from(a.index.digest()).unwrap();
+        let referrer = |tx: &mut Transaction<'_>, n: u8| {
+            let layer = tx.write_blob(&[n])?;
+            tx.write_blob(b"{}")?;
+            let m = json!({
+                "schemaVersion": 2,
+                "mediaType": MEDIA_TYPE_MANIFEST,
+                "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY_DIGEST, "size": 2},
+                "layers": [{"mediaType": "application/octet-stream", "digest": layer.as_str(), "size": 1}],
+                "subject": {"mediaType": MEDIA_TYPE_INDEX, "digest": subject.as_str(), "size": a.index.size()},
+                "annotations": {"n": n.to_string()},
+            });
+            tx.write_json(MediaType::ImageManifest, &m)
+        };
+        store
+            .transaction(|tx| {
+                let one = referrer(tx, 1)?;
+                assert!(tx.add_referrer(&subject, &one)?);
+                assert!(!tx.add_referrer(&subject, &one)?);
+                let two = referrer(tx, 2)?;
+                assert!(tx.add_referrer(&subject, &two)?);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let tag = crate::signatures::referrers_tag(&subject);
+        let index_desc = store
+            .list()
+            .unwrap()
+            .into_iter()
+            .find(|t| t.reference == tag)
+            .expect("the bare referrers index");
+        let index: Value = store
+            .read_json(&Digest::try_from(index_desc.descriptor.digest()).unwrap())
+            .unwrap();
+        let listed = index["manifests"].as_array().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(
+            listed[0]["artifactType"],
+            "application/vnd.dev.sigstore.bundle.v0.3+json"
+        );
+        assert_eq!(listed[1]["annotations"]["n"], "2");
+        // Untagged entries too, as upstream's tools list referrers.
+        let untagged = index_json(store.path())["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| entry_ref_name(e).is_none())
+            .count();
+        assert_eq!(untagged, 2);
+        // They go with the image.
+        store.remove(&reference("a")).unwrap();
+        assert!(store.list().unwrap().is_empty());
+        assert_eq!(
+            index_json(store.path())["manifests"]
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
+    }
+
     #[test]
     fn remove_drops_untagged_children_listed_upstream_style() {
         let (_d, store) = new_store();
@@ -1574,21 +1750,5 @@ mod tests {
         );
         assert!(child.wait().unwrap().success());
         store.resolve(&reference("after_the_wait")).unwrap();
-    }
-
-    #[test]
-    fn referrers_tags_are_recognized() {
-        let hex = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
-        assert_eq!(
-            referrers_tag_subject(&format!("ghcr.io/a/b:sha256-{hex}.sig")),
-            Some(hex)
-        );
-        assert_eq!(referrers_tag_subject(&format!("sha256-{hex}")), Some(hex));
-        assert_eq!(
-            referrers_tag_subject(&format!("localhost:5000/a:sha256-{hex}")),
-            Some(hex)
-        );
-        assert_eq!(referrers_tag_subject("ghcr.io/a/b:latest"), None);
-        assert_eq!(referrers_tag_subject("localhost:5000/sha256-abc"), None);
     }
 }

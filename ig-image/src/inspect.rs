@@ -123,7 +123,8 @@ pub fn list(store: &Store) -> Result<Vec<ImageSummary>, InspectError> {
     let host = Platform::host().map(Platform::oci_arch);
     let mut out = Vec::new();
     for tagged in store.list()? {
-        if tagged.descriptor.media_type().to_string() != mt::INDEX {
+        // Signature and referrers tags (`sha256-<hex>.sig`, `sha256-<hex>`) are not images.
+        if tagged.is_referrers_tag() || tagged.descriptor.media_type().to_string() != mt::INDEX {
             continue;
         }
         let Ok(parsed) = Reference::parse(&tagged.reference) else {

@@ -113,6 +113,10 @@ pub enum Command {
     /// Give an image another name
     Tag(tag::TagArgs),
     /// Remove a tag, and delete the content no other tag reaches
+    ///
+    /// An image's signatures (tagged `sha256-<digest>.sig` and `sha256-<digest>` in the store, as
+    /// upstream `ig` keeps them) go with its last tag; `ig-image remove sha256-<digest>.sig`
+    /// removes a signature alone.
     #[command(visible_alias = "rm")]
     Remove(remove::RemoveArgs),
     /// Write images to a tar file (an OCI layout, deterministic)
@@ -133,6 +137,11 @@ pub enum Command {
     /// Prove an image in the real kernel: load through the verifier, attach, print its records
     Run(run::RunArgs),
     /// Sign an image in the store with a cosign key (offline)
+    ///
+    /// Stored where upstream `ig` looks: a legacy signature under the tag `sha256-<digest>.sig`
+    /// (no repository), an `oci-1-1` or `bundle` signature as a referrer listed in the index
+    /// tagged `sha256-<digest>`. `list` hides these tags; push, pull, export and import carry
+    /// them.
     Sign(sign::SignArgs),
     /// Verify an image's cosign signature with public keys
     Verify(verify::VerifyArgs),

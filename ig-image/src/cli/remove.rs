@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use clap::Args;
-use gadget_store::Reference;
+use gadget_store::{Reference, signatures};
 
 use super::{ExitStatus, GlobalArgs};
 
@@ -17,11 +17,13 @@ pub struct RemoveArgs {
 pub fn exec(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<ExitStatus> {
     let store = global.open_store()?;
     for image in &args.images {
-        let reference = Reference::parse(image)?;
-        let report = store
-            .remove(&reference)
-            .with_context(|| format!("cannot remove `{image}`"))?;
-        println!("Successfully removed {}", reference.full());
+        let report = if signatures::is_bare_tag(image) {
+            store.remove_bare(image)
+        } else {
+            store.remove(&Reference::parse(image)?)
+        }
+        .with_context(|| format!("cannot remove `{image}`"))?;
+        println!("Successfully removed {}", report.reference);
         log::debug!("garbage collection: {report:?}");
     }
     Ok(ExitStatus::Success)

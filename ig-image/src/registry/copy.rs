@@ -39,6 +39,7 @@ use super::error::{Failure, RegistryError};
 use super::progress::{BlobOutcome, TransferReport, TransferReporter};
 use super::referrers::{self, LocalArtifacts};
 use crate::platform::Platform;
+use gadget_store::signatures::{referrer_descriptor, referrers_tag, signature_tag};
 
 /// A manifest or index, with its exact bytes.
 #[derive(Debug, Clone)]
@@ -301,7 +302,7 @@ fn plan_push(store: &Store, reference: &Reference) -> Result<PushPlan, RegistryE
         for (subject, digest, mt) in signatures {
             let what = format!("signature of `{subject}`");
             sig_graphs.push((
-                referrers::signature_tag(&subject),
+                signature_tag(&subject),
                 local_graph(tx, &digest, Some(&mt), &what)?,
             ));
         }
@@ -418,7 +419,7 @@ pub fn push(
             by_subject
                 .entry(subject.clone())
                 .or_default()
-                .push(referrers::referrer_descriptor(&r.media_type, &r.bytes));
+                .push(referrer_descriptor(&r.media_type, &r.bytes));
         }
         for (subject, descriptors) in &by_subject {
             if referrers::update_remote_tag_index(&repo, subject, descriptors).await? {
@@ -426,7 +427,7 @@ pub fn push(
                 reporter.note(&format!(
                     "{} has no referrers API: updated its referrers tag `{}`",
                     reference.registry(),
-                    referrers::referrers_tag(subject)
+                    referrers_tag(subject)
                 ));
             }
         }
@@ -542,12 +543,11 @@ async fn put_docs_by_digest(
 /// Signatures and referrers found in a registry.
 #[derive(Debug, Default)]
 struct PulledArtifacts {
-    /// (local tag, graph) of legacy signatures.
+    /// (bare local tag, graph) of legacy signatures.
     signatures: Vec<(String, Graph)>,
-    /// Referrer graphs (stored as untagged entries).
-    referrers: Vec<Graph>,
-    /// (local tag, index) of referrers tag indexes.
-    tag_indexes: Vec<(String, Doc)>,
+    /// (subject, graph) of referrers (stored as untagged entries and in the subject's bare
+    /// referrers index).
+    referrers: Vec<(Digest, Graph)>,
 }
 
 impl PulledArtifacts {
@@ -555,7 +555,7 @@ impl PulledArtifacts {
         self.signatures
             .iter()
             .map(|(_, g)| g)
-            .chain(self.referrers.iter())
+            .chain(self.referrers.iter().map(|(_, g)| g))
     }
 }
 
@@ -742,18 +742,13 @@ pub fn pull(
                 write_doc(tx, d)?;
             }
         }
-        for (_, d) in &artifacts.tag_indexes {
-            write_doc(tx, d)?;
-        }
-        for g in &artifacts.referrers {
-            tx.add_untagged(&g.root().descriptor())
+        for (subject, g) in &artifacts.referrers {
+            tx.add_referrer(subject, &g.root().descriptor())
                 .map_err(|e| RegistryError::store("record a referrer", e))?;
         }
         for (tag, g) in &artifacts.signatures {
-            tag_local(tx, reference, tag, g.root())?;
-        }
-        for (tag, d) in &artifacts.tag_indexes {
-            tag_local(tx, reference, tag, d)?;
+            tx.tag_bare(tag, g.root().descriptor())
+                .map_err(|e| RegistryError::store(format!("tag `{tag}`"), e))?;
         }
         match reference.tag() {
             Some(tag) => tag_local(tx, reference, tag, &root)?,
@@ -1027,10 +1022,9 @@ async fn fetch_artifacts(
     for found in std::iter::once(Ok((first_found, api))).chain(others) {
         let (found, _) = found?;
         out.signatures.extend(found.signatures);
-        out.tag_indexes.extend(found.tag_indexes);
-        for g in found.referrers {
+        for (subject, g) in found.referrers {
             if seen.insert(g.root().digest.clone()) {
-                out.referrers.push(g);
+                out.referrers.push((subject, g));
             }
         }
     }
@@ -1046,7 +1040,7 @@ async fn fetch_subject_artifacts(
     stats: &Stats,
 ) -> Result<(PulledArtifacts, bool), RegistryError> {
     let mut out = PulledArtifacts::default();
-    let sig_tag = referrers::signature_tag(subject);
+    let sig_tag = signature_tag(subject);
     let (sig, found) = futures_util::join!(
         fetch_doc(repo, &sig_tag, None, None, stats),
         referrers::find_remote(repo, subject, api)
@@ -1057,17 +1051,9 @@ async fn fetch_subject_artifacts(
         g.docs.push(sig);
         out.signatures.push((sig_tag, g));
     }
-    let (listed, tag_index, api) = found?;
-    if let Some(index) = tag_index {
-        out.tag_indexes.push((
-            referrers::referrers_tag(subject),
-            Doc {
-                digest: index.digest,
-                media_type: MEDIA_TYPE_INDEX.to_owned(),
-                bytes: index.bytes,
-            },
-        ));
-    }
+    // A registry's referrers tag index is not stored as it is: the store's own bare index is
+    // built from the referrers fetched.
+    let (listed, api) = found?;
     for d in listed {
         let what = format!("referrers of `{subject}`");
         let (digest, size, mt) = parse_descriptor(&d, &what)?;
@@ -1079,7 +1065,7 @@ async fn fetch_subject_artifacts(
         let mut g = Graph::default();
         add_manifest_blobs(&mut g, &doc.json(), &format!("referrer `{digest}`"))?;
         g.docs.push(doc);
-        out.referrers.push(g);
+        out.referrers.push((subject.clone(), g));
     }
     Ok((out, api))
 }

@@ -2,22 +2,26 @@
 //!
 //! Three formats (spec §1a-1c), all signing the image's index digest:
 //!
-//! - [`SignatureFormat::Legacy`] (the default, what official gadgets use): tag
-//!   `<registry>/<repository>:sha256-<hex>.sig` on an OCI image manifest whose config is a small
+//! - [`SignatureFormat::Legacy`] (the default, what official gadgets use): the bare tag
+//!   `sha256-<hex>.sig` (no repository, where upstream `ig` copies and looks for it; see
+//!   [`gadget_store::signatures`]) on an OCI image manifest whose config is a small
 //!   image config (`application/vnd.oci.image.config.v1+json`) and whose layers are
 //!   `application/vnd.dev.cosign.simplesigning.v1+json` blobs holding the simple-signing payload,
 //!   each annotated `dev.cosignproject.cosign/signature` = base64 of the DER signature. Signing
 //!   again appends a layer (an identical signature is not added twice). Upstream `ig` reads only
-//!   the first layer; cosign reads all.
+//!   the first layer; cosign reads all. A signature stored in the form earlier versions wrote
+//!   (`<repository>:sha256-<hex>.sig`) is merged into the bare tag and its old tag removed.
 //! - [`SignatureFormat::Oci11`] (`cosign sign --registry-referrers-mode=oci-1-1`): the same kind
 //!   of layer in a manifest whose `artifactType` and `config.mediaType` are
 //!   `application/vnd.dev.cosign.artifact.sig.v1+json`, with `subject` = the index descriptor.
-//!   Stored as an untagged `index.json` entry (a referrer).
+//!   Stored as an untagged `index.json` entry (a referrer) and listed in the bare referrers
+//!   index `sha256-<hex>` (the OCI referrers tag schema), where upstream `ig` looks.
 //! - [`SignatureFormat::Bundle`] (`--new-bundle-format`): a referrer manifest with `artifactType`
 //!   `application/vnd.dev.sigstore.bundle.v0.3+json`, config the OCI empty descriptor, one layer
 //!   holding a sigstore bundle v0.3 whose DSSE envelope carries an in-toto statement about the
 //!   index digest (predicate type `https://sigstore.dev/cosign/sign/v1`); the signature covers
 //!   the DSSE pre-authentication encoding. Key-based and offline: no transparency-log entry.
+//!   Stored like an OCI 1.1 signature.
 //!
 //! Documents are written with the store's canonical JSON; payloads are written as the exact
 //! bytes that were signed. No network.
@@ -26,7 +30,8 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use gadget_store::{Digest, Reference, ReferenceError, Store, StoreError};
+use gadget_store::signatures::signature_tag;
+use gadget_store::{Digest, Reference, Store, StoreError};
 use oci_spec::image::{Descriptor, MediaType};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -213,11 +218,6 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The legacy signature tag of `digest` in `reference`'s repository.
-pub fn legacy_tag(reference: &Reference, digest: &Digest) -> Result<Reference, ReferenceError> {
-    reference.with_tag(&format!("sha256-{}.sig", digest.hex()))
-}
-
 /// Signs the index digest `reference` resolves to in `store` with `key`, storing the signature
 /// in `format` next to the image. Idempotent: the same key signing the same image again
 /// changes nothing (ECDSA signatures here are deterministic, RFC 6979).
@@ -273,20 +273,18 @@ pub fn sign(
                     "annotations": {SIGNATURE_ANNOTATION: B64.encode(&signature)},
                 });
                 if format == SignatureFormat::Legacy {
-                    let tag = legacy_tag(reference, &digest).map_err(|e| SignError::Encode {
-                        what: "the signature tag".into(),
-                        reason: e.to_string(),
-                    })?;
-                    let mut layers = match tx.resolve(&tag) {
-                        Ok(existing) => existing_layers(tx, &existing, &tag)?,
-                        Err(StoreError::NotFound { .. }) => Vec::new(),
-                        Err(source) => {
-                            return Err(SignError::Store {
-                                action: format!("read `{}`", tag.full()),
-                                source,
-                            });
+                    let tag = signature_tag(&digest);
+                    // The bare tag's signatures, then those of the forms earlier versions
+                    // wrote (`<repository>:sha256-<hex>.sig`), which are merged in and untagged.
+                    let existing = tx.signature_tags(&digest, ".sig", &reference.name());
+                    let mut layers: Vec<Value> = Vec::new();
+                    for t in &existing {
+                        for l in existing_layers(tx, &t.descriptor, &t.reference)? {
+                            if !layers.contains(&l) {
+                                layers.push(l);
+                            }
                         }
-                    };
+                    }
                     report.added = !layers.contains(&layer);
                     if report.added {
                         layers.push(layer);
@@ -315,9 +313,12 @@ pub fn sign(
                         .write_json(MediaType::ImageManifest, &manifest)
                         .map_err(store_failed("write the signature manifest"))?;
                     report.signature_manifest = desc.digest().to_string();
-                    report.tag = Some(tag.full());
-                    tx.tag(&tag, desc)
+                    tx.tag_bare(&tag, desc)
                         .map_err(store_failed("tag the signature"))?;
+                    for t in existing.iter().filter(|t| t.reference != tag) {
+                        tx.untag_name(&t.reference);
+                    }
+                    report.tag = Some(tag);
                 } else {
                     tx.write_blob(EMPTY_BLOB)
                         .map_err(store_failed("write the empty config"))?;
@@ -401,8 +402,9 @@ pub fn write_bundle_referrer(
     }))
 }
 
-/// Writes a referrer manifest and lists it next to its subject in the store (an untagged
-/// `index.json` entry carrying its `artifactType`). Returns the manifest's digest and whether
+/// Writes a referrer manifest and lists it next to its subject in the store: an untagged
+/// `index.json` entry carrying its `artifactType`, and an entry of the subject's bare referrers
+/// index `sha256-<hex>`, where upstream `ig` looks. Returns the manifest's digest and whether
 /// it is new. Every referrer (signatures, attestations, SBOMs) is stored through here.
 pub fn store_referrer(
     tx: &mut gadget_store::Transaction<'_>,
@@ -416,15 +418,23 @@ pub fn store_referrer(
         path: tx.store().path().join("index.json"),
         reason: e.to_string(),
     })?;
-    let added = tx.add_untagged(&desc)?;
+    let subject = manifest
+        .get("subject")
+        .and_then(|s| s.get("digest"))
+        .and_then(Value::as_str)
+        .and_then(|d| Digest::parse(d).ok());
+    let added = match subject {
+        Some(subject) => tx.add_referrer(&subject, &desc)?,
+        None => tx.add_untagged(&desc)?,
+    };
     Ok((digest, added))
 }
 
 /// [`store_referrer`] for a signature, filling the report.
 fn add_referrer(
     tx: &mut gadget_store::Transaction<'_>,
+    subject: &Digest,
     manifest: &Value,
-    artifact_type: &str,
     report: &mut SignReport,
 ) -> Result<bool, SignError> {
     let (digest, added) =
@@ -436,14 +446,14 @@ fn add_referrer(
     Ok(added)
 }
 
-/// The layers of an existing legacy signature manifest, to append to.
+/// The layers of an existing legacy signature manifest (tagged `tag`), to append to.
 fn existing_layers(
     tx: &gadget_store::Transaction<'_>,
     existing: &Descriptor,
-    tag: &Reference,
+    tag: &str,
 ) -> Result<Vec<Value>, SignError> {
     let malformed = |reason: String| SignError::MalformedExisting {
-        tag: tag.display(),
+        tag: tag.to_owned(),
         reason,
     };
     let digest = Digest::try_from(existing.digest()).map_err(|e| malformed(e.to_string()))?;
@@ -513,12 +523,8 @@ mod tests {
     }
 
     #[test]
-    fn legacy_tag_names_the_digest() {
-        let r = Reference::parse("localhost:5000/g/trace_open:v1").unwrap();
+    fn legacy_tag_is_bare() {
         let d = Digest::of(b"i");
-        assert_eq!(
-            legacy_tag(&r, &d).unwrap().full(),
-            format!("localhost:5000/g/trace_open:sha256-{}.sig", d.hex())
-        );
+        assert_eq!(signature_tag(&d), format!("sha256-{}.sig", d.hex()));
     }
 }

@@ -1,10 +1,11 @@
 //! Verifying an image's cosign signatures in the local store.
 //!
-//! Every signature of the image's index digest is tried, in this order: legacy
-//! `sha256-<hex>.sig` tags (the image's own repository first, then any other repository the
-//! same content is tagged in), then referrers (manifests whose `subject` is the index, listed in
-//! `index.json` directly or inside a `sha256-<hex>` referrers-tag index): OCI 1.1 simple-signing
-//! referrers and sigstore bundles.
+//! Every signature of the image's index digest is tried, in this order: the legacy signature
+//! under the bare tag `sha256-<hex>.sig` (where upstream `ig` keeps it), then the same under the
+//! `<repository>:sha256-<hex>.sig` tags earlier versions wrote (the image's own repository
+//! first), then referrers (manifests whose `subject` is the index, listed in `index.json`
+//! directly or inside a `sha256-<hex>` referrers-tag index): OCI 1.1 simple-signing referrers
+//! and sigstore bundles. Other referrers (notation signatures, attestations) are passed over.
 //!
 //! For each signature the bytes are checked with the keys **before** anything in the signed
 //! payload is parsed; only a payload that verifies is read, and its digest must equal the index
@@ -236,13 +237,6 @@ pub fn verify(
     })
 }
 
-/// The tag part of a full reference string.
-fn tag_of(full: &str) -> &str {
-    let name = full.split('@').next().unwrap_or(full);
-    let slash = name.rfind('/').map_or(0, |i| i + 1);
-    name[slash..].rsplit_once(':').map_or("", |(_, t)| t)
-}
-
 fn read_doc(tx: &Transaction<'_>, desc: &Value) -> Option<(Digest, Value)> {
     let digest = Digest::parse(desc.get("digest")?.as_str()?).ok()?;
     if desc
@@ -267,15 +261,8 @@ pub(crate) fn find_signatures(
     digest: &Digest,
 ) -> Vec<Candidate> {
     let mut out = Vec::new();
-    let sig_tag = format!("sha256-{}.sig", digest.hex());
-    let mut legacy: Vec<_> = tx
-        .list()
-        .into_iter()
-        .filter(|t| tag_of(&t.reference) == sig_tag)
-        .collect();
-    // The image's own repository first.
-    let own = reference.name();
-    legacy.sort_by_key(|t| t.parsed().is_none_or(|r| r.name() != own));
+    // The bare tag first, then the forms earlier versions wrote (own repository first).
+    let legacy = tx.signature_tags(digest, ".sig", &reference.name());
     let mut seen = BTreeSet::new();
     for t in legacy {
         let desc = serde_json::to_value(&t.descriptor).unwrap_or(Value::Null);
@@ -588,8 +575,9 @@ pub(crate) fn announced_predicate_type(doc: &Value) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sign::cosign::{self, legacy_tag};
+    use crate::sign::cosign;
     use crate::sign::keys::{PrivateKey, PublicKey};
+    use gadget_store::signatures::{referrers_tag, signature_tag};
     use oci_spec::image::MediaType;
     use serde_json::json;
 
@@ -719,12 +707,11 @@ mod tests {
         let report = cosign::sign(&f.store, &other, &f.key, SignatureFormat::Legacy).unwrap();
         let ours = f.store.resolve(&f.image).unwrap();
         let ours = Digest::try_from(ours.digest()).unwrap();
-        let sig = f
-            .store
-            .resolve(&Reference::parse(report.tag.as_ref().unwrap()).unwrap())
-            .unwrap();
         f.store
-            .tag(&legacy_tag(&f.image, &ours).unwrap(), sig)
+            .transaction(|tx| {
+                let sig = tx.find_tag(report.tag.as_ref().unwrap()).unwrap();
+                tx.tag_bare(&signature_tag(&ours), sig.descriptor)
+            })
             .unwrap();
         let err = verify(&f.store, &f.image, &f.keys).unwrap_err();
         assert!(matches!(err, VerifyError::DigestMismatch { .. }), "{err}");
@@ -735,7 +722,7 @@ mod tests {
     fn a_tampered_payload_does_not_verify() {
         let f = fixture("localhost:5000/g/img:v1", b"content");
         let report = cosign::sign(&f.store, &f.image, &f.key, SignatureFormat::Legacy).unwrap();
-        let tag = Reference::parse(report.tag.as_ref().unwrap()).unwrap();
+        let tag = report.tag.clone().unwrap();
         let manifest: Value = f
             .store
             .read_json(&Digest::parse(&report.signature_manifest).unwrap())
@@ -753,7 +740,7 @@ mod tests {
                 m["layers"][0]["digest"] = d.as_str().into();
                 m["layers"][0]["size"] = tampered.len().into();
                 let desc = tx.write_json(MediaType::ImageManifest, &m)?;
-                tx.tag(&tag, desc)?;
+                tx.tag_bare(&tag, desc)?;
                 Ok::<_, StoreError>(())
             })
             .unwrap();
@@ -765,7 +752,7 @@ mod tests {
     fn malformed_signatures_are_reported() {
         let f = fixture("localhost:5000/g/img:v1", b"content");
         let report = cosign::sign(&f.store, &f.image, &f.key, SignatureFormat::Legacy).unwrap();
-        let tag = Reference::parse(report.tag.as_ref().unwrap()).unwrap();
+        let tag = report.tag.clone().unwrap();
         let manifest: Value = f
             .store
             .read_json(&Digest::parse(&report.signature_manifest).unwrap())
@@ -775,7 +762,7 @@ mod tests {
                 let mut m = manifest.clone();
                 m["layers"][0]["annotations"][SIGNATURE_ANNOTATION] = "%%%".into();
                 let desc = tx.write_json(MediaType::ImageManifest, &m)?;
-                tx.tag(&tag, desc)?;
+                tx.tag_bare(&tag, desc)?;
                 Ok::<_, StoreError>(())
             })
             .unwrap();
@@ -802,7 +789,102 @@ mod tests {
             .and_then(|c| get_ci(c, "image"))
             .and_then(|i| get_ci(i, "docker-manifest-digest"));
         assert_eq!(d, Some(&Value::from("sha256:x")));
-        assert_eq!(tag_of("localhost:5000/a/b:sha256-x.sig"), "sha256-x.sig");
-        assert_eq!(tag_of("localhost:5000/a/b"), "");
+    }
+
+    /// The entries of `index.json` as (ref name or "", digest).
+    fn entries(store: &Store) -> Vec<(String, String)> {
+        let raw: Value =
+            serde_json::from_slice(&std::fs::read(store.path().join("index.json")).unwrap())
+                .unwrap();
+        raw["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["annotations"]["org.opencontainers.image.ref.name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                    e["digest"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn signatures_are_stored_under_bare_tags() {
+        for format in [
+            SignatureFormat::Legacy,
+            SignatureFormat::Oci11,
+            SignatureFormat::Bundle,
+        ] {
+            let f = fixture("localhost:5000/g/img:v1", b"content");
+            let report = cosign::sign(&f.store, &f.image, &f.key, format).unwrap();
+            let digest = Digest::parse(&report.digest).unwrap();
+            let names: Vec<String> = entries(&f.store).into_iter().map(|e| e.0).collect();
+            let (bare, absent) = match format {
+                SignatureFormat::Legacy => (signature_tag(&digest), referrers_tag(&digest)),
+                _ => (referrers_tag(&digest), signature_tag(&digest)),
+            };
+            assert!(names.contains(&bare), "{format}: {names:?}");
+            assert!(!names.contains(&absent), "{format}: {names:?}");
+            assert!(
+                !names.iter().any(|n| n.contains(":sha256-")),
+                "{format}: {names:?}"
+            );
+            if format != SignatureFormat::Legacy {
+                // The referrers index lists the signature manifest with its artifact type.
+                let index = f
+                    .store
+                    .transaction(|tx| Ok::<_, StoreError>(tx.find_tag(&bare).unwrap()))
+                    .unwrap();
+                let index: Value = f
+                    .store
+                    .read_json(&Digest::try_from(index.descriptor.digest()).unwrap())
+                    .unwrap();
+                assert_eq!(
+                    index["manifests"][0]["digest"],
+                    report.signature_manifest.as_str()
+                );
+                let expected = if format == SignatureFormat::Bundle {
+                    BUNDLE
+                } else {
+                    COSIGN_SIG_ARTIFACT
+                };
+                assert_eq!(index["manifests"][0]["artifactType"], expected);
+            }
+        }
+    }
+
+    #[test]
+    fn a_signature_in_the_earlier_layout_verifies_and_moves_to_the_bare_tag() {
+        let f = fixture("localhost:5000/g/img:v1", b"content");
+        let report = cosign::sign(&f.store, &f.image, &f.key, SignatureFormat::Legacy).unwrap();
+        let digest = Digest::parse(&report.digest).unwrap();
+        let old = f.image.with_tag(&signature_tag(&digest)).unwrap();
+        // Rewrite the store as earlier versions left it: `<repository>:sha256-<hex>.sig`.
+        f.store
+            .transaction(|tx| {
+                let sig = tx.untag_name(report.tag.as_ref().unwrap()).unwrap();
+                tx.tag(&old, sig)
+            })
+            .unwrap();
+        verify(&f.store, &f.image, &f.keys).unwrap();
+
+        // Another key signs: both signatures end up under the bare tag, the old tag is gone.
+        let second = PrivateKey::generate_p256();
+        let report = cosign::sign(&f.store, &f.image, &second, SignatureFormat::Legacy).unwrap();
+        let names: Vec<String> = entries(&f.store).into_iter().map(|e| e.0).collect();
+        assert!(names.contains(&signature_tag(&digest)), "{names:?}");
+        assert!(!names.contains(&old.full()), "{names:?}");
+        let manifest: Value = f
+            .store
+            .read_json(&Digest::parse(&report.signature_manifest).unwrap())
+            .unwrap();
+        assert_eq!(manifest["layers"].as_array().unwrap().len(), 2);
+        for key in [&f.key, &second] {
+            verify(&f.store, &f.image, &[named(&key.public_key(), "k")]).unwrap();
+        }
     }
 }

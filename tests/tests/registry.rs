@@ -590,8 +590,9 @@ fn add_entry(store: &Path, entry: serde_json::Value) {
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
-/// Stores a legacy cosign signature tag and an OCI 1.1 bundle referrer for `image`, the way
-/// the signing code represents them. Returns (signature manifest, referrer manifest) digests.
+/// Stores a legacy cosign signature tag and an OCI 1.1 bundle referrer for `image`, the
+/// signature in the layout earlier versions wrote (`<repository>:sha256-<hex>.sig`), the
+/// referrer as an untagged entry only. Returns (signature manifest, referrer manifest) digests.
 fn add_signature_forms(t: &TempStore, image: &str, index_digest: &str) -> (String, String) {
     let store = t.store();
     let index_size = std::fs::read(store.join("blobs/sha256").join(&index_digest[7..]))
@@ -694,7 +695,7 @@ fn signatures_and_referrers_travel_both_ways() {
         serde_json::from_slice(&view.manifest(repo, &format!("sha256-{hex}")).unwrap()).unwrap();
     assert_eq!(tag_index["manifests"].as_array().unwrap().len(), 1);
 
-    // A fresh store gets all three forms back.
+    // A fresh store gets all three forms back, under the bare tags upstream `ig` uses.
     let t2 = TempStore::new();
     let out = json(&ok(ig(
         &t2,
@@ -703,12 +704,25 @@ fn signatures_and_referrers_travel_both_ways() {
     assert_eq!(out["digest"], digest.as_str());
     assert_eq!(out["signatures"], 1, "{out}");
     assert_eq!(out["referrers"], 1, "{out}");
-    let name = format!("{host}/{repo}");
     assert_eq!(
-        tagged(&t2, &format!("{name}:sha256-{hex}.sig")).as_deref(),
+        tagged(&t2, &format!("sha256-{hex}.sig")).as_deref(),
         Some(sig_d.as_str())
     );
-    assert!(tagged(&t2, &format!("{name}:sha256-{hex}")).is_some());
+    let local_index = tagged(&t2, &format!("sha256-{hex}")).expect("the bare referrers index");
+    let local_index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(t2.store().join("blobs/sha256").join(&local_index[7..])).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(local_index["manifests"][0]["digest"], referrer_d.as_str());
+    assert!(
+        !index_json(&t2)
+            .to_string()
+            .contains(&format!(":sha256-{hex}")),
+        "no tag in a repository: {}",
+        index_json(&t2)
+    );
+    let listed = ok(ig(&t2, ["list"]));
+    assert!(!listed.contains("sha256-"), "{listed}");
     assert!(
         index_json(&t2)["manifests"]
             .as_array()

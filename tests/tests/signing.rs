@@ -68,6 +68,39 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The `ref.name` annotations of a layout's `index.json`, sorted.
+fn ref_names_in(layout_index: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = layout_index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["annotations"]["org.opencontainers.image.ref.name"].as_str())
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
+/// The tags of the store's `index.json`, sorted.
+fn ref_names(t: &TempStore) -> Vec<String> {
+    ref_names_in(&index_of(&t.store()))
+}
+
+fn index_of(layout: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap()
+}
+
+/// The `index.json` inside an exported tar.
+fn index_in_tar(tar: &Path) -> serde_json::Value {
+    let out = run({
+        let mut c = Command::new("tar");
+        c.arg("-xOf").arg(tar).arg("index.json");
+        c
+    });
+    assert_success(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn assert_checker(t: &TempStore, image: &str, key: &Path, expect_pass: bool) {
     let (passed, text) = t.check_signed(&[image], "amd64,arm64", &[key]);
     assert_eq!(
@@ -91,9 +124,23 @@ fn legacy_signature_passes_the_independent_checker_and_only_with_its_key() {
     assert_checker(&t, "trace_open:v1", &public, false);
     let out = ok(&t, &["sign", "trace_open:v1", "--key", s(&key)]);
     assert!(out.contains("legacy signature"), "{out}");
-    let sig_tag = format!("trace_open:sha256-{}.sig", &digest[7..]);
-    assert!(out.contains(&sig_tag), "{out}");
-    assert!(ok(&t, &["list"]).contains("trace_open"));
+    // Stored where upstream `ig` looks: the bare tag, no repository; `list` shows images only.
+    let sig_tag = format!("sha256-{}.sig", &digest[7..]);
+    assert!(out.contains(&format!("tag {sig_tag})")), "{out}");
+    assert_eq!(
+        ref_names(&t),
+        [
+            "ghcr.io/inspektor-gadget/gadget/trace_open:v1".to_string(),
+            sig_tag
+        ]
+    );
+    let listed = ok(&t, &["list"]);
+    assert!(
+        listed.contains("trace_open") && !listed.contains("sha256-"),
+        "{listed}"
+    );
+    let listed = &json_lines(&ok(&t, &["list", "-o", "json"]))[0];
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
 
     assert_checker(&t, "trace_open:v1", &public, true);
     assert_checker(&t, "trace_open:v1", &other, false);
@@ -184,9 +231,17 @@ fn oci_1_1_and_bundle_signatures_verify_with_us_and_the_checker() {
         assert!(err.contains("made with another key"), "{err}");
         assert_checker(&t, "trace_open:v1", &public, true);
         assert_checker(&t, "trace_open:v1", &other, false);
-        // No legacy tag was written: the referrer alone carries the signature.
+        // No legacy tag was written: the referrer carries the signature, listed in the bare
+        // referrers index `sha256-<hex>` where upstream `ig` looks.
         let index = std::fs::read_to_string(t.store().join("index.json")).unwrap();
         assert!(!index.contains(".sig\""), "{index}");
+        let digest = doc["digest"].as_str().unwrap();
+        assert!(
+            ref_names(&t).contains(&format!("sha256-{}", &digest[7..])),
+            "{index}"
+        );
+        let listed = ok(&t, &["list"]);
+        assert!(!listed.contains("sha256-"), "{listed}");
     }
 }
 
@@ -210,9 +265,24 @@ fn signatures_survive_export_and_import() {
     );
     let tar = t.dir.path().join("signed.tar");
     ok(&t, &["export", "trace_open:v1", s(&tar)]);
+    let hex = index_hex(&t, "trace_open:v1");
+    assert_eq!(
+        ref_names_in(&index_in_tar(&tar)),
+        [
+            "ghcr.io/inspektor-gadget/gadget/trace_open:v1".to_string(),
+            format!("sha256-{hex}"),
+            format!("sha256-{hex}.sig"),
+        ]
+    );
 
     let fresh = TempStore::new();
-    ok(&fresh, &["import", s(&tar)]);
+    let out = ok(&fresh, &["import", s(&tar)]);
+    assert_eq!(
+        out.trim(),
+        "Successfully imported ghcr.io/inspektor-gadget/gadget/trace_open:v1"
+    );
+    assert_eq!(ref_names(&fresh), ref_names_in(&index_in_tar(&tar)));
+    assert!(!ok(&fresh, &["list"]).contains("sha256-"));
     assert_checker(&fresh, "trace_open:v1", &public, true);
     assert_checker(&fresh, "trace_open:v1", &other, false);
     let doc = &json_lines(&ok(
@@ -288,9 +358,9 @@ fn verify_rejects_unsigned_wrong_key_tampered_and_other_digest() {
 
     // A signature for another digest: trace_exec's signature placed at trace_open's .sig tag.
     ok(&t, &["sign", "trace_exec:v1", "--key", s(&key)]);
-    let open_sig = format!("trace_open:sha256-{}.sig", &a[7..]);
-    let exec_sig = format!("trace_exec:sha256-{}.sig", &b[7..]);
-    ok(&t, &["tag", &exec_sig, &open_sig]);
+    let open_sig = format!("sha256-{}.sig", &a[7..]);
+    let exec_sig = format!("sha256-{}.sig", &b[7..]);
+    retag(&t, &exec_sig, &open_sig);
     let err = exits(
         &t,
         1,
@@ -329,6 +399,28 @@ fn verify_rejects_unsigned_wrong_key_tampered_and_other_digest() {
     assert!(err.contains("/nonexistent.pub"), "{err}");
 }
 
+/// Points the store's tag `to` at what its tag `from` points at, as another tool could.
+fn retag(t: &TempStore, from: &str, to: &str) {
+    let path = t.store().join("index.json");
+    let mut index = index_of(&t.store());
+    let entries = index["manifests"].as_array_mut().unwrap();
+    let mut copy = entries
+        .iter()
+        .find(|e| e["annotations"]["org.opencontainers.image.ref.name"] == from)
+        .unwrap_or_else(|| panic!("no tag `{from}`"))
+        .clone();
+    copy["annotations"]["org.opencontainers.image.ref.name"] = to.into();
+    entries.retain(|e| e["annotations"]["org.opencontainers.image.ref.name"] != to);
+    entries.push(copy);
+    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// The hex of the index digest `image` is tagged with.
+fn index_hex(t: &TempStore, image: &str) -> String {
+    let doc = &json_lines(&ok(t, &["inspect", image, "-o", "json"]))[0];
+    doc["digest"].as_str().unwrap()[7..].to_owned()
+}
+
 /// Rewrites the legacy signature of `digest` so its payload differs from what was signed
 /// (blobs stay content-addressed and intact; only the signature no longer matches).
 fn tamper_payload(t: &TempStore, digest: &str) {
@@ -336,17 +428,13 @@ fn tamper_payload(t: &TempStore, digest: &str) {
     let index_path = store.join("index.json");
     let mut index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
-    let suffix = format!(":sha256-{}.sig", &digest[7..]);
+    let bare = format!("sha256-{}.sig", &digest[7..]);
     let entry = index["manifests"]
         .as_array_mut()
         .unwrap()
         .iter_mut()
-        .find(|e| {
-            e["annotations"]["org.opencontainers.image.ref.name"]
-                .as_str()
-                .is_some_and(|n| n.ends_with(&suffix))
-        })
-        .expect("a .sig entry");
+        .find(|e| e["annotations"]["org.opencontainers.image.ref.name"] == bare.as_str())
+        .expect("a bare .sig entry");
     let blob = |d: &str| store.join("blobs/sha256").join(&d[7..]);
     let mut manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(blob(entry["digest"].as_str().unwrap())).unwrap())
@@ -418,6 +506,177 @@ fn generate_key_pair_refuses_to_overwrite_without_force() {
         .stdin(std::process::Stdio::null());
     let out = run(c);
     assert!(!out.status.success());
+}
+
+#[test]
+fn a_store_signed_in_the_earlier_layout_keeps_working_and_exports_bare_tags() {
+    let t = TempStore::new();
+    let (key, public) = key_pair(&t, "cosign");
+    build(&t, "trace_open", "trace_open:v1");
+    ok(&t, &["sign", "trace_open:v1", "--key", s(&key)]);
+    let hex = index_hex(&t, "trace_open:v1");
+    // The layout earlier versions wrote: the signature in the image's repository.
+    let old = format!("ghcr.io/inspektor-gadget/gadget/trace_open:sha256-{hex}.sig");
+    retag(&t, &format!("sha256-{hex}.sig"), &old);
+    remove_tag_entry(&t, &format!("sha256-{hex}.sig"));
+    assert!(ref_names(&t).contains(&old));
+    ok(
+        &t,
+        &["verify", "trace_open:v1", "--public-keys", s(&public)],
+    );
+    // The independent checker refuses that form ...
+    assert_checker(&t, "trace_open:v1", &public, false);
+    // ... and an export writes it bare, which it accepts once imported.
+    let tar = t.dir.path().join("old.tar");
+    ok(&t, &["export", "trace_open:v1", s(&tar)]);
+    assert!(ref_names_in(&index_in_tar(&tar)).contains(&format!("sha256-{hex}.sig")));
+    let fresh = TempStore::new();
+    ok(&fresh, &["import", s(&tar)]);
+    assert_checker(&fresh, "trace_open:v1", &public, true);
+    ok(
+        &fresh,
+        &["verify", "trace_open:v1", "--public-keys", s(&public)],
+    );
+    // Signing again in the old store moves the signature to the bare tag.
+    let (key2, public2) = key_pair(&t, "second");
+    ok(&t, &["sign", "trace_open:v1", "--key", s(&key2)]);
+    assert_eq!(
+        ref_names(&t),
+        [
+            "ghcr.io/inspektor-gadget/gadget/trace_open:v1".to_string(),
+            format!("sha256-{hex}.sig")
+        ]
+    );
+    for p in [&public, &public2] {
+        assert_checker(&t, "trace_open:v1", p, true);
+    }
+    // Removing the image removes its signature.
+    ok(&t, &["remove", "trace_open:v1"]);
+    assert!(ref_names(&t).is_empty(), "{:?}", ref_names(&t));
+}
+
+/// Drops the store's entries tagged `name`.
+fn remove_tag_entry(t: &TempStore, name: &str) {
+    let path = t.store().join("index.json");
+    let mut index = index_of(&t.store());
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|e| e["annotations"]["org.opencontainers.image.ref.name"] != name);
+    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// Whether python3 has `cryptography` (scripts/setup --deps installs it; the checker needs it
+/// too). Without it the test returns early with a loud reason, except under `CI=true`.
+fn require_python_cryptography(test: &str) -> bool {
+    let probe = run({
+        let mut c = Command::new("python3");
+        c.args(["-c", "import cryptography"]);
+        c
+    });
+    if probe.status.success() {
+        return true;
+    }
+    let reason = format!(
+        "{test}: python3 lacks cryptography: {}",
+        String::from_utf8_lossy(&probe.stderr).trim()
+    );
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but {reason}"
+    );
+    eprintln!("SKIPPED (not a pass): {reason}");
+    false
+}
+
+#[test]
+fn a_store_laid_out_like_upstreams_imports_and_verifies_in_all_three_cosign_formats() {
+    if !require_python_cryptography("a_store_laid_out_like_upstreams") {
+        return;
+    }
+    // Three images, exported, then signed and laid out by an independent script the way
+    // upstream's signed test store is: bare `sha256-<hex>.sig`, `sha256-<hex>` referrers
+    // indexes, a notation signature, per-platform manifests listed untagged.
+    let src = TempStore::new();
+    for g in ["trace_open", "trace_exec", "snapshot_process"] {
+        build(&src, g, &format!("{g}:v1"));
+    }
+    let ours = src.dir.path().join("ours.tar");
+    ok(
+        &src,
+        &[
+            "export",
+            "trace_open:v1",
+            "trace_exec:v1",
+            "snapshot_process:v1",
+            s(&ours),
+        ],
+    );
+    let layout = src.dir.path().join("upstream.tar");
+    let prefix = src.dir.path().join("upstream");
+    let out = run({
+        let mut c = Command::new("python3");
+        c.arg(workspace_root().join("tests/helpers/upstream_store.py"))
+            .arg(&ours)
+            .arg(&layout)
+            .arg(&prefix);
+        c
+    });
+    assert_success(&out);
+    let digests: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let public = prefix.with_extension("pub");
+    let names = ref_names_in(&index_in_tar(&layout));
+    for (fmt, suffix) in [("legacy", ".sig"), ("oci11", ""), ("bundle", "")] {
+        let hex = &digests[fmt].as_str().unwrap()[7..];
+        assert!(
+            names.contains(&format!("sha256-{hex}{suffix}")),
+            "{names:?}"
+        );
+    }
+
+    let t = TempStore::new();
+    let (_, other) = key_pair(&t, "other");
+    let out = ok(&t, &["import", s(&layout)]);
+    assert!(!out.contains("sha256-"), "only images are reported:\n{out}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    // The bare tags are kept as they are, and `list` shows only the three images.
+    assert_eq!(ref_names(&t), names);
+    let listed = &json_lines(&ok(&t, &["list", "-o", "json"]))[0];
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    for (fmt, expected) in [
+        ("legacy", "legacy"),
+        ("oci11", "oci-1-1"),
+        ("bundle", "bundle"),
+    ] {
+        let image = format!("ttl.sh/signed_with_cosign_{fmt}:latest");
+        let doc = &json_lines(&ok(
+            &t,
+            &["verify", &image, "--public-keys", s(&public), "-o", "json"],
+        ))[0];
+        assert_eq!(doc["verified"], true, "{doc}");
+        assert_eq!(doc["format"], expected, "{doc}");
+        assert_eq!(doc["digest"], digests[fmt], "{doc}");
+        let err = exits(&t, 1, &["verify", &image, "--public-keys", s(&other)]);
+        assert!(err.contains("made with another key"), "{fmt}: {err}");
+        assert_checker(&t, &image, &public, true);
+    }
+
+    // Export → import → verify keeps all of it.
+    let tar = t.dir.path().join("again.tar");
+    let images: Vec<String> = ["legacy", "oci11", "bundle"]
+        .iter()
+        .map(|f| format!("ttl.sh/signed_with_cosign_{f}:latest"))
+        .collect();
+    let mut args = vec!["export"];
+    args.extend(images.iter().map(String::as_str));
+    args.push(s(&tar));
+    ok(&t, &args);
+    let again = TempStore::new();
+    ok(&again, &["import", s(&tar)]);
+    for image in &images {
+        ok(&again, &["verify", image, "--public-keys", s(&public)]);
+        assert_checker(&again, image, &public, true);
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -662,11 +921,21 @@ fn signatures_survive_push_and_pull_through_a_registry() {
         ok(&t, &[&["push", image.as_str()][..], &insecure].concat());
     }
 
-    // Pulled into a fresh store, the signatures verify with us and with the checker.
+    // Pulled into a fresh store, the signatures verify with us and with the checker, stored
+    // under the bare tags upstream `ig` uses.
     let fresh = TempStore::new();
     ok(
         &fresh,
         &[&["pull", signed.as_str()][..], &insecure].concat(),
+    );
+    let hex = index_hex(&fresh, &signed);
+    assert_eq!(
+        ref_names(&fresh),
+        [
+            signed.clone(),
+            format!("sha256-{hex}"),
+            format!("sha256-{hex}.sig")
+        ]
     );
     assert_checker(&fresh, &signed, &public, true);
     assert_checker(&fresh, &signed, &other, false);

@@ -192,7 +192,7 @@ impl Transaction<'_> {
             reason: e.to_string(),
         })?;
         let bytes = self.read_blob(&digest)?;
-        let listed = referrer_descriptor(&referrer.media_type().to_string(), &bytes);
+        let listed = referrer_descriptor(referrer.media_type().as_ref(), &bytes);
         let mut untagged = listed.clone();
         if let Value::Object(o) = &mut untagged {
             o.remove("annotations");

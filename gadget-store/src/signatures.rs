@@ -177,7 +177,8 @@ impl Transaction<'_> {
     }
 
     /// Records the referrer manifest `referrer` (already in the store) of `subject`: an
-    /// untagged `index.json` entry (with its `artifactType`), and an entry in the bare
+    /// untagged `index.json` entry (with its `artifactType`: the descriptor's, else the
+    /// manifest's, else its config's media type), and an entry in the bare
     /// referrers index `sha256-<hex>` (created or extended), where upstream looks. Entries of
     /// that index whose manifest is not in the store are dropped. Returns whether anything
     /// changed.
@@ -192,7 +193,10 @@ impl Transaction<'_> {
             reason: e.to_string(),
         })?;
         let bytes = self.read_blob(&digest)?;
-        let listed = referrer_descriptor(referrer.media_type().as_ref(), &bytes);
+        let mut listed = referrer_descriptor(referrer.media_type().as_ref(), &bytes);
+        if let Some(t) = referrer.artifact_type() {
+            listed["artifactType"] = Value::from(t.to_string());
+        }
         let mut untagged = listed.clone();
         if let Value::Object(o) = &mut untagged {
             o.remove("annotations");

@@ -408,6 +408,12 @@ fn rewrite_bundle(
     let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
     entry["digest"] = put(&manifest_bytes).into();
     entry["size"] = manifest_bytes.len().into();
+    // The intact referrer is also listed in the bare referrers index `sha256-<hex>`: drop that
+    // index, so that only the rewritten copy is left.
+    let referrers_tag = format!("sha256-{}", &subject[7..]);
+    index["manifests"].as_array_mut().unwrap().retain(|e| {
+        e["annotations"]["org.opencontainers.image.ref.name"] != referrers_tag.as_str()
+    });
     std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
 }
 

@@ -433,8 +433,8 @@ pub fn store_referrer(
 /// [`store_referrer`] for a signature, filling the report.
 fn add_referrer(
     tx: &mut gadget_store::Transaction<'_>,
-    subject: &Digest,
     manifest: &Value,
+    artifact_type: &str,
     report: &mut SignReport,
 ) -> Result<bool, SignError> {
     let (digest, added) =

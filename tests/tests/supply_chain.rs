@@ -668,3 +668,154 @@ fn attestations_survive_push_and_pull_through_a_registry() {
         .concat(),
     );
 }
+
+#[test]
+fn the_init_workflow_attaches_and_signs_attestations() {
+    let t = TempStore::new();
+    t.ok(["init", "wf_supply", "--dir", t.dir.path().to_str().unwrap()]);
+    let workflow =
+        std::fs::read_to_string(t.dir.path().join("wf_supply/.github/workflows/gadget.yml"))
+            .unwrap();
+    assert!(
+        workflow.contains(r#"ig-image build . -t "$REF" --sbom --provenance"#),
+        "{workflow}"
+    );
+    assert!(
+        workflow.contains(r#"--sbom --provenance --key "$RUNNER_TEMP/cosign.key""#),
+        "{workflow}"
+    );
+}
+
+fn sigstore_testdata(name: &str) -> String {
+    s(&workspace_root()
+        .join("ig-image/src/sign/testdata/sigstore")
+        .join(name))
+    .to_owned()
+}
+
+/// `verify-blob` with a real public-good keyless bundle: accepted with the right identity and
+/// issuer (exact and regexp), refused naming the step for another identity, an altered file and
+/// a root whose log keys are not the bundle's. No network is used (the embedded root).
+#[test]
+fn verify_blob_checks_a_real_keyless_bundle_offline() {
+    let t = TempStore::new();
+    let file = sigstore_testdata("cosign-v3-blob.txt");
+    let bundle = sigstore_testdata("cosign-v3-blob.sigstore.json");
+    let base = ["verify-blob", file.as_str(), "--bundle", bundle.as_str()];
+    let who = [
+        "--certificate-identity",
+        "w.vollprecht@gmail.com",
+        "--certificate-oidc-issuer",
+        "https://github.com/login/oauth",
+    ];
+    let out = ok(&t, &[&base[..], &who].concat());
+    assert!(
+        out.starts_with("Verified OK") && out.contains("w.vollprecht@gmail.com"),
+        "{out}"
+    );
+    ok(
+        &t,
+        &[
+            &base[..],
+            &[
+                "--certificate-identity-regexp",
+                r".*@gmail\.com",
+                "--certificate-oidc-issuer-regexp",
+                r"https://github\.com/.*",
+            ],
+        ]
+        .concat(),
+    );
+    let err = exits(
+        &t,
+        1,
+        &[
+            &base[..],
+            &[
+                "--certificate-identity",
+                "mallory@example.com",
+                "--certificate-oidc-issuer",
+                "https://github.com/login/oauth",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(err.contains("identity policy failed"), "{err}");
+
+    let altered = t.dir.path().join("altered.txt");
+    let mut data = std::fs::read(&file).unwrap();
+    data.push(b'!');
+    std::fs::write(&altered, data).unwrap();
+    let err = exits(
+        &t,
+        1,
+        &[
+            &["verify-blob", s(&altered), "--bundle", bundle.as_str()][..],
+            &who,
+        ]
+        .concat(),
+    );
+    assert!(err.contains("failed keyless verification"), "{err}");
+
+    // A pinned root that trusts none of the public-good CAs and logs: refused, never fetched.
+    let root = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "tlogs": [], "certificateAuthorities": [], "ctlogs": [], "timestampAuthorities": [],
+    });
+    let root_file = t.dir.path().join("trusted_root.json");
+    std::fs::write(&root_file, root.to_string()).unwrap();
+    let out = run(with_password(
+        t.cmd([&base[..], &who, &["--trusted-root", s(&root_file)]].concat()),
+    ));
+    assert!(!out.status.success(), "an empty root verified a bundle");
+
+    // Missing identity flags are a usage error, not a verdict.
+    exits(
+        &t,
+        2,
+        &[
+            &base[..],
+            &["--certificate-identity", "w.vollprecht@gmail.com"],
+        ]
+        .concat(),
+    );
+}
+
+/// An image whose only bundle is key-based does not pass keyless verification (nor does an
+/// unsigned one), and `run`'s policy takes the keyless flags.
+#[test]
+fn keyless_image_verification_fails_closed() {
+    let t = TempStore::new();
+    let (key, _) = key_pair(&t, "cosign");
+    build(&t, "trace_open", "trace_open:v1", &[]);
+    let who = [
+        "--certificate-identity",
+        "w.vollprecht@gmail.com",
+        "--certificate-oidc-issuer",
+        "https://github.com/login/oauth",
+    ];
+    let err = exits(&t, 1, &[&["verify", "trace_open:v1"][..], &who].concat());
+    assert!(err.contains("no sigstore bundle"), "{err}");
+    ok(
+        &t,
+        &[
+            "sign",
+            "trace_open:v1",
+            "--key",
+            s(&key),
+            "--format",
+            "bundle",
+        ],
+    );
+    let err = exits(&t, 1, &[&["verify", "trace_open:v1"][..], &who].concat());
+    assert!(err.contains("failed keyless verification"), "{err}");
+    let err = exits(
+        &t,
+        2,
+        &[&["run", "trace_open:v1", "--verify-only"][..], &who].concat(),
+    );
+    assert!(
+        err.contains("keyless signature verification failed"),
+        "{err}"
+    );
+}

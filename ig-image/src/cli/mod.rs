@@ -20,6 +20,7 @@ mod run;
 mod sign;
 mod tag;
 mod verify;
+mod verify_blob;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -147,6 +148,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Sign a predicate about an image and attach it as an attestation (offline)
     Attest(attest::AttestArgs),
+    /// Verify a file against a Sigstore bundle, keyless or with a key, offline
+    VerifyBlob(verify_blob::VerifyBlobArgs),
     /// Write a cosign key pair (cosign.key, cosign.pub)
     GenerateKeyPair(generate_key_pair::GenerateKeyPairArgs),
 }
@@ -192,6 +195,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Sign(args) => sign::exec(g, args),
         Command::Verify(args) => verify::exec(g, args),
         Command::Attest(args) => attest::exec(g, args),
+        Command::VerifyBlob(args) => verify_blob::exec(g, args),
         Command::GenerateKeyPair(args) => generate_key_pair::exec(g, args),
     }
 }

@@ -4,10 +4,11 @@ use anyhow::Context as _;
 use clap::Args;
 use gadget_store::{Reference, Store};
 use ig_image::attest::verify::{predicate_types, verify_attestation as verify_attestation_in};
-use ig_image::sign::keys;
 use ig_image::sign::policy::{self, Accepted, Policy};
 use ig_image::sign::verify;
+use ig_image::sign::{keyless, keys};
 use oci_spec::image::Descriptor;
+use std::path::PathBuf;
 
 use super::{ExitStatus, GlobalArgs};
 use crate::output::{self, Format};
@@ -29,11 +30,13 @@ pub struct VerifyArgs {
     /// PEM public keys, comma separated; `upstream` is upstream Inspektor Gadget's key
     #[arg(
         long,
-        required = true,
+        required_unless_present_any = ["certificate_identity", "certificate_identity_regexp"],
         value_delimiter = ',',
         value_name = "FILE|upstream"
     )]
     public_keys: Vec<String>,
+    #[command(flatten)]
+    keyless: KeylessArgs,
     /// Verify a signed attestation of this type instead of the image signature: slsaprovenance,
     /// spdx, cyclonedx, vuln, custom, ... or a predicate type URI; `-o json` prints its predicate
     #[arg(long, value_name = "TYPE")]
@@ -51,7 +54,11 @@ pub struct VerifyArgs {
 
 pub fn exec(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let reference = Reference::parse(&args.image)?;
-    let keys = keys::load_public_keys(&args.public_keys)?;
+    let keys = if args.keyless.is_set() {
+        Vec::new()
+    } else {
+        keys::load_public_keys(&args.public_keys)?
+    };
     let _remote_store; // keeps the temporary store of --remote alive
     let store = if args.remote {
         let (dir, store) = fetch_remote(&args, &reference)?;
@@ -60,6 +67,30 @@ pub fn exec(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitStatus>
     } else {
         global.open_store()?
     };
+    if args.keyless.is_set() {
+        let types = args
+            .attestation
+            .as_deref()
+            .map(predicate_types)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        let (policy, root) = args.keyless.policy_and_root()?;
+        let outcome = keyless::verify_image(&store, &reference, &policy, &root, types.as_deref());
+        return report_keyless(
+            outcome.map(|v| {
+                format!(
+                    "Verified {}@{}: keyless {} by {} (bundle {})",
+                    reference.display(),
+                    v.digest,
+                    args.attestation.as_deref().unwrap_or("signature"),
+                    policy.describe(),
+                    v.signature_manifest
+                )
+            }),
+            &reference.full(),
+            args.output,
+        );
+    }
     if let Some(wanted) = &args.attestation {
         return verify_attestation(&store, &reference, &keys, wanted, args.output);
     }
@@ -96,6 +127,92 @@ pub fn exec(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitStatus>
             Ok(ExitStatus::Failure)
         }
         Err(e) => Err(e).with_context(|| format!("cannot verify `{}`", args.image)),
+    }
+}
+
+/// The keyless flags of `verify`, `verify-blob`, `run` and `pull` (cosign's names).
+#[derive(Debug, Clone, Default, Args)]
+pub struct KeylessArgs {
+    /// Keyless: the signer identity the Fulcio certificate must name (an email or a workflow URI)
+    #[arg(
+        long,
+        value_name = "ID",
+        conflicts_with = "certificate_identity_regexp"
+    )]
+    pub certificate_identity: Option<String>,
+    /// Keyless: a regular expression the whole certificate identity must match
+    #[arg(long, value_name = "REGEX")]
+    pub certificate_identity_regexp: Option<String>,
+    /// Keyless: the OIDC issuer of the certificate (GitHub Actions: https://token.actions.githubusercontent.com)
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "certificate_oidc_issuer_regexp"
+    )]
+    pub certificate_oidc_issuer: Option<String>,
+    /// Keyless: a regular expression the whole OIDC issuer must match
+    #[arg(long, value_name = "REGEX")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+    /// Keyless: a Sigstore trusted_root.json to verify against (default: the public-good production root built in); never fetched
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
+}
+
+impl KeylessArgs {
+    /// Whether any identity flag was given.
+    pub fn is_set(&self) -> bool {
+        self.certificate_identity.is_some()
+            || self.certificate_identity_regexp.is_some()
+            || self.certificate_oidc_issuer.is_some()
+            || self.certificate_oidc_issuer_regexp.is_some()
+    }
+
+    /// The identity policy and the trusted root.
+    pub fn policy_and_root(
+        &self,
+    ) -> anyhow::Result<(keyless::IdentityPolicy, sigstore_trust_root::TrustedRoot)> {
+        let policy = keyless::IdentityPolicy::new(
+            self.certificate_identity.clone(),
+            self.certificate_identity_regexp.clone(),
+            self.certificate_oidc_issuer.clone(),
+            self.certificate_oidc_issuer_regexp.clone(),
+        )?;
+        Ok((policy, keyless::trusted_root(self.trusted_root.as_deref())?))
+    }
+}
+
+/// Prints a keyless verdict: the success line, or the failed step (exit 1); bad input is an
+/// error (exit 2).
+pub fn report_keyless(
+    outcome: Result<String, keyless::KeylessError>,
+    subject: &str,
+    format: Format,
+) -> anyhow::Result<ExitStatus> {
+    match outcome {
+        Ok(line) => {
+            if format == Format::Columns {
+                println!("{line}");
+            } else {
+                output::print_data(
+                    &serde_json::json!({"subject": subject, "verified": true, "message": line}),
+                    format,
+                )?;
+            }
+            Ok(ExitStatus::Success)
+        }
+        Err(e) if e.is_verdict() => {
+            if format != Format::Columns {
+                output::print_data(
+                    &serde_json::json!({"subject": subject, "verified": false, "reason": e.to_string()}),
+                    format,
+                )?;
+            }
+            output::print_error(
+                &anyhow::Error::new(e).context(format!("`{subject}` failed keyless verification")),
+            );
+            Ok(ExitStatus::Failure)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -186,12 +303,15 @@ pub struct PolicyArgs {
     /// Only these images may be used: exact `repo:tag` / `repo@sha256:<digest>`, or prefixes ending in `*`
     #[arg(long, value_delimiter = ',', value_name = "REF|PREFIX*")]
     pub allowed_gadgets: Vec<String>,
+    #[command(flatten)]
+    pub keyless: KeylessArgs,
 }
 
 impl PolicyArgs {
     /// The policy these flags describe.
     pub fn policy(&self) -> anyhow::Result<Policy> {
-        if self.verify_image == Some(true) && self.public_keys.is_empty() {
+        if self.verify_image == Some(true) && self.public_keys.is_empty() && !self.keyless.is_set()
+        {
             anyhow::bail!(
                 "--verify-image needs --public-keys\nhint: pass `--public-keys cosign.pub`, or `--public-keys upstream` for official gadgets"
             );
@@ -206,11 +326,20 @@ impl PolicyArgs {
     /// Applies the policy to `reference` in `store`; an error refuses the image.
     pub fn check(&self, store: &Store, reference: &Reference) -> anyhow::Result<Accepted> {
         let policy = self.policy()?;
-        if !policy.verify_image && !policy.public_keys.is_empty() {
+        if !policy.verify_image && (!policy.public_keys.is_empty() || self.keyless.is_set()) {
             output::warning(format!(
                 "not verifying the signature of `{}` (--verify-image=false)",
                 reference.display()
             ));
+        }
+        if self.keyless.is_set() && policy.verify_image {
+            let (identity, root) = self.keyless.policy_and_root()?;
+            keyless::verify_image(store, reference, &identity, &root, None).map_err(|e| {
+                anyhow::Error::new(e).context(format!(
+                    "refusing `{}`: keyless signature verification failed\nhint: check `--certificate-identity` and `--certificate-oidc-issuer`, or pass `--verify-image=false` to use it knowingly",
+                    reference.display()
+                ))
+            })?;
         }
         Ok(policy::check(store, reference, &policy)?)
     }

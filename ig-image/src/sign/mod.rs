@@ -6,6 +6,8 @@
 //!   `sha256-<hex>.sig` tag, an OCI 1.1 referrer, a sigstore bundle referrer) and [`cosign::sign`].
 //! - [`verify`]: finds every signature of an image in the store and checks it: signature bytes
 //!   with the keys first, only then the signed payload's digest against the image's index digest.
+//! - [`keyless`]: keyless (Fulcio + Rekor) bundle verification, offline, against a pinned trusted
+//!   root.
 //! - [`policy`]: what `run` and `pull` enforce: `--verify-image`, `--public-keys`,
 //!   `--allowed-gadgets`.
 //!
@@ -30,6 +32,7 @@
 //! ```
 
 pub mod cosign;
+pub mod keyless;
 pub mod keys;
 pub mod policy;
 pub mod verify;

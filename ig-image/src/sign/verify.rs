@@ -367,7 +367,7 @@ pub(crate) fn layers_of<'d>(doc: &'d Value, media_type: &str) -> Result<Vec<&'d 
 }
 
 /// Reads a layer's blob (verified against its digest), bounded in size.
-fn read_layer(store: &Store, layer: &Value) -> Result<Vec<u8>, String> {
+pub(crate) fn read_layer(store: &Store, layer: &Value) -> Result<Vec<u8>, String> {
     let digest = layer
         .get("digest")
         .and_then(Value::as_str)

@@ -1,7 +1,7 @@
 //! The ELF layer: header facts, sections and symbols, read with the `object` crate.
 
 use object::read::elf::{ElfFile, FileHeader, SectionHeader, Sym};
-use object::{Object, ObjectSection, ObjectSymbol};
+use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
 use serde::Serialize;
 
 use crate::ObjectError;
@@ -53,6 +53,10 @@ pub struct ElfInfo {
     pub dwarf_sections: Vec<String>,
 }
 
+/// Size of one eBPF instruction: program sections, program symbols and relocations in them
+/// come in whole instructions.
+pub const INSN_SIZE: u64 = 8;
+
 /// A section as the rest of the crate needs it.
 #[derive(Debug, Clone)]
 pub(crate) struct RawSection<'data> {
@@ -88,7 +92,19 @@ impl<'data> RawElf<'data> {
     }
 
     pub fn section_by_index(&self, index: usize) -> Option<&RawSection<'data>> {
-        self.sections.iter().find(|s| s.index == index)
+        by_index(&self.sections, index)
+    }
+}
+
+/// The section with ELF index `index` (sections are kept in header order, so usually at
+/// position `index`).
+fn by_index<'a, 'data>(
+    sections: &'a [RawSection<'data>],
+    index: usize,
+) -> Option<&'a RawSection<'data>> {
+    match sections.get(index) {
+        Some(s) if s.index == index => Some(s),
+        _ => sections.iter().find(|s| s.index == index),
     }
 }
 
@@ -173,6 +189,8 @@ fn parse_elf<Elf: FileHeader<Endian = object::Endianness>>(
         });
     }
 
+    check_bounds(&file, &sections)?;
+
     let mut symbols = Vec::new();
     for symbol in file.symbols() {
         let Ok(name) = symbol.name() else { continue };
@@ -224,4 +242,98 @@ fn parse_elf<Elf: FileHeader<Endian = object::Endianness>>(
         sections,
         symbols,
     })
+}
+
+/// What a loader trusts without checking (libbpf, aya-obj): program sections are whole
+/// instructions; every symbol lies inside its section (a function on an instruction boundary);
+/// every relocation's offset lies inside the section it patches (on an instruction in a
+/// program) and names an existing symbol.
+fn check_bounds<'data, Elf: FileHeader<Endian = object::Endianness>>(
+    file: &ElfFile<'data, Elf>,
+    sections: &[RawSection<'data>],
+) -> Result<(), ObjectError> {
+    let bounds = |s: &RawSection<'_>, reason: String| ObjectError::Bounds {
+        section: s.name.clone(),
+        reason,
+    };
+    for s in sections.iter().filter(|s| s.executable && s.data.is_some()) {
+        if s.size % INSN_SIZE != 0 {
+            return Err(bounds(
+                s,
+                format!(
+                    "a program section of {} bytes, not a whole number of {INSN_SIZE}-byte instructions",
+                    s.size
+                ),
+            ));
+        }
+    }
+    for symbol in file.symbols() {
+        let Some(index) = symbol.section_index() else {
+            continue;
+        };
+        let Some(s) = by_index(sections, index.0) else {
+            return Err(ObjectError::Bounds {
+                section: format!("#{}", index.0),
+                reason: format!(
+                    "symbol `{}` is in a section that does not exist",
+                    symbol.name().unwrap_or("?")
+                ),
+            });
+        };
+        let (value, size) = (symbol.address(), symbol.size());
+        let name = symbol.name().unwrap_or("?");
+        if value.checked_add(size).is_none_or(|end| end > s.size) {
+            return Err(bounds(
+                s,
+                format!(
+                    "symbol `{name}` at {value:#x}, {size} bytes, ends past the section's {} bytes",
+                    s.size
+                ),
+            ));
+        }
+        let is_func = symbol.elf_symbol().st_type() == object::elf::STT_FUNC;
+        if s.executable && is_func && (value % INSN_SIZE != 0 || size % INSN_SIZE != 0) {
+            return Err(bounds(
+                s,
+                format!(
+                    "function `{name}` at {value:#x}, {size} bytes, is not made of whole {INSN_SIZE}-byte instructions"
+                ),
+            ));
+        }
+    }
+    for section in file.sections() {
+        let Some(s) = by_index(sections, section.index().0) else {
+            continue;
+        };
+        for (offset, reloc) in section.relocations() {
+            let width = u64::from(reloc.size()).div_ceil(8).max(1);
+            if offset.checked_add(width).is_none_or(|end| end > s.size) {
+                return Err(bounds(
+                    s,
+                    format!(
+                        "a relocation at offset {offset:#x} lies past the section's {} bytes",
+                        s.size
+                    ),
+                ));
+            }
+            if s.executable && offset % INSN_SIZE != 0 {
+                return Err(bounds(
+                    s,
+                    format!("a relocation at offset {offset:#x} is not on an instruction boundary"),
+                ));
+            }
+            if let RelocationTarget::Symbol(i) = reloc.target() {
+                if file.symbol_by_index(i).is_err() {
+                    return Err(bounds(
+                        s,
+                        format!(
+                            "the relocation at offset {offset:#x} names symbol {}, which does not exist",
+                            i.0
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }

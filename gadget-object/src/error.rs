@@ -21,6 +21,15 @@ pub enum ObjectError {
         #[source]
         source: object::read::Error,
     },
+    /// A section, symbol or relocation lies outside the data it belongs to, or a program
+    /// section is not a whole number of instructions: a loader would read out of bounds.
+    #[error("malformed ELF: section `{section}`: {reason}")]
+    Bounds {
+        /// The section.
+        section: String,
+        /// What is out of bounds.
+        reason: String,
+    },
     /// `.BTF` or `.BTF.ext` is malformed.
     #[error("malformed `{section}` section")]
     Btf {
@@ -29,5 +38,13 @@ pub enum ObjectError {
         /// Where and why.
         #[source]
         source: BtfError,
+    },
+    /// The parser panicked (a bug): caught, so that no object can abort the caller.
+    #[error(
+        "cannot read the object: the parser failed ({reason}); this is a bug, please report it"
+    )]
+    Internal {
+        /// The panic message.
+        reason: String,
     },
 }

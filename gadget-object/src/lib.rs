@@ -117,7 +117,28 @@ impl GadgetObject {
     /// Fails only when the object cannot be read at all (not ELF, malformed ELF, malformed BTF).
     /// Anything else, including a wrong `e_machine` or a missing `.BTF`, parses, and is reported
     /// by [`GadgetObject::check`].
+    ///
+    /// Every section, symbol and relocation bound a loader relies on is checked here
+    /// ([`ObjectError::Bounds`]), so `inspect`, `check` and the runtime refuse the same objects.
+    /// As a last guard a panic in the parser becomes [`ObjectError::Internal`] (except when
+    /// fuzzing, where it must surface).
     pub fn parse(data: &[u8]) -> Result<GadgetObject, ObjectError> {
+        #[cfg(not(fuzzing))]
+        {
+            std::panic::catch_unwind(|| Self::parse_unguarded(data)).unwrap_or_else(|panic| {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(ObjectError::Internal { reason })
+            })
+        }
+        #[cfg(fuzzing)]
+        Self::parse_unguarded(data)
+    }
+
+    fn parse_unguarded(data: &[u8]) -> Result<GadgetObject, ObjectError> {
         // The `object` crate reads headers in place and needs them aligned; a slice from
         // `include_bytes!` or from the middle of a buffer may not be.
         let copy;

@@ -731,3 +731,107 @@ fn hostile_mutations_never_panic() {
         }
     }
 }
+
+/// Section headers of a little-endian ELF64 object: (offset of the header, type, flags).
+fn section_headers(o: &[u8]) -> Vec<(usize, u32, u64)> {
+    let u16_at = |at: usize| u16::from_le_bytes(o[at..at + 2].try_into().unwrap()) as usize;
+    let u64_at = |at: usize| u64::from_le_bytes(o[at..at + 8].try_into().unwrap());
+    let (shoff, shentsize, shnum) = (u64_at(0x28) as usize, u16_at(0x3a), u16_at(0x3c));
+    (1..shnum)
+        .map(|i| {
+            let h = shoff + i * shentsize;
+            let ty = u32::from_le_bytes(o[h + 4..h + 8].try_into().unwrap());
+            (h, ty, u64_at(h + 8))
+        })
+        .collect()
+}
+
+fn u64_field(o: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(o[at..at + 8].try_into().unwrap())
+}
+
+fn set_u64(o: &mut [u8], at: usize, v: u64) {
+    o[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+fn bounds_error(o: &[u8]) -> String {
+    match GadgetObject::parse(o) {
+        Err(e @ ObjectError::Bounds { .. }) => e.to_string(),
+        other => panic!("expected a bounds error, got {other:?}"),
+    }
+}
+
+/// Issue 12 row 3: a program section that is not whole instructions (aya-obj panicked
+/// slicing it) is refused, naming the section.
+#[test]
+fn program_section_not_a_multiple_of_8_is_refused() {
+    let mut o = GOOD.to_vec();
+    let (h, _, _) = *section_headers(&o)
+        .iter()
+        .find(|(h, _, flags)| flags & 4 != 0 && u64_field(&o, h + 32) >= 16)
+        .expect("a program section");
+    let size = u64_field(&o, h + 32);
+    set_u64(&mut o, h + 32, size - 3);
+    let e = bounds_error(&o);
+    assert!(
+        e.contains(&format!(
+            "a program section of {} bytes, not a whole number of 8-byte instructions",
+            size - 3
+        )),
+        "{e}"
+    );
+    assert!(e.starts_with("malformed ELF: section `"), "{e}");
+}
+
+#[test]
+fn relocation_past_its_section_is_refused() {
+    let mut o = GOOD.to_vec();
+    let (h, _, _) = *section_headers(&o)
+        .iter()
+        .find(|(_, ty, _)| *ty == 9) // SHT_REL
+        .expect("a relocation section");
+    let entries = u64_field(&o, h + 24) as usize;
+    set_u64(&mut o, entries, 0x7fff_fff8); // r_offset of the first relocation
+    let e = bounds_error(&o);
+    assert!(
+        e.contains("a relocation at offset 0x7ffffff8 lies past"),
+        "{e}"
+    );
+}
+
+#[test]
+fn symbol_past_its_section_is_refused() {
+    let mut o = GOOD.to_vec();
+    let (h, _, _) = *section_headers(&o)
+        .iter()
+        .find(|(_, ty, _)| *ty == 2) // SHT_SYMTAB
+        .expect("a symbol table");
+    let (table, size) = (
+        u64_field(&o, h + 24) as usize,
+        u64_field(&o, h + 32) as usize,
+    );
+    // The first function symbol (STT_FUNC = 2): its st_size becomes huge.
+    let sym = (table..table + size)
+        .step_by(24)
+        .find(|s| o[s + 4] & 0xf == 2)
+        .expect("a function symbol");
+    set_u64(&mut o, sym + 16, u64::MAX - 4);
+    let e = bounds_error(&o);
+    assert!(e.contains("ends past the section's"), "{e}");
+}
+
+#[test]
+fn every_fixture_passes_the_bounds_checks() {
+    for o in [
+        GOOD,
+        MINIMAL,
+        MINIMAL_BE,
+        MINIMAL_DWARF,
+        MINIMAL_NOBTF,
+        NO_LICENSE,
+        BAD_TRACER,
+    ] {
+        GadgetObject::parse(o).unwrap();
+    }
+    GadgetObject::parse(include_bytes!("../testdata/rust_trace_exec.o")).unwrap();
+}

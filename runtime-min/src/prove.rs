@@ -18,7 +18,7 @@ use crate::load::{self, LoadError, LoadOptions, LoadReport, ProgramStatus};
 use crate::output::{Columns, JsonLines, RecordHook, Sink};
 use crate::session::{self, RunError, RunOptions, RunSummary};
 use crate::source::{Gadget, SourceError};
-use crate::wasm::{Verdict, WasmError, WasmModule};
+use crate::wasm::{self, Interrupt, Verdict, WasmError, WasmModule};
 
 /// What to run: an object file or an image in the store.
 #[derive(Debug, Clone)]
@@ -184,6 +184,10 @@ pub fn verify(
     opts: &LoadOptions,
     attach: bool,
 ) -> Result<VerifyReport, ProveError> {
+    // The WASM module is validated and instantiated (not run) before anything is loaded.
+    if let Some(bytes) = &gadget.wasm {
+        wasm::validate(bytes)?;
+    }
     let mut report = VerifyReport {
         gadget: gadget.origin.clone(),
         ok: false,
@@ -338,13 +342,19 @@ pub fn run_gadget(
     let decoders = Decoder::for_object(&gadget.info, gadget.metadata.as_ref(), Clock::now())?;
     // The WASM module runs before anything is loaded: unsupported imports or a failing
     // gadgetInit stop the run with nothing in the kernel.
+    // Every call into it stops at the first SIGINT/SIGTERM or at the --timeout.
     let all_params = &load_opts.params;
+    let interrupt = Interrupt {
+        stop: Some(stop),
+        deadline: run_opts.timeout.map(|t| std::time::Instant::now() + t),
+    };
     let (load_opts, module) = match &gadget.wasm {
         None => (load_opts.clone(), None),
         Some(bytes) => {
             let (opts, params) = split_wasm_params(gadget, load_opts);
             let names: Vec<String> = decoders.iter().map(|d| d.name.clone()).collect();
-            let mut m = WasmModule::new(bytes, &names, params, Box::new(|l| log::info!("{l}")))?;
+            let log = Box::new(|l: &str| log::info!("{l}"));
+            let mut m = WasmModule::new(bytes, &names, params, log, interrupt)?;
             for call in ["gadgetInit", "gadgetPreStart", "gadgetStart"] {
                 m.lifecycle(call)?;
             }
@@ -357,9 +367,17 @@ pub fn run_gadget(
     let hook = || -> Option<RecordHook<'_>> {
         let m = module.as_ref()?;
         Some(Box::new(move |ds: &str, obj: &[u8]| {
-            match m.borrow_mut().on_event(ds, obj) {
+            let mut m = m.borrow_mut();
+            match m.on_event(ds, obj) {
                 Verdict::Keep(added) => Some(added),
-                Verdict::Drop => None,
+                Verdict::Drop => {
+                    if m.has_fault() {
+                        // A callback was interrupted or looped: end the run (the error is
+                        // reported below).
+                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    None
+                }
             }
         }))
     };
@@ -426,6 +444,14 @@ pub fn run_gadget(
     let summary = result?;
     if let Some(m) = module {
         let mut m = m.into_inner();
+        if let Some(fault) = m.take_fault() {
+            return Err(fault.into());
+        }
+        // Stopping gets a second of its own, even after a signal or the timeout.
+        m.set_interrupt(Interrupt {
+            stop: None,
+            deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(1)),
+        });
         for call in ["gadgetStop", "gadgetPostStop"] {
             m.lifecycle(call)?;
         }

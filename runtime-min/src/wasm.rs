@@ -3,6 +3,18 @@
 //! goes to the log, `proc_exit`, `clock_time_get`, `random_get`, empty environment and
 //! arguments; any other WASI import returns ENOSYS) and a 16 MiB memory limit.
 //!
+//! # Budget
+//!
+//! Every call into the module runs on fuel (about one unit per instruction): the start
+//! function and each event callback get [`CALLBACK_FUEL`], `_initialize`, `gadgetAPIVersion`
+//! and the lifecycle calls [`CALL_FUEL`]. Fuel is handed out in slices of [`SLICE_FUEL`];
+//! between two slices the call checks its [`Interrupt`] (the run's stop flag, set by the first
+//! SIGINT/SIGTERM, and its `--timeout` deadline), so a module stops within milliseconds
+//! whatever it is doing, and the error names the call. The host functions bound what a module
+//! can make the host allocate: buffers never exceed the module's memory, a log write is cut at
+//! [`LOG_LIMIT`], handles at [`HANDLE_LIMIT`], names at [`NAME_LIMIT`] and the values set on
+//! one event at [`MEMORY_LIMIT`] bytes.
+//!
 //! Of the `ig` host module, only [`SUPPORTED`] is implemented: logging, `getParamValue`,
 //! data-source fields (get, add, read, set) with per-event callbacks, and dropping an event. A
 //! module importing any other `ig` function is refused by [`WasmModule::new`] before anything
@@ -29,11 +41,14 @@
 //! events under ig-image (docs/wasm.md).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 use wasmi::{
-    Caller, Engine, Extern, Func, FuncType, Instance, Linker, Module, Store, StoreLimits,
-    StoreLimitsBuilder, Val,
+    Caller, Config, Engine, Extern, ExternType, Func, FuncType, Instance, Linker, Module, Store,
+    StoreLimits, StoreLimitsBuilder, TypedFunc, TypedResumableCall, Val, ValType, WasmParams,
+    WasmResults,
 };
 
 /// The `ig` host functions implemented here, with their §9 signatures (params, results;
@@ -66,6 +81,53 @@ const SUBSCRIBE_PACKET: i32 = 3;
 /// Memory limit of the module.
 pub const MEMORY_LIMIT: usize = 16 << 20;
 
+/// Fuel of `_initialize`, `gadgetAPIVersion` and each lifecycle call (`gadgetInit`,
+/// `gadgetStart`, `gadgetStop`, ...): about a second of interpretation.
+pub const CALL_FUEL: u64 = 1_000_000_000;
+/// Fuel of the start function and of each event callback.
+pub const CALLBACK_FUEL: u64 = 100_000_000;
+/// Fuel between two checks of the [`Interrupt`] (a few milliseconds).
+pub const SLICE_FUEL: u64 = 1_000_000;
+/// Most bytes of one `fd_write` that reach the log.
+pub const LOG_LIMIT: usize = 64 << 10;
+/// Most live handles (data sources, fields) a module may hold.
+pub const HANDLE_LIMIT: usize = 1 << 14;
+/// Longest data source or field name a module may pass.
+pub const NAME_LIMIT: usize = 256;
+/// Most subscriptions per data source.
+const SUBSCRIPTION_LIMIT: usize = 64;
+
+/// The lifecycle exports, in the order a run calls them; each is `() -> i32` (0 = success).
+pub const LIFECYCLE: [&str; 5] = [
+    "gadgetInit",
+    "gadgetPreStart",
+    "gadgetStart",
+    "gadgetStop",
+    "gadgetPostStop",
+];
+
+/// What stops a call into the module early, besides its fuel budget.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Interrupt<'a> {
+    /// Set by the first SIGINT or SIGTERM.
+    pub stop: Option<&'a AtomicBool>,
+    /// The run's `--timeout`.
+    pub deadline: Option<Instant>,
+}
+
+impl Interrupt<'_> {
+    /// Why a call must stop now, if it must.
+    fn reason(&self) -> Option<&'static str> {
+        if self.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Some("the run was asked to stop (SIGINT or SIGTERM)");
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Some("the run's --timeout passed");
+        }
+        None
+    }
+}
+
 const WASI: &str = "wasi_snapshot_preview1";
 const ENOSYS: i32 = 52;
 const EBADF: i32 = 8;
@@ -97,6 +159,24 @@ pub enum WasmError {
         call: String,
         /// Why.
         reason: String,
+    },
+    /// A call was stopped by a signal or the timeout.
+    #[error("WASM module: `{call}` was interrupted: {reason}")]
+    Interrupted {
+        /// The export.
+        call: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A call used its whole fuel budget.
+    #[error(
+        "WASM module: `{call}` was stopped after {fuel} instructions, its whole budget (does it loop forever?)"
+    )]
+    Budget {
+        /// The export.
+        call: String,
+        /// The budget.
+        fuel: u64,
     },
 }
 
@@ -153,34 +233,69 @@ pub struct Host {
 }
 
 impl Host {
+    /// A new handle, or 0 (the API's error value) when the module holds too many.
     fn handle(&mut self, h: Handle) -> u32 {
-        self.next_handle += 1;
+        if self.handles.len() >= HANDLE_LIMIT {
+            return 0;
+        }
+        self.handle_unlimited(h)
+    }
+
+    /// A new handle, whatever the module holds (for the runtime's own handles).
+    fn handle_unlimited(&mut self, h: Handle) -> u32 {
+        self.next_handle = self.next_handle.wrapping_add(1).max(1);
+        while self.handles.contains_key(&self.next_handle) {
+            self.next_handle = self.next_handle.wrapping_add(1).max(1);
+        }
         self.handles.insert(self.next_handle, h);
         self.next_handle
     }
 }
 
 /// An instantiated module.
-pub struct WasmModule {
+pub struct WasmModule<'a> {
     store: Store<Host>,
     instance: Instance,
+    interrupt: Interrupt<'a>,
+    /// A callback was interrupted or used its whole budget: the module is not called again.
+    fault: Option<WasmError>,
 }
 
 fn memory(caller: &Caller<'_, Host>) -> Option<wasmi::Memory> {
     caller.get_export("memory").and_then(Extern::into_memory)
 }
 
-fn read_buf(caller: &Caller<'_, Host>, s: i64) -> Option<Vec<u8>> {
-    let (ptr, len) = ((s as u64 & 0xffff_ffff) as usize, (s as u64 >> 32) as usize);
-    let mut out = vec![0u8; len];
-    if len > 0 {
-        memory(caller)?.read(caller, ptr, &mut out).ok()?;
+/// The bytes of the module's memory at `ptr..ptr + len` (`None` when out of bounds, so a
+/// module cannot make the host allocate more than its own memory).
+fn read_mem(caller: &Caller<'_, Host>, ptr: usize, len: usize) -> Option<Vec<u8>> {
+    if len == 0 {
+        return Some(Vec::new());
     }
-    Some(out)
+    let mem = memory(caller)?;
+    mem.data(caller)
+        .get(ptr..ptr.checked_add(len)?)
+        .map(<[u8]>::to_vec)
+}
+
+/// The buffer `s` of the API: pointer in the low 32 bits, length in the high ones.
+fn read_buf(caller: &Caller<'_, Host>, s: i64) -> Option<Vec<u8>> {
+    read_mem(
+        caller,
+        (s as u64 & 0xffff_ffff) as usize,
+        (s as u64 >> 32) as usize,
+    )
 }
 
 fn read_str(caller: &Caller<'_, Host>, s: i64) -> Option<String> {
     read_buf(caller, s).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// A data source or field name (at most [`NAME_LIMIT`] bytes).
+fn read_name(caller: &Caller<'_, Host>, s: i64) -> Option<String> {
+    if (s as u64 >> 32) as usize > NAME_LIMIT {
+        return None;
+    }
+    read_str(caller, s)
 }
 
 /// Writes `data` into the buffer `dst` (truncated to its length); returns the full length.
@@ -285,7 +400,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         "ig",
         "getDataSource",
         |mut caller: Caller<'_, Host>, name: i64| -> i32 {
-            let Some(name) = read_str(&caller, name) else {
+            let Some(name) = read_name(&caller, name) else {
                 return 0;
             };
             let host = caller.data_mut();
@@ -318,6 +433,9 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
                 }
             }
             let subs = &mut host.data_sources[i].subscriptions;
+            if subs.len() >= SUBSCRIPTION_LIMIT {
+                return 1;
+            }
             subs.push((prio, cb as u64));
             subs.sort_by_key(|s| s.0);
             0
@@ -327,7 +445,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         "ig",
         "dataSourceGetField",
         |mut caller: Caller<'_, Host>, ds: i32, name: i64| -> i32 {
-            let Some(name) = read_str(&caller, name) else {
+            let Some(name) = read_name(&caller, name) else {
                 return 0;
             };
             let host = caller.data_mut();
@@ -341,7 +459,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         "ig",
         "dataSourceAddField",
         |mut caller: Caller<'_, Host>, ds: i32, name: i64, kind: i32| -> i32 {
-            let Some(name) = read_str(&caller, name) else {
+            let Some(name) = read_name(&caller, name) else {
                 return 0;
             };
             let host = caller.data_mut();
@@ -349,7 +467,10 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
                 return 0;
             };
             let d = &mut host.data_sources[i];
-            if name.is_empty() || d.added.iter().any(|(n, _)| *n == name) {
+            if name.is_empty()
+                || d.added.len() >= NAME_LIMIT
+                || d.added.iter().any(|(n, _)| *n == name)
+            {
                 return 0;
             }
             d.added.push((name.clone(), kind as u32));
@@ -409,6 +530,14 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
             };
             match &mut host.event {
                 Some(e) if e.ds == ds => {
+                    let size = |v: &Value| match v {
+                        Value::String(s) => s.len(),
+                        _ => 8,
+                    };
+                    let held: usize = e.set.values().map(size).sum();
+                    if held + size(&v) > MEMORY_LIMIT {
+                        return 1;
+                    }
                     e.set.insert(name, v);
                     0
                 }
@@ -462,6 +591,7 @@ fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::
                 return EBADF;
             };
             let mut text = Vec::new();
+            let mut total = 0u32;
             for i in 0..n.max(0) as usize {
                 let mut iov = [0u8; 8];
                 if mem
@@ -470,14 +600,23 @@ fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::
                 {
                     return 21; // EFAULT
                 }
-                let ptr = u32::from_le_bytes(iov[..4].try_into().unwrap_or_default()) as i64;
-                let len = u32::from_le_bytes(iov[4..].try_into().unwrap_or_default()) as i64;
-                match read_buf(&caller, (len << 32) | ptr) {
+                let ptr = u32::from_le_bytes(iov[..4].try_into().unwrap_or_default()) as usize;
+                let len = u32::from_le_bytes(iov[4..].try_into().unwrap_or_default()) as usize;
+                if ptr
+                    .checked_add(len)
+                    .is_none_or(|end| end > mem.data_size(&caller))
+                {
+                    return 21;
+                }
+                // Only the first LOG_LIMIT bytes are copied; the rest counts as written.
+                let keep = len.min(LOG_LIMIT - text.len());
+                match read_mem(&caller, ptr, keep) {
                     Some(b) => text.extend_from_slice(&b),
                     None => return 21,
                 }
+                total = total.wrapping_add(len as u32);
             }
-            let total = (text.len() as u32).to_le_bytes();
+            let total = total.to_le_bytes();
             if mem
                 .write(&mut caller, written as u32 as usize, &total)
                 .is_err()
@@ -526,7 +665,13 @@ fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::
         WASI,
         "random_get",
         |mut caller: Caller<'_, Host>, buf: i32, len: i32| -> i32 {
-            let mut bytes = vec![0u8; len.max(0) as usize];
+            let fits = memory(&caller).is_some_and(|m| {
+                (buf as u32 as usize).saturating_add(len as u32 as usize) <= m.data_size(&caller)
+            });
+            if !fits {
+                return 21;
+            }
+            let mut bytes = vec![0u8; len as u32 as usize];
             let mut filled = 0;
             while filled < bytes.len() {
                 // SAFETY: the pointer and length describe the unfilled part of `bytes`.
@@ -632,68 +777,234 @@ fn unsupported(module: &Module) -> Vec<String> {
     out
 }
 
-impl WasmModule {
-    /// Instantiates `bytes` (refusing unsupported `ig` imports) and checks
-    /// `gadgetAPIVersion() == 1`. `data_sources` are the gadget's data source names; `params`
-    /// the module's parameter values; `log` receives what the module writes to stdout/stderr.
+/// The exports the runtime calls, with their types: a present export of another type is an
+/// error (the module was built against another API).
+fn check_exports(module: &Module) -> Result<(), WasmError> {
+    use ValType::{I32, I64};
+    let mut expected: Vec<(&str, &[ValType], &[ValType])> = vec![
+        ("gadgetAPIVersion", &[], &[I64]),
+        ("_initialize", &[], &[]),
+        ("dataSourceCallback", &[I64, I32, I32], &[]),
+    ];
+    expected.extend(LIFECYCLE.iter().map(|n| (*n, &[][..], &[I32][..])));
+    let mut has_version = false;
+    for export in module.exports() {
+        let Some((name, params, results)) = expected.iter().find(|e| e.0 == export.name()) else {
+            continue;
+        };
+        has_version |= *name == "gadgetAPIVersion";
+        let ok = match export.ty() {
+            ExternType::Func(ty) => ty.params() == *params && ty.results() == *results,
+            _ => false,
+        };
+        if !ok {
+            let sig = |t: &[ValType]| {
+                t.iter()
+                    .map(|v| format!("{v:?}").to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(WasmError::Module(format!(
+                "export `{name}` must be a function ({}) -> ({})",
+                sig(params),
+                sig(results)
+            )));
+        }
+    }
+    if !has_version {
+        return Err(WasmError::Module(
+            "no export `gadgetAPIVersion() -> i64`".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a module without running any of its code: it parses and validates, imports only
+/// what this runtime provides, exports what it calls with the right types, and instantiates
+/// (its memory within [`MEMORY_LIMIT`]). What `run --verify-only` does with a WASM layer.
+pub fn validate(bytes: &[u8]) -> Result<(), WasmError> {
+    let (module, mut store, linker) = prepare(bytes, &[], HashMap::new(), Box::new(|_| {}))?;
+    // Instantiating without the start function: nothing of the module runs. (wasmi deprecates
+    // `instantiate` for `instantiate_and_start` with zero fuel, which would report a start
+    // function as a trap; the pre-instance says what it is.)
+    #[allow(deprecated)]
+    linker
+        .instantiate(&mut store, &module)
+        .map_err(|e| WasmError::Module(e.to_string()))?;
+    Ok(())
+}
+
+/// Parses, checks imports and exports, and sets up the store (with fuel metering and the
+/// memory limit) and the linker.
+fn prepare(
+    bytes: &[u8],
+    data_sources: &[String],
+    params: HashMap<String, String>,
+    log: Box<dyn FnMut(&str)>,
+) -> Result<(Module, Store<Host>, Linker<Host>), WasmError> {
+    if bytes.is_empty() {
+        return Err(WasmError::Module("the module is empty (0 bytes)".into()));
+    }
+    let mut config = Config::default();
+    config.consume_fuel(true);
+    let engine = Engine::new(&config);
+    let module = Module::new(&engine, bytes).map_err(|e| WasmError::Module(e.to_string()))?;
+    let missing = unsupported(&module);
+    if !missing.is_empty() {
+        return Err(WasmError::Unsupported(missing));
+    }
+    check_exports(&module)?;
+    let host = Host {
+        limits: StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).build(),
+        data_sources: data_sources
+            .iter()
+            .map(|n| DataSource {
+                name: n.clone(),
+                ..DataSource::default()
+            })
+            .collect(),
+        handles: HashMap::new(),
+        next_handle: 0,
+        params,
+        event: None,
+        log,
+    };
+    let mut store = Store::new(&engine, host);
+    store.limiter(|h| &mut h.limits);
+    let mut linker = Linker::new(&engine);
+    let err = |e: wasmi::Error| WasmError::Module(e.to_string());
+    define_ig(&mut linker).map_err(err)?;
+    define_wasi(&mut linker, &module).map_err(err)?;
+    Ok((module, store, linker))
+}
+
+/// Calls `f` on at most `fuel` units, checking `interrupt` between slices of [`SLICE_FUEL`].
+fn call_bounded<P: WasmParams, R: WasmResults>(
+    store: &mut Store<Host>,
+    f: &TypedFunc<P, R>,
+    params: P,
+    call: &str,
+    fuel: u64,
+    interrupt: &Interrupt<'_>,
+) -> Result<R, WasmError> {
+    let failed = |reason: String| WasmError::Call {
+        call: call.into(),
+        reason,
+    };
+    let mut left = fuel;
+    let mut slice = SLICE_FUEL.min(left);
+    left -= slice;
+    store.set_fuel(slice).map_err(|e| failed(e.to_string()))?;
+    let mut state = f
+        .call_resumable(&mut *store, params)
+        .map_err(|e| failed(e.to_string()))?;
+    loop {
+        match state {
+            TypedResumableCall::Finished(r) => return Ok(r),
+            TypedResumableCall::HostTrap(t) => return Err(failed(t.host_error().to_string())),
+            TypedResumableCall::OutOfFuel(t) => {
+                if let Some(reason) = interrupt.reason() {
+                    return Err(WasmError::Interrupted {
+                        call: call.into(),
+                        reason,
+                    });
+                }
+                let need = t.required_fuel().max(1);
+                if left < need {
+                    return Err(WasmError::Budget {
+                        call: call.into(),
+                        fuel,
+                    });
+                }
+                slice = SLICE_FUEL.max(need).min(left);
+                left -= slice;
+                store.set_fuel(slice).map_err(|e| failed(e.to_string()))?;
+                state = t.resume(&mut *store).map_err(|e| failed(e.to_string()))?;
+            }
+        }
+    }
+}
+
+impl<'a> WasmModule<'a> {
+    /// Instantiates `bytes` (refusing unsupported `ig` imports and exports of the wrong type),
+    /// runs its start function and `_initialize`, and checks `gadgetAPIVersion() == 1`.
+    /// `data_sources` are the gadget's data source names; `params` the module's parameter
+    /// values; `log` receives what the module writes to stdout/stderr; `interrupt` stops any
+    /// call into the module early (see the module docs for the budget).
     pub fn new(
         bytes: &[u8],
         data_sources: &[String],
         params: HashMap<String, String>,
         log: Box<dyn FnMut(&str)>,
-    ) -> Result<WasmModule, WasmError> {
-        let engine = Engine::default();
-        let module = Module::new(&engine, bytes).map_err(|e| WasmError::Module(e.to_string()))?;
-        let missing = unsupported(&module);
-        if !missing.is_empty() {
-            return Err(WasmError::Unsupported(missing));
-        }
-        let host = Host {
-            limits: StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).build(),
-            data_sources: data_sources
-                .iter()
-                .map(|n| DataSource {
-                    name: n.clone(),
-                    ..DataSource::default()
-                })
-                .collect(),
-            handles: HashMap::new(),
-            next_handle: 0,
-            params,
-            event: None,
-            log,
+        interrupt: Interrupt<'a>,
+    ) -> Result<WasmModule<'a>, WasmError> {
+        let (module, mut store, linker) = prepare(bytes, data_sources, params, log)?;
+        // Instantiated first, then started on a budget of its own (see `validate`).
+        #[allow(deprecated)]
+        let pre = linker
+            .instantiate(&mut store, &module)
+            .map_err(|e| WasmError::Module(e.to_string()))?;
+        // The start function cannot be resumed: it gets a small budget in one piece.
+        store
+            .set_fuel(CALLBACK_FUEL)
+            .map_err(|e| WasmError::Module(e.to_string()))?;
+        let instance = pre.start(&mut store).map_err(|e| {
+            if e.as_trap_code() == Some(wasmi::core::TrapCode::OutOfFuel) {
+                WasmError::Budget {
+                    call: "start function".into(),
+                    fuel: CALLBACK_FUEL,
+                }
+            } else {
+                WasmError::Call {
+                    call: "start function".into(),
+                    reason: e.to_string(),
+                }
+            }
+        })?;
+        let mut m = WasmModule {
+            store,
+            instance,
+            interrupt,
+            fault: None,
         };
-        let mut store = Store::new(&engine, host);
-        store.limiter(|h| &mut h.limits);
-        let mut linker = Linker::new(&engine);
-        let err = |e: wasmi::Error| WasmError::Module(e.to_string());
-        define_ig(&mut linker).map_err(err)?;
-        define_wasi(&mut linker, &module).map_err(err)?;
-        let instance = linker
-            .instantiate_and_start(&mut store, &module)
-            .map_err(err)?;
-        let mut m = WasmModule { store, instance };
+        if let Ok(f) = m.instance.get_typed_func::<(), ()>(&m.store, "_initialize") {
+            call_bounded(&mut m.store, &f, (), "_initialize", CALL_FUEL, &interrupt)?;
+        }
         let version = m
             .instance
             .get_typed_func::<(), i64>(&m.store, "gadgetAPIVersion")
-            .map_err(|_| WasmError::Module("no export `gadgetAPIVersion() -> i64`".into()))?
-            .call(&mut m.store, ())
-            .map_err(|e| WasmError::Call {
-                call: "gadgetAPIVersion".into(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|_| WasmError::Module("no export `gadgetAPIVersion() -> i64`".into()))?;
+        let version = call_bounded(
+            &mut m.store,
+            &version,
+            (),
+            "gadgetAPIVersion",
+            CALL_FUEL,
+            &interrupt,
+        )?;
         if version != 1 {
             return Err(WasmError::Module(format!(
                 "gadgetAPIVersion() is {version}, this runtime supports 1"
             )));
         }
-        if let Ok(f) = m.instance.get_typed_func::<(), ()>(&m.store, "_initialize") {
-            f.call(&mut m.store, ()).map_err(|e| WasmError::Call {
-                call: "_initialize".into(),
-                reason: e.to_string(),
-            })?;
-        }
         Ok(m)
+    }
+
+    /// Replaces what interrupts later calls (e.g. a grace period for `gadgetStop` once the run
+    /// was stopped).
+    pub fn set_interrupt(&mut self, interrupt: Interrupt<'a>) {
+        self.interrupt = interrupt;
+    }
+
+    /// Why an event callback was interrupted or stopped: once that happened the module is not
+    /// called again and every later event is dropped.
+    pub fn take_fault(&mut self) -> Option<WasmError> {
+        self.fault.take()
+    }
+
+    /// Whether an event callback was interrupted or stopped (see [`WasmModule::take_fault`]).
+    pub fn has_fault(&self) -> bool {
+        self.fault.is_some()
     }
 
     /// Calls the lifecycle export `name` (`gadgetInit`, ...), when the module has it.
@@ -701,15 +1012,11 @@ impl WasmModule {
         let Ok(f) = self.instance.get_typed_func::<(), i32>(&self.store, name) else {
             return Ok(());
         };
-        match f.call(&mut self.store, ()) {
-            Ok(0) => Ok(()),
-            Ok(r) => Err(WasmError::Call {
+        match call_bounded(&mut self.store, &f, (), name, CALL_FUEL, &self.interrupt)? {
+            0 => Ok(()),
+            r => Err(WasmError::Call {
                 call: name.into(),
                 reason: format!("returned {r}"),
-            }),
-            Err(e) => Err(WasmError::Call {
-                call: name.into(),
-                reason: e.to_string(),
             }),
         }
     }
@@ -728,8 +1035,12 @@ impl WasmModule {
     /// Runs the callbacks subscribed to data source `ds`, in priority order, for one event whose
     /// decoded record is the JSON object `json`. A callback that traps is logged and the
     /// event kept (with what was set so far); one that releases the event drops it and ends
-    /// the delivery.
+    /// the delivery. A callback that is interrupted or uses its whole budget drops the event
+    /// and faults the module ([`WasmModule::take_fault`]).
     pub fn on_event(&mut self, ds: &str, json: &[u8]) -> Verdict {
+        if self.fault.is_some() {
+            return Verdict::Drop;
+        }
         let host = self.store.data();
         let Some(i) = host.data_sources.iter().position(|d| d.name == ds) else {
             return Verdict::Keep(Vec::new());
@@ -748,20 +1059,34 @@ impl WasmModule {
             set: HashMap::new(),
             dropped: false,
         });
-        let ds_handle = host.handle(Handle::DataSource(i));
-        let data_handle = host.handle(Handle::Data);
+        // The event's own handles do not count against the module's limit.
+        let ds_handle = host.handle_unlimited(Handle::DataSource(i));
+        let data_handle = host.handle_unlimited(Handle::Data);
         if let Some(cb) = self
             .instance
             .get_func(&self.store, "dataSourceCallback")
             .and_then(|f: Func| f.typed::<(i64, i32, i32), ()>(&self.store).ok())
         {
             for id in subs {
-                if let Err(e) = cb.call(
+                let params = (id as i64, ds_handle as i32, data_handle as i32);
+                let call = "dataSourceCallback";
+                match call_bounded(
                     &mut self.store,
-                    (id as i64, ds_handle as i32, data_handle as i32),
+                    &cb,
+                    params,
+                    call,
+                    CALLBACK_FUEL,
+                    &self.interrupt,
                 ) {
-                    log::error!("wasm: dataSourceCallback failed: {e}");
-                    break;
+                    Ok(()) => {}
+                    Err(e @ (WasmError::Interrupted { .. } | WasmError::Budget { .. })) => {
+                        self.fault = Some(e);
+                        break;
+                    }
+                    Err(e) => {
+                        log::error!("wasm: {e}");
+                        break;
+                    }
                 }
                 if self.store.data().event.as_ref().is_some_and(|e| e.dropped) {
                     break;
@@ -774,7 +1099,7 @@ impl WasmModule {
         let Some(event) = host.event.take() else {
             return Verdict::Keep(Vec::new());
         };
-        if event.dropped {
+        if event.dropped || self.fault.is_some() {
             return Verdict::Drop;
         }
         let mut set = event.set;
@@ -852,8 +1177,14 @@ mod tests {
     fn callback_reads_and_adds_fields() {
         let bytes = wat::parse_str(MODULE).unwrap();
         let params = HashMap::from([("tag".to_string(), "hi".to_string())]);
-        let mut m =
-            WasmModule::new(&bytes, &["open".to_string()], params, Box::new(|_| {})).unwrap();
+        let mut m = WasmModule::new(
+            &bytes,
+            &["open".to_string()],
+            params,
+            Box::new(|_| {}),
+            Interrupt::default(),
+        )
+        .unwrap();
         m.lifecycle("gadgetInit").unwrap();
         m.lifecycle("gadgetStop").unwrap();
         let mut json = br#"{"fd":3,"fname":"/etc/passwd"}"#.to_vec();
@@ -917,6 +1248,7 @@ mod tests {
             &["open".to_string()],
             HashMap::new(),
             Box::new(|_| {}),
+            Interrupt::default(),
         )
         .unwrap();
         m.lifecycle("gadgetInit").unwrap();
@@ -949,9 +1281,15 @@ mod tests {
             unsupported_imports(&bytes).unwrap(),
             ["newPerfReader", "getDataSource"]
         );
-        let err = WasmModule::new(&bytes, &[], HashMap::new(), Box::new(|_| {}))
-            .err()
-            .unwrap();
+        let err = WasmModule::new(
+            &bytes,
+            &[],
+            HashMap::new(),
+            Box::new(|_| {}),
+            Interrupt::default(),
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("newPerfReader, getDataSource"));
     }
 
@@ -961,15 +1299,246 @@ mod tests {
             r#"(module (func (export "gadgetAPIVersion") (result i64) i64.const 2))"#,
         )
         .unwrap();
-        let err = WasmModule::new(&bytes, &[], HashMap::new(), Box::new(|_| {}))
-            .err()
-            .unwrap();
+        let err = WasmModule::new(
+            &bytes,
+            &[],
+            HashMap::new(),
+            Box::new(|_| {}),
+            Interrupt::default(),
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("gadgetAPIVersion() is 2"), "{err}");
     }
 
     #[test]
     fn memory_is_limited_to_16_mib() {
         let bytes = wat::parse_str(r#"(module (memory (export "memory") 257))"#).unwrap();
-        assert!(WasmModule::new(&bytes, &[], HashMap::new(), Box::new(|_| {})).is_err());
+        assert!(
+            WasmModule::new(
+                &bytes,
+                &[],
+                HashMap::new(),
+                Box::new(|_| {}),
+                Interrupt::default()
+            )
+            .is_err()
+        );
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    //! Hostile modules: loops in every call, oversized host buffers, broken bytes.
+
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A module whose export `call` loops forever (the others return at once).
+    fn looping_in(call: &str) -> Vec<u8> {
+        let body = |name: &str, result: &str, value: &str| {
+            if name == call {
+                format!("(func (export \"{name}\") {result} (loop (br 0)) unreachable)")
+            } else {
+                format!("(func (export \"{name}\") {result} {value})")
+            }
+        };
+        let mut funcs = vec![
+            body("_initialize", "", ""),
+            body("gadgetAPIVersion", "(result i64)", "i64.const 1"),
+        ];
+        funcs.extend(
+            LIFECYCLE
+                .iter()
+                .map(|n| body(n, "(result i32)", "i32.const 0")),
+        );
+        wat::parse_str(format!(
+            "(module (memory (export \"memory\") 1) {})",
+            funcs.join("\n")
+        ))
+        .unwrap()
+    }
+
+    fn new_module<'a>(bytes: &[u8], interrupt: Interrupt<'a>) -> Result<WasmModule<'a>, WasmError> {
+        WasmModule::new(
+            bytes,
+            &["open".into()],
+            HashMap::new(),
+            Box::new(|_| {}),
+            interrupt,
+        )
+    }
+
+    #[test]
+    fn the_stop_flag_interrupts_every_call_and_names_it() {
+        static STOP: AtomicBool = AtomicBool::new(false);
+        for call in ["_initialize", "gadgetInit", "gadgetStart", "gadgetStop"] {
+            STOP.store(false, Ordering::SeqCst);
+            let bytes = looping_in(call);
+            let setter = std::thread::spawn(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                STOP.store(true, Ordering::SeqCst);
+            });
+            let started = Instant::now();
+            let interrupt = Interrupt {
+                stop: Some(&STOP),
+                deadline: None,
+            };
+            let err = new_module(&bytes, interrupt).and_then(|mut m| {
+                for c in LIFECYCLE {
+                    m.lifecycle(c)?;
+                }
+                Ok(())
+            });
+            setter.join().unwrap();
+            let err = err.err().expect("interrupted");
+            assert!(
+                matches!(&err, WasmError::Interrupted { call: c, .. } if c == call),
+                "{call}: {err}"
+            );
+            assert!(
+                err.to_string()
+                    .contains(&format!("`{call}` was interrupted"))
+            );
+            assert!(started.elapsed() < Duration::from_secs(1), "{call}");
+        }
+    }
+
+    #[test]
+    fn the_deadline_interrupts_a_loop() {
+        let bytes = looping_in("gadgetInit");
+        let mut m = new_module(
+            &bytes,
+            Interrupt {
+                stop: None,
+                deadline: Some(Instant::now() + Duration::from_millis(200)),
+            },
+        )
+        .unwrap();
+        let started = Instant::now();
+        let err = m.lifecycle("gadgetInit").unwrap_err();
+        assert!(err.to_string().contains("--timeout"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_looping_callback_uses_its_budget_faults_the_module_and_drops_events() {
+        let bytes = wat::parse_str(
+            r#"(module
+  (import "ig" "getDataSource" (func $ds (param i64) (result i32)))
+  (import "ig" "dataSourceSubscribe" (func $sub (param i32 i32 i32 i64) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "open")
+  (func (export "gadgetAPIVersion") (result i64) i64.const 1)
+  (func (export "gadgetInit") (result i32)
+    (call $sub (call $ds (i64.const 0x400000000)) (i32.const 1) (i32.const 0) (i64.const 1)))
+  (func (export "dataSourceCallback") (param i64 i32 i32) (loop (br 0))))"#,
+        )
+        .unwrap();
+        let mut m = new_module(&bytes, Interrupt::default()).unwrap();
+        m.lifecycle("gadgetInit").unwrap();
+        assert_eq!(m.on_event("open", b"{}"), Verdict::Drop);
+        assert!(m.has_fault());
+        // Not called again.
+        let started = Instant::now();
+        assert_eq!(m.on_event("open", b"{}"), Verdict::Drop);
+        assert!(started.elapsed() < Duration::from_millis(50));
+        let err = m.take_fault().unwrap();
+        assert!(
+            matches!(err, WasmError::Budget { ref call, fuel: CALLBACK_FUEL } if call == "dataSourceCallback"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_looping_start_function_uses_its_budget() {
+        let bytes = wat::parse_str(
+            r#"(module (func $s (loop (br 0))) (start $s)
+  (func (export "gadgetAPIVersion") (result i64) i64.const 1))"#,
+        )
+        .unwrap();
+        let err = new_module(&bytes, Interrupt::default()).err().unwrap();
+        assert!(
+            err.to_string().contains("`start function` was stopped"),
+            "{err}"
+        );
+        // Validation does not run it.
+        validate(&bytes).unwrap();
+    }
+
+    #[test]
+    fn host_buffers_cannot_exceed_the_modules_memory() {
+        // gadgetLog, getDataSource, fd_write and random_get with lengths of up to 4 GiB.
+        let bytes = wat::parse_str(
+            r#"(module
+  (import "ig" "gadgetLog" (func $log (param i32 i64)))
+  (import "ig" "getDataSource" (func $ds (param i64) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get" (func $rand (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "\00\00\00\00\ff\ff\ff\ff")
+  (func (export "gadgetAPIVersion") (result i64) i64.const 1)
+  (func (export "gadgetInit") (result i32) (local $i i32)
+    (call $log (i32.const 2) (i64.const 0xffffffff00000000))
+    (if (call $ds (i64.const 0xffffffff00000000)) (then (return (i32.const 1))))
+    (if (i32.ne (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)) (i32.const 21))
+      (then (return (i32.const 2))))
+    (if (i32.ne (call $rand (i32.const 0) (i32.const -1)) (i32.const 21))
+      (then (return (i32.const 3))))
+    ;; Handles are limited: asking for more than HANDLE_LIMIT returns 0 at the end.
+    (i32.store (i32.const 32) (i32.const 0x6e65706f))
+    (loop
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if 0 (i32.and (i32.ne (call $ds (i64.const 0x400000020)) (i32.const 0))
+                        (i32.lt_u (local.get $i) (i32.const 100000)))))
+    (if (i32.ge_u (local.get $i) (i32.const 100000)) (then (return (i32.const 4))))
+    i32.const 0))"#,
+        )
+        .unwrap();
+        let mut m = new_module(&bytes, Interrupt::default()).unwrap();
+        m.lifecycle("gadgetInit").unwrap();
+        assert_eq!(m.store.data().handles.len(), HANDLE_LIMIT);
+    }
+
+    #[test]
+    fn broken_modules_are_refused_by_validation() {
+        let good = looping_in("none");
+        validate(&good).unwrap();
+        let mut random = vec![0u8; 300];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for b in random.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        let cases: [(&str, &[u8]); 4] = [
+            ("empty", &[]),
+            ("random", &random),
+            ("truncated", &good[..good.len() / 2]),
+            ("magic only", &good[..8]),
+        ];
+        for (what, bytes) in cases {
+            let err = validate(bytes)
+                .err()
+                .unwrap_or_else(|| panic!("{what}: accepted"));
+            assert!(err.to_string().starts_with("WASM module"), "{what}: {err}");
+            // Running refuses it too.
+            assert!(new_module(bytes, Interrupt::default()).is_err(), "{what}");
+        }
+        // The magic only is a valid empty module, without gadgetAPIVersion.
+        let wrong_type = wat::parse_str(
+            r#"(module (func (export "gadgetAPIVersion") (result i64) i64.const 1)
+  (func (export "gadgetInit")))"#,
+        )
+        .unwrap();
+        let err = validate(&wrong_type).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`gadgetInit` must be a function () -> (i32)"),
+            "{err}"
+        );
     }
 }

@@ -6,6 +6,7 @@ mod authoring;
 mod build;
 mod docs;
 mod go_wasm;
+mod hostile_modules;
 mod kernel;
 mod registry;
 mod rust_wasm;

@@ -722,6 +722,9 @@ fn derive_box_key(
         return Err(bad_params());
     }
     let log_n = u8::try_from(params.n.trailing_zeros()).map_err(|_| bad_params())?;
+    // Fuzzing (fuzz/fuzz_targets/cosign_key.rs) checks the parameters like any build, then
+    // derives with the lowest cost, so that inputs reaching this point stay fast.
+    let log_n = if cfg!(fuzzing) { 1 } else { log_n };
     let r = u32::try_from(params.r).map_err(|_| bad_params())?;
     let p = u32::try_from(params.p).map_err(|_| bad_params())?;
     let scrypt_params = scrypt::Params::new(log_n, r, p, BOX_KEY_LEN).map_err(|_| bad_params())?;

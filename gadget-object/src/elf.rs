@@ -257,7 +257,7 @@ fn check_bounds<'data, Elf: FileHeader<Endian = object::Endianness>>(
         reason,
     };
     for s in sections.iter().filter(|s| s.executable && s.data.is_some()) {
-        if s.size % INSN_SIZE != 0 {
+        if !s.size.is_multiple_of(INSN_SIZE) {
             return Err(bounds(
                 s,
                 format!(
@@ -292,7 +292,10 @@ fn check_bounds<'data, Elf: FileHeader<Endian = object::Endianness>>(
             ));
         }
         let is_func = symbol.elf_symbol().st_type() == object::elf::STT_FUNC;
-        if s.executable && is_func && (value % INSN_SIZE != 0 || size % INSN_SIZE != 0) {
+        if s.executable
+            && is_func
+            && (!value.is_multiple_of(INSN_SIZE) || !size.is_multiple_of(INSN_SIZE))
+        {
             return Err(bounds(
                 s,
                 format!(
@@ -316,7 +319,7 @@ fn check_bounds<'data, Elf: FileHeader<Endian = object::Endianness>>(
                     ),
                 ));
             }
-            if s.executable && offset % INSN_SIZE != 0 {
+            if s.executable && !offset.is_multiple_of(INSN_SIZE) {
                 return Err(bounds(
                     s,
                     format!("a relocation at offset {offset:#x} is not on an instruction boundary"),

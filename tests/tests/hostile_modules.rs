@@ -62,7 +62,11 @@ fn run_bounded(mut cmd: Command, signal: Option<libc::c_int>) -> Ended {
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(r, pid, "wait4");
     let elapsed = started.elapsed();
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let code = if libc::WIFEXITED(status) {
+        Some(libc::WEXITSTATUS(status))
+    } else {
+        None
+    };
     Ended {
         code,
         stderr: reader.join().unwrap(),

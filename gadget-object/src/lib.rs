@@ -10,6 +10,9 @@
 //! slice. Loading and attaching belong to a runtime; compiling belongs to `ig-image`'s build.
 //! Malformed input gives an [`ObjectError`] naming the section and offset, never a panic.
 //!
+//! [`yaml`] is the one hardened loader for gadget.yaml, build.yaml and artifacthub-pkg.yml,
+//! shared by ig-image and the runtime (size, depth, node and alias-expansion limits).
+//!
 //! ```no_run
 //! # fn demo(bytes: &[u8]) -> Result<(), gadget_object::ObjectError> {
 //! use gadget_object::{Endianness, GadgetObject};
@@ -35,6 +38,7 @@ mod error;
 mod map;
 mod program;
 mod summary;
+pub mod yaml;
 
 use serde::Serialize;
 

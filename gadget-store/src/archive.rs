@@ -1,4 +1,6 @@
-//! `export` and `import`: plain (uncompressed) tar files holding an OCI image layout.
+//! `export` and `import`: plain (uncompressed) tar files holding an OCI image layout; `import`
+//! also reads gzip-compressed ones and names other input (zstd, xz, zip, not a tar) for what it
+//! is. Messages escape control characters: nothing from an archive reaches a terminal raw.
 //!
 //! Export format, byte-for-byte deterministic for the same content:
 //!
@@ -23,7 +25,7 @@
 //! part of a layout and duplicate entries; checks every blob against its name and every tagged
 //! graph for completeness; stages everything outside `blobs/` first; and only then, under the
 //! store lock, moves blobs into place and writes the tags. A refused archive changes nothing in
-//! the store.
+//! the store. Export refuses a destination inside the store directory.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{self, File};
@@ -64,7 +66,11 @@ impl Store {
     /// Writes the images (each reference must have a tag) to `out` as a deterministic tar of an
     /// OCI image layout (see the module docs). The file is written beside `out` and renamed into
     /// place, so `out` is either untouched or complete.
+    ///
+    /// A destination inside the store directory is refused: the rename would replace one of the
+    /// store's own files (`index.json`, `oci-layout`, a blob, the lock file).
     pub fn export(&self, references: &[Reference], out: &Path) -> Result<ExportReport, StoreError> {
+        self.check_export_destination(out)?;
         self.transaction(|tx| {
             let blob_dir = self.blob_dir();
             let mut entries: Vec<Value> = Vec::new();
@@ -142,12 +148,13 @@ impl Store {
     /// Imports every tagged image (and referrer) of an exported layout tar; returns the full
     /// references it tagged, in the archive's order. See the module docs for what is refused.
     pub fn import(&self, archive: &Path) -> Result<Vec<String>, StoreError> {
+        let input = open_archive(archive)?;
         let ingest = self.ingest_dir()?;
         let staging = tempfile::Builder::new()
             .prefix(".import-")
             .tempdir_in(&ingest)
             .ctx("create a staging directory in", &ingest)?;
-        let staged = read_archive(archive, staging.path())?;
+        let staged = read_archive(input, archive, staging.path())?;
         let plan = plan_import(archive, staging.path(), &staged)?;
 
         self.transaction(|tx| {
@@ -198,6 +205,155 @@ impl BareTags {
     fn into_entries(self) -> impl Iterator<Item = Value> {
         self.0.into_values().map(|(_, e)| e)
     }
+}
+
+impl Store {
+    fn check_export_destination(&self, out: &Path) -> Result<(), StoreError> {
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        // A missing directory fails later with its own message, when the file is created.
+        let Ok(parent) = fs::canonicalize(parent) else {
+            return Ok(());
+        };
+        let target = out.file_name().map(|n| parent.join(n));
+        if parent.starts_with(self.path()) || target.as_deref() == Some(self.path()) {
+            return Err(StoreError::ExportIntoStore {
+                out: out.to_owned(),
+                store: self.path().to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// An archive to import: a tar, or a gzip-compressed tar (`.tar.gz`, `.tgz`), decompressed on
+/// the fly. Other input is refused saying what it looks like.
+type ArchiveInput = io::Chain<io::Cursor<Vec<u8>>, Box<dyn Read>>;
+
+/// Size of a tar header block.
+const TAR_BLOCK: usize = 512;
+
+/// Opens `archive`, recognizes gzip, refuses other compressions and non-tar data by their first
+/// bytes, and returns a reader positioned at the start of the tar stream.
+fn open_archive(archive: &Path) -> Result<ArchiveInput, StoreError> {
+    let file = File::open(archive).ctx("open the archive", archive)?;
+    let invalid = |reason: String| StoreError::InvalidArchive {
+        archive: archive.to_owned(),
+        reason,
+    };
+    let mut input: Box<dyn Read> = Box::new(BufReader::new(file));
+    let mut head = read_head(&mut input, TAR_BLOCK).ctx("read the archive", archive)?;
+    let mut gzipped = false;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        gzipped = true;
+        let decoder = flate2::read::GzDecoder::new(io::Cursor::new(head).chain(input));
+        input = Box::new(BufReader::new(decoder));
+        head = read_head(&mut input, TAR_BLOCK).map_err(|e| {
+            invalid(format!(
+                "it is gzip-compressed, but cannot be decompressed: {}",
+                printable(&e.to_string())
+            ))
+        })?;
+    }
+    let compressed = |name: &str, tool: &str| {
+        invalid(format!(
+            "it is a {name}-compressed file, not a tar archive; decompress it first (`{tool}`), or export again with `ig-image export`"
+        ))
+    };
+    if !gzipped {
+        if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            return Err(compressed("zstd", "zstd -d"));
+        }
+        if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+            return Err(compressed("xz", "unxz"));
+        }
+        if head.starts_with(b"BZh") {
+            return Err(compressed("bzip2", "bunzip2"));
+        }
+        if head.starts_with(b"PK\x03\x04") {
+            return Err(invalid(
+                "it is a zip file, not a tar archive (`ig-image export` writes tar files)".into(),
+            ));
+        }
+    }
+    let what = if gzipped {
+        "its gzip content is not"
+    } else {
+        "it is not"
+    };
+    if head.len() < TAR_BLOCK {
+        return Err(invalid(format!(
+            "{what} a tar archive: {} bytes, shorter than one tar header",
+            head.len()
+        )));
+    }
+    if !is_tar_header(&head) {
+        return Err(invalid(format!(
+            "{what} a tar archive (it starts with `{}`)",
+            printable_bytes(&head[..16])
+        )));
+    }
+    Ok(io::Cursor::new(head).chain(input))
+}
+
+/// Reads up to `n` bytes (fewer only at the end of the input).
+fn read_head(r: &mut dyn Read, n: usize) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(n);
+    r.take(n as u64).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// Whether a 512-byte block is a tar header (its checksum matches) or the all-zero end block.
+fn is_tar_header(block: &[u8]) -> bool {
+    if block.iter().all(|&b| b == 0) {
+        return true;
+    }
+    let field = &block[148..156];
+    let text: String = field
+        .iter()
+        .take_while(|&&b| b != 0)
+        .map(|&b| b as char)
+        .collect();
+    let Ok(stored) = u32::from_str_radix(text.trim(), 8) else {
+        return false;
+    };
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    sum == stored
+}
+
+/// `text` with control characters (but newlines and tabs) and U+FFFD escaped, so a message
+/// never puts raw bytes on a terminal.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if (c.is_control() && c != '\n' && c != '\t') || c == char::REPLACEMENT_CHARACTER {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Bytes as text, printable ASCII kept and everything else as `\xNN`.
+fn printable_bytes(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .flat_map(|&b| std::ascii::escape_default(b))
+        .map(char::from)
+        .collect()
 }
 
 /// Sorts entries by digest, then by ref name (untagged first), dropping exact duplicates.
@@ -361,10 +517,16 @@ struct Staged {
 
 /// Reads the archive, refusing anything unsafe, checking each blob against its name, and
 /// copying blobs into `staging/<hex>`.
-fn read_archive(archive: &Path, staging: &Path) -> Result<Staged, StoreError> {
-    let file = File::open(archive).ctx("open the archive", archive)?;
-    let mut tar = tar::Archive::new(BufReader::new(file));
-    let read_err = |e: io::Error| StoreError::io("read the archive", archive, e);
+fn read_archive(input: ArchiveInput, archive: &Path, staging: &Path) -> Result<Staged, StoreError> {
+    let mut tar = tar::Archive::new(input);
+    // The tar crate quotes raw header bytes in some messages: escape them.
+    let read_err = |e: io::Error| {
+        StoreError::io(
+            "read the archive",
+            archive,
+            io::Error::new(e.kind(), printable(&e.to_string())),
+        )
+    };
 
     let mut seen: HashSet<String> = HashSet::new();
     let mut oci_layout: Option<Vec<u8>> = None;
@@ -378,7 +540,7 @@ fn read_archive(archive: &Path, staging: &Path) -> Result<Staged, StoreError> {
             continue;
         }
         let raw = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let shown = printable(&String::from_utf8_lossy(&raw));
         let refuse = |reason: &str| StoreError::UnsafeEntry {
             archive: archive.to_owned(),
             entry: shown.clone(),
@@ -802,6 +964,127 @@ mod tests {
     }
 
     #[test]
+    fn export_refuses_destinations_inside_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = new_store(&dir, "s");
+        add_image(&store, "a", Some(&wasm_layer("a")));
+        let before = snapshot(store.path());
+        let blob = fs::read_dir(store.path().join("blobs/sha256"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        for out in [
+            store.path().join("index.json"),
+            store.path().join("oci-layout"),
+            store.path().join("index.json.lock"),
+            store.path().join("new.tar"),
+            blob,
+            store.path().to_path_buf(),
+            dir.path().join("s/blobs/../index.json"),
+        ] {
+            let err = store.export(&[reference("a")], &out).unwrap_err();
+            assert!(matches!(err, StoreError::ExportIntoStore { .. }), "{err}");
+            assert!(err.to_string().contains("inside the image store"), "{err}");
+            assert_eq!(snapshot(store.path()), before, "{}", out.display());
+        }
+        // Through a symlinked directory too.
+        std::os::unix::fs::symlink(store.path(), dir.path().join("link")).unwrap();
+        let err = store
+            .export(&[reference("a")], &dir.path().join("link/index.json"))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::ExportIntoStore { .. }), "{err}");
+        assert_eq!(snapshot(store.path()), before);
+        store
+            .export(&[reference("a")], &dir.path().join("ok.tar"))
+            .unwrap();
+    }
+
+    #[test]
+    fn import_reads_gzip_and_names_other_input() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let src = new_store(&dir, "src");
+        let a = add_image(&src, "gz:v1", Some(&wasm_layer("gz")));
+        let tar = dir.path().join("x.tar");
+        src.export(&[reference("gz:v1")], &tar).unwrap();
+        let gz = dir.path().join("x.tar.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&fs::read(&tar).unwrap()).unwrap();
+        fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let dst = new_store(&dir, "dst");
+        assert_eq!(
+            dst.import(&gz).unwrap(),
+            ["ghcr.io/inspektor-gadget/gadget/gz:v1"]
+        );
+        assert_eq!(dst.resolve(&reference("gz:v1")).unwrap(), a.index);
+
+        let before = snapshot(dst.path());
+        let mut garbage = b"\x1b[31m\x00\x07binary".to_vec();
+        garbage.resize(2048, 0xff);
+        let mut bad_gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        bad_gzip.write_all(&garbage).unwrap();
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("zstd", b"\x28\xb5\x2f\xfd rest".to_vec(), "zstd-compressed"),
+            ("xz", b"\xfd7zXZ\x00 rest".to_vec(), "xz-compressed"),
+            ("zip", b"PK\x03\x04 rest".to_vec(), "zip file"),
+            ("short", b"hello".to_vec(), "shorter than one tar header"),
+            ("garbage", garbage, "is not a tar archive (it starts with"),
+            (
+                "gzip of garbage",
+                bad_gzip.finish().unwrap(),
+                "its gzip content is not a tar",
+            ),
+            (
+                "truncated gzip",
+                vec![0x1f, 0x8b, 8, 0, 0, 0],
+                "gzip-compressed, but cannot",
+            ),
+        ];
+        for (name, bytes, want) in cases {
+            let path = dir.path().join(name);
+            fs::write(&path, bytes).unwrap();
+            let err = dst.import(&path).unwrap_err().to_string();
+            assert!(err.contains(want), "{name}: {err}");
+            assert!(
+                !err.chars()
+                    .any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER),
+                "{name}: raw bytes in {err:?}"
+            );
+            assert_eq!(snapshot(dst.path()), before, "{name}");
+        }
+        // A tar whose header holds non-UTF-8 numbers: the tar crate's message is escaped.
+        let mut block = vec![0u8; 1024];
+        block[..4].copy_from_slice(b"x/y\0");
+        block[124..136].copy_from_slice(b"\x1b\xff\xfe\x07zzzzzzzz");
+        block[148..156].copy_from_slice(b"        ");
+        let sum: u32 = block[..512].iter().map(|&b| u32::from(b)).sum();
+        block[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        let path = dir.path().join("bad-header.tar");
+        fs::write(&path, &block).unwrap();
+        let err = format!("{:#}", anyhow_chain(&dst.import(&path).unwrap_err()));
+        assert!(
+            !err.chars()
+                .any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER),
+            "raw bytes in {err:?}"
+        );
+        assert_eq!(snapshot(dst.path()), before);
+    }
+
+    /// The whole error chain as one line.
+    fn anyhow_chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut cur = e.source();
+        while let Some(c) = cur {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+            cur = c.source();
+        }
+        out
+    }
+
+    #[test]
     fn import_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let src = new_store(&dir, "src");
@@ -1181,7 +1464,7 @@ mod tests {
             (
                 "not a tar",
                 b"this is not a tar file at all".repeat(40),
-                "the archive",
+                "it is not a tar archive (it starts with `this is not a ta`)",
             ),
         ];
         for (what, data, needle) in cases {

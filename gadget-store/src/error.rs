@@ -168,6 +168,16 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// `export` was asked to write inside the store directory.
+    #[error(
+        "refusing to export to `{out}`: it is inside the image store `{store}`, whose own files it would replace"
+    )]
+    ExportIntoStore {
+        /// The destination given.
+        out: PathBuf,
+        /// The store root.
+        store: PathBuf,
+    },
     /// A reference in `index.json` or an archive does not parse.
     #[error("invalid reference in `{path}`")]
     Reference {

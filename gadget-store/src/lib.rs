@@ -31,7 +31,7 @@ pub mod store;
 #[cfg(test)]
 mod test_support;
 
-pub use archive::ExportReport;
+pub use archive::{ExportReport, printable};
 pub use canonical::to_canonical_json;
 pub use digest::{Digest, DigestError};
 pub use error::StoreError;

@@ -27,12 +27,13 @@
 
 use std::path::{Path, PathBuf};
 
+use gadget_object::yaml;
 use gadget_store::reference::Reference;
 use gadget_store::{Digest, Store};
 use serde::Serialize;
 use serde_json::Value;
 use yaml_rust2::yaml::Hash;
-use yaml_rust2::{Yaml, YamlEmitter, YamlLoader};
+use yaml_rust2::{Yaml, YamlEmitter};
 
 use crate::image::media_types as mt;
 
@@ -111,14 +112,9 @@ pub enum ArtifactHubError {
     /// gadget.yaml could not be read.
     #[error(transparent)]
     Metadata(#[from] crate::metadata::MetadataError),
-    /// The package file is not YAML or not a mapping.
-    #[error("`{path}`: {reason}")]
-    Syntax {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
+    /// The file is not YAML, not a mapping, or breaks a limit of the hardened loader.
+    #[error(transparent)]
+    Yaml(#[from] yaml::YamlError),
     /// The image reference is invalid.
     #[error("invalid image reference `{image}`")]
     Reference {
@@ -437,7 +433,7 @@ fn read_gadget_info(dir: &Path) -> Result<crate::metadata::GadgetInfo, ArtifactH
 }
 
 fn read_pkg(path: &Path) -> Result<Option<Hash>, ArtifactHubError> {
-    let text = match std::fs::read_to_string(path) {
+    let bytes = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
@@ -448,18 +444,16 @@ fn read_pkg(path: &Path) -> Result<Option<Hash>, ArtifactHubError> {
             });
         }
     };
-    let syntax = |reason: String| ArtifactHubError::Syntax {
-        path: path.to_path_buf(),
-        reason,
-    };
-    // The same guard gadget.yaml gets against alias bombs and deep nesting.
-    crate::metadata::descriptive(&text, path).map_err(|e| syntax(e.to_string()))?;
-    let docs = YamlLoader::load_from_str(&text).map_err(|e| syntax(e.to_string()))?;
-    match docs.into_iter().next() {
-        None | Some(Yaml::Null) => Ok(Some(Hash::new())),
-        Some(Yaml::Hash(h)) => Ok(Some(h)),
-        Some(_) => Err(syntax("is not a mapping".to_string())),
-    }
+    Ok(Some(load_yaml_mapping(&bytes, path)?))
+}
+
+/// The hardened loader (size, depth, node and alias limits) for the Artifact Hub files.
+fn load_yaml_mapping(bytes: &[u8], path: &Path) -> Result<Hash, ArtifactHubError> {
+    Ok(yaml::load_mapping(
+        bytes,
+        &yaml::file_origin(path),
+        &yaml::YamlLimits::DEFAULT,
+    )?)
 }
 
 /// The refreshed document: `existing` (or a new one) with every derived field set.
@@ -1066,16 +1060,7 @@ pub fn read_repo_metadata(path: &Path) -> Result<(Vec<u8>, Vec<Problem>), Artifa
         path: path.to_path_buf(),
         source,
     })?;
-    let text = String::from_utf8_lossy(&bytes);
-    let syntax = |reason: String| ArtifactHubError::Syntax {
-        path: path.to_path_buf(),
-        reason,
-    };
-    crate::metadata::descriptive(&text, path).map_err(|e| syntax(e.to_string()))?;
-    let docs = YamlLoader::load_from_str(&text).map_err(|e| syntax(e.to_string()))?;
-    let Some(Yaml::Hash(doc)) = docs.into_iter().next() else {
-        return Err(syntax("is not a mapping".to_string()));
-    };
+    let doc = load_yaml_mapping(&bytes, path)?;
     let mut problems = Vec::new();
     match get(&doc, "repositoryID") {
         None => {}
@@ -1191,7 +1176,10 @@ mod tests {
     use super::*;
 
     fn doc(text: &str) -> Hash {
-        match YamlLoader::load_from_str(text).unwrap().remove(0) {
+        match yaml_rust2::YamlLoader::load_from_str(text)
+            .unwrap()
+            .remove(0)
+        {
             Yaml::Hash(h) => h,
             _ => panic!(),
         }

@@ -2,11 +2,12 @@
 //! (index, manifests, annotations, metadata, and each platform's eBPF object analysed).
 
 use gadget_object::GadgetObject;
+use gadget_object::yaml;
 use gadget_store::reference::{self, Reference};
 use gadget_store::{Digest, Store, StoreError};
 use serde::Serialize;
 use serde_json::Value;
-use yaml_rust2::{Yaml, YamlLoader};
+use yaml_rust2::Yaml;
 
 use crate::image::media_types as mt;
 use crate::platform::Platform;
@@ -86,6 +87,9 @@ pub enum InspectError {
         /// What is wrong.
         message: String,
     },
+    /// The gadget.yaml config blob is not YAML or breaks a limit of the hardened loader.
+    #[error(transparent)]
+    Metadata(#[from] yaml::YamlError),
     /// The image has no manifest for the requested platform.
     #[error("`{reference}` has no {platform} manifest (it has: {available})")]
     NoPlatform {
@@ -199,11 +203,13 @@ pub fn inspect(
                         message: e.to_string(),
                     }
                 })?;
-                let text = String::from_utf8_lossy(&store.read_blob(&d)?).into_owned();
-                metadata = YamlLoader::load_from_str(&text)
-                    .ok()
-                    .and_then(|docs| docs.into_iter().next())
-                    .map_or(Value::String(text), |y| yaml_to_json(&y));
+                let origin = yaml::blob_origin(&full, d.as_str());
+                let limits = yaml::YamlLimits::DEFAULT;
+                if let Some(size) = cfg.get("size").and_then(Value::as_u64) {
+                    yaml::check_size(size, &origin, &limits)?;
+                }
+                metadata =
+                    yaml_to_json(&yaml::load_bytes(&store.read_blob(&d)?, &origin, &limits)?);
             }
         }
         let mut layers = Vec::new();

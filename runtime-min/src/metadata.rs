@@ -5,15 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use yaml_rust2::{Yaml, YamlLoader};
+use gadget_object::yaml::{self, YamlError, YamlLimits};
+use yaml_rust2::Yaml;
 
-/// gadget.yaml could not be read.
+/// gadget.yaml could not be read: not YAML, not a mapping, or over a limit of the hardened
+/// loader (size, depth, nodes, alias expansion); the message names where it came from.
 #[derive(Debug, thiserror::Error)]
-#[error("gadget.yaml: {reason}")]
-pub struct MetadataError {
-    /// What is wrong.
-    pub reason: String,
-}
+#[error(transparent)]
+pub struct MetadataError(#[from] pub YamlError);
 
 /// `params.ebpf.<var>`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,17 +81,17 @@ fn annotations(y: &Yaml) -> BTreeMap<String, String> {
 impl Metadata {
     /// Parses gadget.yaml text.
     pub fn parse(text: &str) -> Result<Metadata, MetadataError> {
-        let docs = YamlLoader::load_from_str(text).map_err(|e| MetadataError {
-            reason: e.to_string(),
-        })?;
-        let Some(doc) = docs.into_iter().next() else {
+        Self::parse_from(text.as_bytes(), "gadget.yaml")
+    }
+
+    /// Parses gadget.yaml bytes through the hardened loader; `origin` names them in errors
+    /// ("`dir/gadget.yaml`", or the image and its config blob).
+    pub fn parse_from(bytes: &[u8], origin: &str) -> Result<Metadata, MetadataError> {
+        let map = yaml::load_mapping(bytes, origin, &YamlLimits::DEFAULT)?;
+        if map.is_empty() {
             return Ok(Metadata::default());
-        };
-        if !matches!(doc, Yaml::Hash(_)) {
-            return Err(MetadataError {
-                reason: "the top level is not a mapping".into(),
-            });
         }
+        let doc = Yaml::Hash(map);
         let mut md = Metadata {
             name: scalar(&doc["name"]).unwrap_or_default(),
             ..Metadata::default()
@@ -173,5 +172,21 @@ mod tests {
         assert_eq!(Metadata::parse("").unwrap(), Metadata::default());
         assert!(Metadata::parse("- a\n- b\n").is_err());
         assert!(Metadata::parse("a: [").is_err());
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_naming_its_origin() {
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+        for (i, c) in "bcdefghi".chars().enumerate() {
+            let prev = (b'a' + i as u8) as char;
+            text.push_str(&format!(
+                "{c}: &{c} [{}]\n",
+                vec![format!("*{prev}"); 9].join(", ")
+            ));
+        }
+        let origin = yaml::blob_origin("x:1", "sha256:00");
+        let err = Metadata::parse_from(text.as_bytes(), &origin).unwrap_err();
+        assert!(matches!(err.0, YamlError::AliasExpansion { .. }), "{err}");
+        assert!(err.to_string().starts_with(&origin), "{err}");
     }
 }

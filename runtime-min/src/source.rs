@@ -256,9 +256,21 @@ impl Gadget {
                 .map_err(|e| malformed(e.to_string()))?;
             store.read_blob(&digest).map_err(store_err)
         };
+        // gadget.yaml, through the hardened loader, its size checked before it is read.
         let metadata = match &manifest["config"] {
             c if c["mediaType"].as_str() == Some(GADGET_CONFIG) => {
-                Some(String::from_utf8_lossy(&blob(c)?).into_owned())
+                let origin =
+                    gadget_object::yaml::blob_origin(&name, c["digest"].as_str().unwrap_or(""));
+                let wrap = |source: MetadataError| SourceError::Metadata {
+                    origin: format!("{name} ({arch})"),
+                    source,
+                };
+                if let Some(size) = c["size"].as_u64() {
+                    let limits = gadget_object::yaml::YamlLimits::DEFAULT;
+                    gadget_object::yaml::check_size(size, &origin, &limits)
+                        .map_err(|e| wrap(e.into()))?;
+                }
+                Some(Metadata::parse_from(&blob(c)?, &origin).map_err(wrap)?)
             }
             _ => None,
         };
@@ -288,8 +300,8 @@ impl Gadget {
         } else {
             optional_layer(BTFGEN_LAYER)?
         };
-        let mut gadget =
-            Gadget::from_parts(format!("{name} ({arch})"), object, metadata.as_deref())?;
+        let mut gadget = Gadget::from_parts(format!("{name} ({arch})"), object, None)?;
+        gadget.metadata = metadata;
         gadget.wasm = wasm;
         gadget.btfgen = btfgen;
         Ok(gadget)

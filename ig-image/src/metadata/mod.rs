@@ -14,25 +14,16 @@ mod validate;
 
 use std::path::PathBuf;
 
-pub use model::{GadgetInfo, descriptive};
+pub use model::{GadgetInfo, descriptive, require_gadget_yaml};
 pub use update::update;
 pub use validate::{ValidateOptions, validate, validate_with};
 
 /// Why gadget.yaml could not be handled.
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
-    /// The text is not YAML.
-    #[error("`{file}`: invalid YAML at line {line}, column {column}: {reason}")]
-    Syntax {
-        /// The metadata file.
-        file: PathBuf,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// The parser's message.
-        reason: String,
-    },
+    /// The text is not YAML, or breaks a limit of the hardened loader.
+    #[error(transparent)]
+    Yaml(#[from] gadget_object::yaml::YamlError),
     /// The YAML is well-formed but its shape is not a gadget.yaml.
     #[error("`{file}`: `{path}`: {reason}")]
     Shape {

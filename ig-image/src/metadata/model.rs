@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
-use std::collections::HashMap;
-
-use yaml_rust2::parser::{Event, Parser};
-use yaml_rust2::{ScanError, Yaml, YamlLoader};
+pub(crate) use gadget_object::yaml::kind_name;
+use gadget_object::yaml::{self, YamlLimits};
+use yaml_rust2::Yaml;
 
 use super::MetadataError;
+use super::validate::KNOWN_TOP_LEVEL_KEYS;
 
 /// The descriptive keys of gadget.yaml. Absent keys are empty strings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,100 +26,50 @@ pub struct GadgetInfo {
     pub annotations: Vec<(String, String)>,
 }
 
-/// Most nodes a document may expand to through aliases (the loader copies every alias target,
-/// so a "billion laughs" file would otherwise exhaust memory).
-const MAX_EXPANDED_NODES: u64 = 1_000_000;
-
-/// Deepest nesting accepted (dropping and emitting trees recurse).
-const MAX_DEPTH: usize = 128;
-
-fn syntax(file: &Path, e: &ScanError) -> MetadataError {
-    MetadataError::Syntax {
-        file: file.to_path_buf(),
-        line: e.marker().line(),
-        column: e.marker().col() + 1,
-        reason: e.info().to_string(),
-    }
-}
-
-/// Walks the parser events and refuses documents whose aliases expand past
-/// [`MAX_EXPANDED_NODES`], before the loader copies anything.
-fn check_expansion(yaml_text: &str, file: &Path) -> Result<(), MetadataError> {
-    let mut parser = Parser::new_from_str(yaml_text);
-    let mut anchor_sizes: HashMap<usize, u64> = HashMap::new();
-    // (anchor id, nodes so far) of each open collection.
-    let mut open: Vec<(usize, u64)> = Vec::new();
-    let mut total: u64 = 0;
-    loop {
-        let (event, _) = parser.next_token().map_err(|e| syntax(file, &e))?;
-        let added = match event {
-            Event::StreamEnd => return Ok(()),
-            Event::MappingStart(aid, _) | Event::SequenceStart(aid, _) => {
-                if open.len() >= MAX_DEPTH {
-                    return Err(MetadataError::Shape {
-                        file: file.to_path_buf(),
-                        path: "<root>".to_string(),
-                        reason: format!("nests deeper than {MAX_DEPTH} levels"),
-                    });
-                }
-                open.push((aid, 1));
-                continue;
-            }
-            Event::MappingEnd | Event::SequenceEnd => {
-                let Some((aid, size)) = open.pop() else {
-                    continue;
-                };
-                if aid > 0 {
-                    anchor_sizes.insert(aid, size);
-                }
-                if let Some(parent) = open.last_mut() {
-                    parent.1 = parent.1.saturating_add(size);
-                }
-                continue;
-            }
-            Event::Scalar(_, _, aid, _) => {
-                if aid > 0 {
-                    anchor_sizes.insert(aid, 1);
-                }
-                1
-            }
-            Event::Alias(id) => anchor_sizes.get(&id).copied().unwrap_or(1),
-            _ => continue,
-        };
-        if let Some(parent) = open.last_mut() {
-            parent.1 = parent.1.saturating_add(added);
-        }
-        total = total.saturating_add(added);
-        if total > MAX_EXPANDED_NODES {
-            return Err(MetadataError::Shape {
-                file: file.to_path_buf(),
-                path: "<root>".to_string(),
-                reason: format!("expands to more than {MAX_EXPANDED_NODES} nodes through aliases"),
-            });
-        }
-    }
-}
-
-/// Loads the single YAML document of a gadget.yaml. An empty file is an empty mapping.
+/// Loads the single YAML document of a gadget.yaml through the hardened loader (size, depth,
+/// node and alias limits). An empty file is an empty mapping.
 pub(crate) fn load(yaml_text: &str, file: &Path) -> Result<Yaml, MetadataError> {
-    check_expansion(yaml_text, file)?;
-    let docs = YamlLoader::load_from_str(yaml_text).map_err(|e| syntax(file, &e))?;
-    if docs.len() > 1 {
-        return Err(MetadataError::Shape {
-            file: file.to_path_buf(),
-            path: "<root>".to_string(),
-            reason: format!("holds {} YAML documents, expected one", docs.len()),
-        });
-    }
-    match docs.into_iter().next() {
-        None | Some(Yaml::Null) | Some(Yaml::BadValue) => Ok(Yaml::Hash(Default::default())),
-        Some(doc @ Yaml::Hash(_)) => Ok(doc),
-        Some(other) => Err(MetadataError::Shape {
+    let origin = yaml::file_origin(file);
+    match yaml::load_str(yaml_text, &origin, &YamlLimits::DEFAULT)? {
+        Yaml::Null => Ok(Yaml::Hash(Default::default())),
+        doc @ Yaml::Hash(_) => Ok(doc),
+        other => Err(MetadataError::Shape {
             file: file.to_path_buf(),
             path: "<root>".to_string(),
             reason: format!("is {}, expected a mapping", kind_name(&other)),
         }),
     }
+}
+
+/// Refuses a metadata file that is not a gadget.yaml before it becomes an image's config blob:
+/// a non-empty mapping without any of the known top-level keys (a `~/.docker/config.json`
+/// named by `metadata:` would otherwise be published with the image). Unknown keys beside a
+/// known one are kept.
+pub fn require_gadget_yaml(yaml_text: &str, file: &Path) -> Result<(), MetadataError> {
+    let Yaml::Hash(root) = load(yaml_text, file)? else {
+        return Ok(());
+    };
+    let known = root.keys().any(|k| {
+        k.as_str()
+            .is_some_and(|k| KNOWN_TOP_LEVEL_KEYS.contains(&k))
+    });
+    if root.is_empty() || known {
+        return Ok(());
+    }
+    let found: Vec<String> = root
+        .keys()
+        .take(5)
+        .map(|k| scalar_string(k).unwrap_or_else(|| format!("<{}>", kind_name(k))))
+        .collect();
+    Err(MetadataError::Shape {
+        file: file.to_path_buf(),
+        path: "<root>".to_string(),
+        reason: format!(
+            "is not a gadget.yaml: it has none of the keys {} (found: {}); refusing to put it in the image",
+            KNOWN_TOP_LEVEL_KEYS.join(", "),
+            found.join(", ")
+        ),
+    })
 }
 
 /// A scalar as the runtime reads it (a Go `map[string]string` decodes `64` as `"64"`).
@@ -130,21 +80,6 @@ pub(crate) fn scalar_string(value: &Yaml) -> Option<String> {
         Yaml::Boolean(b) => Some(b.to_string()),
         Yaml::Null => Some(String::new()),
         _ => None,
-    }
-}
-
-/// `a mapping`, `a list`, `a string`, ... for messages.
-pub(crate) fn kind_name(value: &Yaml) -> &'static str {
-    match value {
-        Yaml::Real(_) => "a number",
-        Yaml::Integer(_) => "an integer",
-        Yaml::String(_) => "a string",
-        Yaml::Boolean(_) => "a boolean",
-        Yaml::Array(_) => "a list",
-        Yaml::Hash(_) => "a mapping",
-        Yaml::Alias(_) => "an alias",
-        Yaml::Null => "empty",
-        Yaml::BadValue => "an invalid value",
     }
 }
 
@@ -229,7 +164,7 @@ mod tests {
     #[test]
     fn syntax_error_names_file_and_line() {
         let err = descriptive("name: a\n  bad: [\n", Path::new("dir/gadget.yaml")).unwrap_err();
-        let MetadataError::Syntax { line, .. } = &err else {
+        let MetadataError::Yaml(yaml::YamlError::Syntax { line, .. }) = &err else {
             panic!("{err}")
         };
         assert_eq!(*line, 2);
@@ -250,19 +185,42 @@ mod tests {
         let err = descriptive(&text, Path::new("g.yaml")).unwrap_err();
         assert!(
             err.to_string()
-                .contains("expands to more than 1000000 nodes"),
+                .starts_with("`g.yaml`: its anchors and aliases")
+                && err.to_string().contains("expand to more than 200000 nodes"),
             "{err}"
         );
         assert!(descriptive(&"[".repeat(100_000), Path::new("g.yaml")).is_err());
         let deep: String = (0..200).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
         let err = descriptive(&deep, Path::new("g.yaml")).unwrap_err();
-        assert!(
-            err.to_string().contains("nests deeper than 128 levels"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("deeper than 64 levels"), "{err}");
         // Ordinary aliases are fine.
         let info = descriptive("name: &n x\ndescription: *n\n", Path::new("g.yaml")).unwrap();
         assert_eq!(info.description, "x");
+    }
+
+    #[test]
+    fn a_mapping_without_gadget_keys_is_not_a_gadget_yaml() {
+        let err = require_gadget_yaml(
+            "{\"auths\": {\"ghcr.io\": {\"auth\": \"c2VjcmV0\"}}}\n",
+            Path::new("/root/.docker/config.json"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("`/root/.docker/config.json`: `<root>`: is not a gadget.yaml")
+                && err.contains("found: auths")
+                && !err.contains("c2VjcmV0"),
+            "{err}"
+        );
+        for ok in [
+            "",
+            "{}\n",
+            "name: x\n",
+            "name: x\nmyTool: {a: 1}\n",
+            "datasources: {}\n",
+        ] {
+            require_gadget_yaml(ok, Path::new("g.yaml")).unwrap();
+        }
     }
 
     #[test]

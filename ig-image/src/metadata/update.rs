@@ -504,7 +504,7 @@ zzz_unknown: [1, 2]
         );
         assert!(matches!(
             update(Some("a: [\n"), &object()),
-            Err(MetadataError::Syntax { .. })
+            Err(MetadataError::Yaml(_))
         ));
     }
 

@@ -506,10 +506,11 @@ programs:
             None,
         )
         .unwrap_err();
-        let MetadataError::Syntax { file, line, .. } = &err else {
+        let MetadataError::Yaml(gadget_object::yaml::YamlError::Syntax { origin, line, .. }) = &err
+        else {
             panic!("{err}")
         };
-        assert_eq!((file.as_path(), *line), (Path::new("g/gadget.yaml"), 4));
+        assert_eq!((origin.as_str(), *line), ("`g/gadget.yaml`", 4));
         assert!(
             err.to_string()
                 .starts_with("`g/gadget.yaml`: invalid YAML at line 4"),

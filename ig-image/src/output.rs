@@ -98,9 +98,13 @@ pub fn status(verb: &str, message: impl std::fmt::Display) {
     eprintln!("{verb:>12} {message}");
 }
 
-/// A warning on stderr.
+/// A warning on stderr (a message that already starts with `warning: ` is not prefixed twice).
 pub fn warning(message: impl std::fmt::Display) {
-    eprintln!("warning: {message}");
+    let text = gadget_store::printable(&message.to_string());
+    eprintln!(
+        "warning: {}",
+        text.strip_prefix("warning: ").unwrap_or(&text)
+    );
 }
 
 /// Print an error chain: `error:`, then `caused by:` lines; message lines starting with `hint:` are kept as hints.
@@ -108,7 +112,8 @@ pub fn print_error(error: &anyhow::Error) {
     let mut hints = Vec::new();
     let mut first = true;
     for cause in error.chain() {
-        let text = cause.to_string();
+        // Control characters escaped: messages may quote bytes from hostile input.
+        let text = gadget_store::printable(&cause.to_string());
         let mut body = Vec::new();
         for line in text.lines() {
             match line.strip_prefix("hint: ") {

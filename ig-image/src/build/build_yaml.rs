@@ -2,8 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use yaml_rust2::{Yaml, YamlLoader};
+use gadget_object::yaml::{self, YamlLimits};
+use yaml_rust2::Yaml;
 
+use super::cflags;
+use super::confine::{Escape, GadgetRoot};
 use crate::platform::{self, Platform};
 
 /// Default eBPF source file name, relative to the gadget directory.
@@ -12,23 +15,6 @@ pub const DEFAULT_EBPF_SOURCE: &str = "program.bpf.c";
 pub const DEFAULT_METADATA: &str = "gadget.yaml";
 /// Default build file name.
 pub const DEFAULT_BUILD_FILE: &str = "build.yaml";
-
-/// Flags that would break the pipeline (output, mode, target, dependency files) if set in `cflags`.
-const RESERVED_FLAGS: &[&str] = &[
-    "-o",
-    "-c",
-    "-S",
-    "-E",
-    "-M",
-    "-MD",
-    "-MMD",
-    "-MF",
-    "-MT",
-    "-MQ",
-    "-target",
-    "--target",
-    "-emit-llvm",
-];
 
 /// A problem with build.yaml.
 #[derive(Debug, thiserror::Error)]
@@ -42,13 +28,20 @@ pub enum BuildYamlError {
         #[source]
         source: std::io::Error,
     },
-    /// Not YAML.
-    #[error("`{path}`: {message}")]
-    Syntax {
-        /// The file.
+    /// Not YAML, or over a limit of the hardened loader (size, depth, nodes, aliases).
+    #[error(transparent)]
+    Yaml(#[from] yaml::YamlError),
+    /// A path build.yaml names (or a default file) leads outside the gadget directory.
+    #[error("`{path}`: field `{field}`: `{value}` {escape}")]
+    Outside {
+        /// The build file (or the gadget directory for a default file).
         path: PathBuf,
-        /// The parser's message with line and column.
-        message: String,
+        /// The key (with list index).
+        field: String,
+        /// The path as written.
+        value: String,
+        /// Where it leads.
+        escape: Escape,
     },
     /// A key has a value of the wrong shape or an unsafe value.
     #[error("`{path}`: field `{field}`: {message}")]
@@ -109,21 +102,35 @@ pub struct BuildSpec {
 
 impl BuildSpec {
     /// Read `file` (default `<dir>/build.yaml`, optional) and resolve every path against `dir`.
+    /// Every path build.yaml names, and the default files, must stay inside `dir` after
+    /// symlinks; `file` itself comes from the command line and may be anywhere.
     pub fn load(dir: &Path, file: Option<&Path>) -> Result<BuildSpec, BuildYamlError> {
         if !dir.is_dir() {
             return Err(BuildYamlError::NotADirectory {
                 dir: dir.to_path_buf(),
             });
         }
+        let root = GadgetRoot::new(dir).map_err(|source| BuildYamlError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let (file, explicit) = match file {
             Some(f) if f.is_absolute() || f.exists() => (f.to_path_buf(), true),
             Some(f) => (dir.join(f), true),
             None => (dir.join(DEFAULT_BUILD_FILE), false),
         };
-        let text = match std::fs::read_to_string(&file) {
-            Ok(t) => Some(t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => None,
-            Err(source) => return Err(BuildYamlError::Read { path: file, source }),
+        let doc = match read_limited(&file) {
+            Ok(bytes) => Some(yaml::load_bytes(
+                &bytes,
+                &yaml::file_origin(&file),
+                &YamlLimits::DEFAULT,
+            )?),
+            Err(BuildYamlError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && !explicit =>
+            {
+                None
+            }
+            Err(e) => return Err(e),
         };
         let mut spec = BuildSpec {
             dir: dir.to_path_buf(),
@@ -137,13 +144,19 @@ impl BuildSpec {
             warnings: Vec::new(),
         };
         let mut ebpf_explicit = None;
-        if let Some(text) = text {
-            let doc = parse(&file, &text)?;
+        let mut metadata_explicit = false;
+        if let Some(doc) = doc {
             spec.file = Some(file.clone());
             let field_err = |field: &str, message: String| BuildYamlError::Field {
                 path: file.clone(),
                 field: field.to_string(),
                 message,
+            };
+            // A path value, checked and confined to the gadget directory.
+            let inside = |field: &str, value: &Yaml| -> Result<PathBuf, BuildYamlError> {
+                let value = file_value(&file, field, value)?;
+                confine(&root, &file, field, &value)?;
+                Ok(dir.join(value))
             };
             if let Yaml::Hash(map) = &doc {
                 for (key, value) in map {
@@ -151,9 +164,12 @@ impl BuildSpec {
                         return Err(field_err("?", "keys must be strings".into()));
                     };
                     match key {
-                        "ebpfsource" => ebpf_explicit = Some(file_value(&file, key, value)?),
-                        "metadata" => spec.metadata = dir.join(file_value(&file, key, value)?),
-                        "wasm" => spec.wasm = Some(dir.join(file_value(&file, key, value)?)),
+                        "ebpfsource" => ebpf_explicit = Some(inside(key, value)?),
+                        "metadata" => {
+                            spec.metadata = inside(key, value)?;
+                            metadata_explicit = true;
+                        }
+                        "wasm" => spec.wasm = Some(inside(key, value)?),
                         "platforms" => {
                             let list = string_list(&file, key, value)?;
                             let parsed = platform::parse_list(&list.join(","))
@@ -165,13 +181,17 @@ impl BuildSpec {
                         }
                         "includeDirs" => {
                             for (i, d) in string_list(&file, key, value)?.into_iter().enumerate() {
-                                check_not_flag(&file, &format!("{key}[{i}]"), &d)?;
+                                let field = format!("{key}[{i}]");
+                                check_not_flag(&file, &field, &d)?;
+                                confine(&root, &file, &field, &d)?;
                                 spec.include_dirs.push(dir.join(d));
                             }
                         }
                         "cflags" => {
                             for (i, flag) in string_list(&file, key, value)?.into_iter().enumerate() {
-                                check_cflag(&file, &format!("{key}[{i}]"), &flag)?;
+                                if let Some(why) = cflags::refusal(&flag, &root) {
+                                    return Err(field_err(&format!("{key}[{i}]"), why));
+                                }
                                 spec.cflags.push(flag);
                             }
                         }
@@ -181,27 +201,33 @@ impl BuildSpec {
                         )),
                     }
                 }
-            } else if !matches!(doc, Yaml::Null | Yaml::BadValue) {
+            } else if !matches!(doc, Yaml::Null) {
                 return Err(field_err("(top level)", "expected a mapping".into()));
             }
         }
+        // The default files are confined too: a `gadget.yaml` symlink to a secret must not
+        // become the image's config blob.
+        let culprit = spec.file.clone().unwrap_or_else(|| dir.to_path_buf());
+        if !metadata_explicit {
+            confine(&root, &culprit, "metadata", DEFAULT_METADATA)?;
+        }
         match ebpf_explicit {
-            Some(src) => {
-                let path = dir.join(&src);
+            Some(path) => {
                 if !path.exists() {
                     return Err(BuildYamlError::MissingSource {
-                        path: spec.file.clone().unwrap_or_else(|| dir.to_path_buf()),
+                        path: culprit,
                         source_path: path,
                     });
                 }
                 spec.ebpf_source = Some(path);
             }
             None => {
-                let default = dir.join(DEFAULT_EBPF_SOURCE);
-                if default.exists() {
-                    spec.ebpf_source = Some(default);
-                } else if dir.join("Cargo.toml").exists() {
-                    spec.ebpf_source = Some(dir.join("Cargo.toml"));
+                for default in [DEFAULT_EBPF_SOURCE, "Cargo.toml"] {
+                    if dir.join(default).symlink_metadata().is_ok() {
+                        confine(&root, &culprit, "ebpfsource", default)?;
+                        spec.ebpf_source = Some(dir.join(default));
+                        break;
+                    }
                 }
             }
         }
@@ -214,16 +240,26 @@ impl BuildSpec {
     }
 }
 
-fn parse(file: &Path, text: &str) -> Result<Yaml, BuildYamlError> {
-    let mut docs = YamlLoader::load_from_str(text).map_err(|e| BuildYamlError::Syntax {
+/// Reads a YAML file, refusing one over the loader's size limit before reading it.
+pub(crate) fn read_limited(file: &Path) -> Result<Vec<u8>, BuildYamlError> {
+    let read_err = |source| BuildYamlError::Read {
         path: file.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    Ok(if docs.is_empty() {
-        Yaml::Null
-    } else {
-        docs.swap_remove(0)
-    })
+        source,
+    };
+    let size = std::fs::metadata(file).map_err(read_err)?.len();
+    yaml::check_size(size, &yaml::file_origin(file), &YamlLimits::DEFAULT)?;
+    std::fs::read(file).map_err(read_err)
+}
+
+fn confine(root: &GadgetRoot, file: &Path, field: &str, value: &str) -> Result<(), BuildYamlError> {
+    root.resolve(Path::new(value))
+        .map(drop)
+        .map_err(|escape| BuildYamlError::Outside {
+            path: file.to_path_buf(),
+            field: field.to_string(),
+            value: value.to_string(),
+            escape,
+        })
 }
 
 fn file_value(file: &Path, key: &str, value: &Yaml) -> Result<String, BuildYamlError> {
@@ -242,23 +278,6 @@ fn check_not_flag(file: &Path, field: &str, value: &str) -> Result<(), BuildYaml
             path: file.to_path_buf(),
             field: field.to_string(),
             message: format!("`{value}` is not a usable path (empty, or starts with `-` or `@`)"),
-        });
-    }
-    Ok(())
-}
-
-fn check_cflag(file: &Path, field: &str, flag: &str) -> Result<(), BuildYamlError> {
-    let name = flag.split('=').next().unwrap_or(flag);
-    let reserved = RESERVED_FLAGS.contains(&name)
-        || (name.starts_with("-M") && name.len() <= 4)
-        || flag.starts_with('@');
-    if flag.is_empty() || reserved {
-        return Err(BuildYamlError::Field {
-            path: file.to_path_buf(),
-            field: field.to_string(),
-            message: format!(
-                "`{flag}` cannot be used: ig-image sets the output, target and dependency-file flags itself, and response files (`@file`) are refused"
-            ),
         });
     }
     Ok(())
@@ -348,6 +367,110 @@ mod tests {
         let d = gadget(&[("program.bpf.c", ""), ("build.yaml", "cflags: '-O2 -DX'\n")]);
         let err = BuildSpec::load(d.path(), None).unwrap_err().to_string();
         assert!(err.contains("list"), "{err}");
+    }
+
+    #[test]
+    fn paths_outside_the_gadget_are_refused_naming_key_and_path() {
+        let outer = tempfile::tempdir().unwrap();
+        let secret = outer.path().join("config.json");
+        std::fs::write(&secret, "{\"auths\": {}}").unwrap();
+        let d = outer.path().join("g");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("program.bpf.c"), "").unwrap();
+        for (yaml, field, value) in [
+            ("metadata: ../config.json\n", "metadata", "../config.json"),
+            (
+                &format!("metadata: {}\n", secret.display()),
+                "metadata",
+                secret.to_str().unwrap(),
+            ),
+            ("wasm: ../x.wasm\n", "wasm", "../x.wasm"),
+            (
+                "ebpfsource: ../../etc/passwd\n",
+                "ebpfsource",
+                "../../etc/passwd",
+            ),
+            (
+                "includeDirs: [inc, /usr/include]\n",
+                "includeDirs[1]",
+                "/usr/include",
+            ),
+        ] {
+            std::fs::write(d.join("build.yaml"), yaml).unwrap();
+            let err = BuildSpec::load(&d, None).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("field `{field}`: `{value}` resolves to"))
+                    && err.contains("outside the gadget directory"),
+                "{yaml}: {err}"
+            );
+        }
+        // A symlinked default gadget.yaml is confined too.
+        std::fs::remove_file(d.join("build.yaml")).unwrap();
+        std::os::unix::fs::symlink(&secret, d.join("gadget.yaml")).unwrap();
+        let err = BuildSpec::load(&d, None).unwrap_err().to_string();
+        assert!(
+            err.contains("field `metadata`: `gadget.yaml` resolves to")
+                && err.contains("config.json"),
+            "{err}"
+        );
+        // Inside is fine, also through a symlink that stays inside.
+        std::fs::remove_file(d.join("gadget.yaml")).unwrap();
+        std::fs::write(d.join("real.yaml"), "name: x\n").unwrap();
+        std::os::unix::fs::symlink("real.yaml", d.join("gadget.yaml")).unwrap();
+        std::fs::write(
+            d.join("build.yaml"),
+            "metadata: ./gadget.yaml\nincludeDirs: [.]\n",
+        )
+        .unwrap();
+        BuildSpec::load(&d, None).unwrap();
+    }
+
+    #[test]
+    fn an_alias_bomb_build_yaml_is_refused_by_the_loader() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+        for (i, c) in "bcdefghi".chars().enumerate() {
+            let prev = (b'a' + i as u8) as char;
+            bomb.push_str(&format!(
+                "{c}: &{c} [{}]\n",
+                vec![format!("*{prev}"); 9].join(", ")
+            ));
+        }
+        let d = gadget(&[("program.bpf.c", ""), ("build.yaml", &bomb)]);
+        let err = BuildSpec::load(d.path(), None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BuildYamlError::Yaml(yaml::YamlError::AliasExpansion { .. })
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("build.yaml`: its anchors and aliases"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cflags_outside_the_allow_list_are_refused_by_item() {
+        let d = gadget(&[
+            ("program.bpf.c", ""),
+            (
+                "build.yaml",
+                "cflags: ['-O2', '-Xclang', '-load', '-Xclang', '/abs/x.so']\n",
+            ),
+        ]);
+        let err = BuildSpec::load(d.path(), None).unwrap_err().to_string();
+        assert!(err.contains("field `cflags[1]`: `-Xclang`"), "{err}");
+        let d = gadget(&[
+            ("program.bpf.c", ""),
+            ("build.yaml", "cflags: ['-fplugin=./x.so']\n"),
+        ]);
+        let err = BuildSpec::load(d.path(), None).unwrap_err().to_string();
+        assert!(
+            err.contains("`cflags[0]`: `-fplugin=./x.so` loads a plugin"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub mod btf_strings;
 pub mod build_yaml;
 pub mod c;
 pub mod cache;
+pub mod cflags;
+pub mod confine;
 pub mod rust;
 pub mod toolchain;
 pub mod wasm;
@@ -256,9 +258,49 @@ pub fn tag_for(template: Option<&str>, dir: &Path) -> String {
     template.unwrap_or("{name}").replace("{name}", &name)
 }
 
+/// Where built images go: the store is opened (and created when missing) only once the first
+/// image is ready, so a build that fails leaves no store behind.
+#[derive(Debug)]
+pub struct StoreTarget {
+    path: PathBuf,
+    opened: Mutex<Option<Store>>,
+}
+
+impl StoreTarget {
+    /// The store at `path`, not opened yet.
+    pub fn lazy(path: impl Into<PathBuf>) -> StoreTarget {
+        StoreTarget {
+            path: path.into(),
+            opened: Mutex::new(None),
+        }
+    }
+
+    /// A store already open.
+    pub fn open(store: Store) -> StoreTarget {
+        StoreTarget {
+            path: store.path().to_path_buf(),
+            opened: Mutex::new(Some(store)),
+        }
+    }
+
+    /// The store, opened on first use.
+    pub fn get(&self) -> Result<Store, gadget_store::StoreError> {
+        let mut opened = self
+            .opened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(store) = opened.as_ref() {
+            return Ok(store.clone());
+        }
+        let store = Store::open(&self.path)?;
+        *opened = Some(store.clone());
+        Ok(store)
+    }
+}
+
 /// Build every directory of `opts` into `store`. One result per directory, in order.
 pub fn build_all(
-    store: &Store,
+    store: &StoreTarget,
     opts: &BuildOptions,
     reporter: &dyn BuildReporter,
 ) -> Vec<Result<BuiltImage, BuildError>> {
@@ -299,16 +341,8 @@ pub fn build_all(
         .collect()
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, BuildError> {
-    std::fs::read(path).map_err(|source| BuildError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 fn build_one(
-    store: &Store,
+    store: &StoreTarget,
     opts: &BuildOptions,
     dir: &Path,
     slots: &Slots,
@@ -316,6 +350,10 @@ fn build_one(
 ) -> Result<BuiltImage, BuildError> {
     let started = Instant::now();
     let spec = BuildSpec::load(dir, opts.file.as_deref())?;
+    // Before compiling: the metadata file must load within the limits and be a gadget.yaml.
+    if spec.metadata.exists() {
+        read_metadata(&spec.metadata)?;
+    }
     let mut warnings = spec.warnings.clone();
     let platforms = opts
         .platforms
@@ -355,7 +393,7 @@ fn build_one(
     };
     for object in objects.iter().flatten() {
         if !object.warnings.trim().is_empty() {
-            warnings.push(object.warnings.trim_end().to_string());
+            warnings.push(without_warning_prefix(object.warnings.trim()));
         }
     }
 
@@ -393,10 +431,12 @@ fn build_one(
             platform::ByteOrder::Big => gadget_object::Endianness::Big,
         };
         for d in obj.check(order) {
-            let line = format!("[{}] {d}", object.platform);
             match d.severity {
-                Severity::Error => errors.push(line),
-                Severity::Warning => warnings.push(line),
+                Severity::Error => errors.push(format!("[{}] {d}", object.platform)),
+                Severity::Warning => warnings.push(format!(
+                    "[{}] {}: {}",
+                    object.platform, d.subject, d.message
+                )),
             }
         }
         parsed.push(obj);
@@ -436,18 +476,25 @@ fn build_one(
             metadata_updated = true;
         }
     }
+    // The metadata file becomes the config blob: through the hardened loader (size checked
+    // before reading), and it must be a gadget.yaml, not any mapping (`metadata:` was confined
+    // to the gadget directory by build.yaml's loader).
     let metadata_bytes = if spec.metadata.exists() {
-        Some(read(&spec.metadata)?)
+        Some(read_metadata(&spec.metadata)?)
     } else {
         None
     };
     if let (Some(bytes), true) = (&metadata_bytes, opts.validate_metadata) {
         let text = String::from_utf8_lossy(bytes);
         for d in metadata::validate(&text, &spec.metadata, parsed.first())? {
-            let line = d.to_string();
             match d.severity {
-                Severity::Error => errors.push(line),
-                Severity::Warning => warnings.push(line),
+                Severity::Error => errors.push(d.to_string()),
+                Severity::Warning => warnings.push(format!(
+                    "`{}`: {}: {}",
+                    spec.metadata.display(),
+                    d.subject,
+                    d.message
+                )),
             }
         }
     }
@@ -548,6 +595,11 @@ fn build_one(
         }
     }
     let attestations = store
+        .get()
+        .map_err(|source| BuildError::Store {
+            dir: dir.to_path_buf(),
+            source,
+        })?
         .transaction(|tx| {
             for (_, bytes) in &assembled.blobs {
                 tx.write_blob(bytes)?;
@@ -767,6 +819,26 @@ fn inventory_of(f: &BuildFacts<'_>) -> std::io::Result<crate::attest::inventory:
         wasm: f.wasm.map(|w| (cache::sha256_hex(w), w.len())),
         definition,
     })
+}
+
+/// Reads the metadata file (size checked first), which must be UTF-8 and a gadget.yaml within
+/// the loader's limits.
+fn read_metadata(path: &Path) -> Result<Vec<u8>, BuildError> {
+    let bytes = build_yaml::read_limited(path)?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        metadata::MetadataError::from(gadget_object::yaml::YamlError::NotUtf8 {
+            origin: gadget_object::yaml::file_origin(path),
+            offset: e.valid_up_to(),
+        })
+    })?;
+    metadata::require_gadget_yaml(text, path)?;
+    Ok(bytes)
+}
+
+/// A warning's text without a leading `warning: ` (cargo's and clang's own lines carry one; the
+/// CLI adds its own prefix, and `-o json` lists warnings without any).
+fn without_warning_prefix(text: &str) -> String {
+    text.strip_prefix("warning: ").unwrap_or(text).to_string()
 }
 
 fn dedup_platform_lines(lines: &mut Vec<String>) {

@@ -102,7 +102,8 @@ impl BuildReporter for Reporter {
 }
 
 pub fn exec(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitStatus> {
-    let store = global.open_store()?;
+    // Opened when the first image is ready: a build that fails creates no store.
+    let store = build::StoreTarget::lazy(global.store_path());
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get))

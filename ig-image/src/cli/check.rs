@@ -93,10 +93,14 @@ fn build_dir(dir: &Path) -> anyhow::Result<Vec<(Platform, Vec<u8>)>> {
         attest: Default::default(),
     };
     output::status("Building", dir.display());
-    let built = build::build_all(&store, &opts, &SilentReporter)
-        .pop()
-        .expect("one result per directory")
-        .with_context(|| format!("failed to build `{}`", dir.display()))?;
+    let built = build::build_all(
+        &build::StoreTarget::open(store.clone()),
+        &opts,
+        &SilentReporter,
+    )
+    .pop()
+    .expect("one result per directory")
+    .with_context(|| format!("failed to build `{}`", dir.display()))?;
     let reference = Reference::parse(&built.reference)?;
     Ok(compat::objects_from_store(&store, &reference)?)
 }

@@ -204,6 +204,115 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
     }
 }
 
+/// A finished command with what it cost: peak resident memory and wall time.
+#[derive(Debug)]
+pub struct Measured {
+    /// Exit status and captured streams.
+    pub out: Output,
+    /// Peak resident set size of the child, in MiB (`ru_maxrss` from `wait4`).
+    pub max_rss_mib: f64,
+    /// Wall time.
+    pub elapsed: std::time::Duration,
+}
+
+impl Measured {
+    /// stderr as text.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+
+    /// Requires a refusal as issue 12 defines it: exit code 1 or 2 (not a crash or an abort),
+    /// every `needle` in stderr, no raw control bytes on it, under 200 MiB and 5 s.
+    pub fn assert_refused(&self, what: &str, needles: &[&str]) {
+        let stderr = self.stderr();
+        let code = self.out.status.code();
+        assert!(
+            matches!(code, Some(1 | 2)),
+            "{what}: exit {:?} (want 1 or 2)\nstderr:\n{stderr}",
+            self.out.status
+        );
+        for n in needles {
+            assert!(stderr.contains(n), "{what}: stderr lacks `{n}`:\n{stderr}");
+        }
+        assert!(
+            !stderr
+                .chars()
+                .any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{fffd}'),
+            "{what}: raw bytes on stderr: {stderr:?}"
+        );
+        assert!(
+            self.max_rss_mib < 200.0,
+            "{what}: peak memory {:.1} MiB",
+            self.max_rss_mib
+        );
+        assert!(
+            self.elapsed < std::time::Duration::from_secs(5),
+            "{what}: took {:?}",
+            self.elapsed
+        );
+        eprintln!(
+            "{what}: exit {code:?}, {:.1} MiB peak, {:?}",
+            self.max_rss_mib, self.elapsed
+        );
+    }
+}
+
+/// Runs `cmd` under a small python3 parent that reports the child's peak RSS
+/// (`getrusage(RUSAGE_CHILDREN)`) and applies a 4 GiB address-space limit, so a regression fails
+/// the test instead of the machine; the time is the child's wall time. Linux carries `ru_maxrss` across `fork` + `execve`, so a
+/// child spawned straight from this (large, multi-threaded) test process would report this
+/// process's memory; python's own ~15 MiB is the bias here. A child killed by a signal is
+/// reported as killed by it.
+pub fn run_measured(cmd: Command) -> Measured {
+    const WRAPPER: &str = "import os, resource, subprocess, sys, time\n\
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))\n\
+start = time.monotonic()\n\
+rc = subprocess.run(sys.argv[2:]).returncode\n\
+took = time.monotonic() - start\n\
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n\
+open(sys.argv[1], 'w').write(f'{rss} {took}')\n\
+if rc < 0:\n    os.kill(os.getpid(), -rc)\n\
+sys.exit(rc)\n";
+    let rss_file = tempfile::NamedTempFile::new().expect("temp file");
+    let mut wrapped = Command::new("python3");
+    wrapped
+        .arg("-S")
+        .arg("-c")
+        .arg(WRAPPER)
+        .arg(rss_file.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(std::process::Stdio::null());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => wrapped.env(key, v),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    let out = run(wrapped);
+    let (kib, secs): (f64, f64) = std::fs::read_to_string(rss_file.path())
+        .ok()
+        .and_then(|s| {
+            let (kib, secs) = s.trim().split_once(' ')?;
+            Some((kib.parse().ok()?, secs.parse().ok()?))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the measuring wrapper failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    Measured {
+        out,
+        max_rss_mib: kib / 1024.0,
+        elapsed: std::time::Duration::from_secs_f64(secs),
+    }
+}
+
 /// Run a command, capturing output.
 pub fn run(mut cmd: Command) -> Output {
     cmd.output()

@@ -4,8 +4,10 @@
 mod agreement;
 mod authoring;
 mod build;
+mod crash;
 mod docs;
 mod go_wasm;
+mod hardening;
 mod hostile_modules;
 mod kernel;
 mod registry;

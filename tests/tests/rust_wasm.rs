@@ -491,11 +491,13 @@ fn broken_wasm_modules_fail_the_build_naming_the_culprit() {
 
 #[test]
 fn rust_wasm_crate_builds_into_a_valid_reactor_module() {
-    // A cdylib at a fixed place, so cargo's target directory (std built from source) is reused.
-    let krate = workspace_root()
+    // A gadget with its cdylib inside it (build.yaml paths stay inside the gadget directory), at
+    // a fixed place, so cargo's target directory (std built from source) is reused.
+    let gadget = workspace_root()
         .join("target")
         .join("ig-image-test-rust-src")
-        .join("wasm_module");
+        .join("rust_module_gadget");
+    let krate = gadget.join("wasm_module");
     std::fs::create_dir_all(krate.join("src")).unwrap();
     std::fs::write(
         krate.join("Cargo.toml"),
@@ -516,32 +518,17 @@ fn rust_wasm_crate_builds_into_a_valid_reactor_module() {
          \x20   0\n}\n",
     )
     .unwrap();
-    let gadget = tempfile::tempdir().unwrap();
     std::fs::write(
-        gadget.path().join("gadget.yaml"),
+        gadget.join("gadget.yaml"),
         "name: rust_module\ndescription: a Rust WASM module\n",
     )
     .unwrap();
-    std::fs::write(
-        gadget.path().join("build.yaml"),
-        format!("wasm: {}\n", krate.join("Cargo.toml").display()),
-    )
-    .unwrap();
+    std::fs::write(gadget.join("build.yaml"), "wasm: wasm_module/Cargo.toml\n").unwrap();
     let t = TempStore::new();
-    build_json(
-        &t,
-        gadget.path(),
-        "rust_module:test",
-        &["--platform", "amd64"],
-    );
+    build_json(&t, &gadget, "rust_module:test", &["--platform", "amd64"]);
     t.check(&[], "amd64");
     let started = std::time::Instant::now();
-    build_json(
-        &t,
-        gadget.path(),
-        "rust_module:test",
-        &["--platform", "amd64"],
-    );
+    build_json(&t, &gadget, "rust_module:test", &["--platform", "amd64"]);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "a no-op rebuild of the module is a cache hit: {:?}",

@@ -1393,7 +1393,7 @@ mod budget_tests {
                 Ok(())
             });
             setter.join().unwrap();
-            let err = err.err().expect("interrupted");
+            let err = err.expect_err("interrupted");
             assert!(
                 matches!(&err, WasmError::Interrupted { call: c, .. } if c == call),
                 "{call}: {err}"

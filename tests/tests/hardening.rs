@@ -275,7 +275,9 @@ fn row5_no_path_leads_a_secret_out_of_the_gadget_directory() {
     .unwrap();
     let program: &[u8] = b"int x;\n";
     let abs = format!("metadata: {}\n", secret.display());
-    let cases: Vec<(&str, Vec<(&str, &[u8])>, Vec<String>)> = vec![
+    // (what the case is, the files written into the gadget directory, what the error must say)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a [u8])>, Vec<String>);
+    let cases: Vec<Case> = vec![
         (
             "metadata: ../",
             vec![("build.yaml", b"metadata: ../config.json\n")],

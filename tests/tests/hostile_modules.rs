@@ -32,6 +32,8 @@ const LOOPING: &str = "wasm fd 1: looping";
 
 /// Runs `cmd`, sends `signal` once the module logged [`LOOPING`] when given, and waits
 /// (killing it after 60 s so that a hang fails the test instead of blocking it).
+// The child is reaped by `wait4` (for its rusage), which clippy does not see.
+#[allow(clippy::zombie_processes)]
 fn run_bounded(mut cmd: Command, signal: Option<libc::c_int>) -> Ended {
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let started = Instant::now();

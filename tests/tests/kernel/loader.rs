@@ -30,7 +30,9 @@ fn program<'r>(report: &'r Value, name: &str) -> &'r Value {
 /// times: bpftool gives up when a map of a parallel test vanishes while it walks the map ids.
 fn map_sizes(name: &str) -> Vec<u64> {
     let mut sizes = Vec::new();
-    for _ in 0..10 {
+    // bpftool walks every map on the host; under other tests' churn a walk can fail, so retry
+    // for up to 10 s.
+    for _ in 0..50 {
         let shown = run({
             let mut c = Command::new("bpftool");
             c.args(["-j", "map", "show", "name", name]);

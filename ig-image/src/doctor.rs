@@ -847,6 +847,68 @@ fn toolchain_checks() -> Vec<Check> {
     out
 }
 
+/// Whether `run --kernel` can prove gadgets in microVMs here: QEMU and static busybox, the
+/// accelerator (KVM only when a probe guest really runs), and the cached kernels. None is
+/// required.
+pub fn microvm_checks() -> Vec<Check> {
+    use microvm::{Arch, vm};
+    let arch = Arch::parse(None).unwrap_or(Arch::Amd64);
+    let qemu = vm::qemu_binary(arch);
+    let busybox = std::path::Path::new(microvm::initramfs::BUSYBOX).is_file();
+    let mut out = vec![match (&qemu, busybox) {
+        (Some(q), true) => check(
+            "microvm.qemu",
+            Status::Ok,
+            false,
+            format!("{} ({}), {}", q.display(), tool_version(q), microvm::initramfs::BUSYBOX),
+            None,
+        ),
+        _ => check(
+            "microvm.qemu",
+            Status::Missing,
+            false,
+            format!(
+                "{}: {}, busybox: {}",
+                arch.qemu(),
+                if qemu.is_some() { "found" } else { "missing" },
+                if busybox { "found" } else { "missing" }
+            ),
+            Some(format!(
+                "apt-get install {} busybox-static (needed by run --kernel)",
+                arch.qemu_package()
+            )),
+        ),
+    }];
+    if qemu.is_some() {
+        let accel = vm::choose_accel(arch);
+        out.push(check(
+            "microvm.accel",
+            if accel.accel == vm::Accel::Kvm { Status::Ok } else { Status::Warning },
+            false,
+            format!("{}: {}", accel.accel.to_string().to_uppercase(), accel.reason),
+            Some("guests run under software emulation (TCG): slower, still correct".into()),
+        ));
+    }
+    let cache = microvm::KernelCache::new(microvm::cache::default_dir());
+    let kernels = cache.list().unwrap_or_default();
+    out.push(check(
+        "microvm.kernels",
+        if kernels.is_empty() { Status::Warning } else { Status::Ok },
+        false,
+        if kernels.is_empty() {
+            format!("none cached in {}", cache.root.display())
+        } else {
+            kernels
+                .iter()
+                .map(|k| format!("{} ({})", k.meta.spec, k.meta.release))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        Some("ig-image kernels fetch debian:bullseye debian:bookworm debian:trixie debian:sid".into()),
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

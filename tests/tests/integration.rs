@@ -10,6 +10,7 @@ mod go_wasm;
 mod hardening;
 mod hostile_modules;
 mod kernel;
+mod microvm;
 mod registry;
 mod rust_wasm;
 mod signing;

@@ -13,9 +13,10 @@ use crate::output::{self, Format};
 (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN) and unprivileged_bpf_disabled, bpffs and tracefs mounts, \
 architecture, memory and memlock, ring buffer support, kprobe support, container runtime sockets \
 (containerd, Docker, CRI-O, Podman rootful and rootless), and the build toolchain (clang-NN, \
-llvm-strip-NN, rustc-web + rust-web-src + bpf-linker).\n\n\
+llvm-strip-NN, rustc-web + rust-web-src + bpf-linker), and microVM proving for `run --kernel` (QEMU, \
+KVM or TCG, cached kernels).\n\n\
 Exit status: 0 when every required check passes (kprobes, runtimes and the toolchain are \
-optional), 1 when a required one is missing. See docs/host-requirements.md."
+optional, and so is microVM proving), 1 when a required one is missing. See docs/host-requirements.md."
 )]
 pub struct DoctorArgs {
     /// Output format: text, or json (one document: `ready` and `checks`)
@@ -31,7 +32,8 @@ pub fn exec(_global: &GlobalArgs, args: DoctorArgs) -> anyhow::Result<ExitStatus
         toolchain: !args.no_toolchain,
         ..DoctorOptions::default()
     };
-    let report = doctor::run(&opts);
+    let mut report = doctor::run(&opts);
+    report.checks.extend(doctor::microvm_checks());
     if args.output == Format::Columns {
         let width = report
             .checks

@@ -10,6 +10,7 @@ mod generate_key_pair;
 mod import;
 mod init;
 mod inspect;
+mod kernels;
 mod list;
 mod login;
 mod logout;
@@ -135,7 +136,7 @@ pub enum Command {
     Login(login::LoginArgs),
     /// Log out of a registry
     Logout(logout::LogoutArgs),
-    /// Prove an image in the real kernel: load through the verifier, attach, print its records
+    /// Prove an image in the real kernel (or, with --kernel, in microVMs): load, attach, print records
     Run(run::RunArgs),
     /// Sign an image in the store with a cosign key (offline)
     ///
@@ -152,6 +153,14 @@ pub enum Command {
     VerifyBlob(verify_blob::VerifyBlobArgs),
     /// Write a cosign key pair (cosign.key, cosign.pub)
     GenerateKeyPair(generate_key_pair::GenerateKeyPairArgs),
+    /// Fetch, list and prune the kernels `run --kernel` boots in microVMs
+    Kernels(kernels::KernelsArgs),
+    /// Inside a `run --kernel` microVM: run the job file the host wrote (internal)
+    #[command(hide = true)]
+    MicrovmGuest {
+        /// The job file
+        job: PathBuf,
+    },
 }
 
 /// How a command ended when it did not fail outright.
@@ -197,6 +206,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Attest(args) => attest::exec(g, args),
         Command::VerifyBlob(args) => verify_blob::exec(g, args),
         Command::GenerateKeyPair(args) => generate_key_pair::exec(g, args),
+        Command::Kernels(args) => kernels::exec(g, args),
+        Command::MicrovmGuest { job } => {
+            microvm::guest::main(&job)?;
+            Ok(ExitStatus::Success)
+        }
     }
 }
 

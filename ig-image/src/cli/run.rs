@@ -12,6 +12,8 @@ use runtime_min::session::{self, RunOptions};
 
 use super::{ExitStatus, GlobalArgs};
 
+mod matrix;
+
 /// Record output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RunFormat {
@@ -30,14 +32,18 @@ pub enum RunFormat {
 #[command(
     after_help = "Examples:\n  ig-image run trace_exec --param comm=bash\n  \
 ig-image run trace_open --param failed=true --timeout 10s -o json\n  \
-ig-image run --verify-only trace_exec          (CI smoke test: exit 0 only if every program loads)\n\n\
+ig-image run --verify-only trace_exec          (CI smoke test: exit 0 only if every program loads)\n  \
+ig-image run trace_exec --kernel debian:bullseye --kernel debian:sid --exec /bin/true\n\n\
 A load failure is classified (missing-btf, core-relocation, unknown-helper, unknown-program-type,\n\
 unknown-map-type, attach-point-missing, permission, verifier) and shows the end of the verifier\n\
-log; -v shows all of it. Docs: docs/proving.md"
+log; -v shows all of it. With --kernel, each image is proven on each kernel in a throwaway QEMU\n\
+microVM (docs/kernels.md). Docs: docs/proving.md"
 )]
 pub struct RunArgs {
-    /// The image (e.g. `trace_exec`, `localhost:5000/gadgets/trace_exec:v1`) or an eBPF object file
-    image: String,
+    /// The image (e.g. `trace_exec`, `localhost:5000/gadgets/trace_exec:v1`) or an eBPF object
+    /// file; several with --kernel
+    #[arg(value_name = "IMAGE", required_unless_present = "merge")]
+    images: Vec<String>,
     /// Set a gadget parameter (repeatable). Keys come from gadget.yaml `params.ebpf` (e.g. `pid`,
     /// `comm`, `failed`); the variable name works too
     #[arg(long = "param", value_name = "KEY=VALUE")]
@@ -76,17 +82,42 @@ pub struct RunArgs {
     /// Signature and allowed-gadgets policy for images (docs/signing.md)
     #[command(flatten)]
     policy: super::verify::PolicyArgs,
+    /// Prove on this kernel in a microVM instead of the host's (repeatable): debian:<suite>
+    /// (bullseye, bookworm, trixie, sid…), a linux-image-*.deb, or a vmlinuz (with --modules).
+    /// One record per image x kernel; --timeout bounds each guest
+    #[arg(long = "kernel", value_name = "SPEC")]
+    kernels: Vec<String>,
+    /// With a vmlinuz --kernel: the directory holding its modules (virtio, 9p)
+    #[arg(long, value_name = "DIR", requires = "kernels")]
+    modules: Option<PathBuf>,
+    /// With --kernel: run this workload in the guest while the gadget is attached (split on
+    /// spaces, no shell), e.g. `--exec /bin/true`; its records go into the record
+    #[arg(long, value_name = "'CMD ARGS'", requires = "kernels")]
+    exec: Option<String>,
+    /// With --kernel: guests at once (default: the number of CPUs)
+    #[arg(short = 'j', long, value_name = "N", requires = "kernels")]
+    jobs: Option<usize>,
+    /// Merge JSON-lines records of earlier --kernel runs (files) into one table; exit 1 if any
+    /// cell failed
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "kernels")]
+    merge: Vec<PathBuf>,
 }
 
 pub fn exec(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitStatus> {
+    if !args.kernels.is_empty() || !args.merge.is_empty() {
+        return matrix::exec(global, &args);
+    }
+    let [image] = &args.images[..] else {
+        anyhow::bail!("several images need --kernel (the host's kernel proves one at a time)");
+    };
     let full_log = global.verbose > 0;
-    let target = Target::from_arg(&args.image, args.metadata.clone(), args.platform.clone());
+    let target = Target::from_arg(image, args.metadata.clone(), args.platform.clone());
     let store_path = global.store_path();
     if let Target::Image { reference, .. } = &target {
         let r = gadget_store::Reference::parse(reference)?;
         args.policy
             .check(&global.open_store()?, &r)
-            .with_context(|| format!("cannot run `{}`", args.image))?;
+            .with_context(|| format!("cannot run `{}`", image))?;
     }
     let gadget = target
         .open(|| {
@@ -95,7 +126,7 @@ pub fn exec(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitStatus> {
                 source,
             })
         })
-        .with_context(|| format!("cannot run `{}`", args.image))?;
+        .with_context(|| format!("cannot run `{}`", image))?;
     let params = args
         .params
         .iter()
@@ -116,7 +147,7 @@ pub fn exec(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitStatus> {
 
     if args.verify_only {
         let report = prove::verify(&gadget, &load, args.attach)
-            .with_context(|| format!("cannot verify `{}`", args.image))?;
+            .with_context(|| format!("cannot verify `{}`", image))?;
         let mut out = std::io::stdout().lock();
         match format {
             Format::Json => writeln!(out, "{}", serde_json::to_string(&report)?)?,
@@ -147,7 +178,7 @@ pub fn exec(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitStatus> {
         stop,
         &mut |line| eprintln!("{line}"),
     )
-    .with_context(|| format!("cannot run `{}`", args.image))?;
+    .with_context(|| format!("cannot run `{}`", image))?;
     stdout.flush()?;
     eprintln!("{}", prove::render_summary(&summary));
     Ok(ExitStatus::Success)

@@ -860,7 +860,12 @@ pub fn microvm_checks() -> Vec<Check> {
             "microvm.qemu",
             Status::Ok,
             false,
-            format!("{} ({}), {}", q.display(), tool_version(q), microvm::initramfs::BUSYBOX),
+            format!(
+                "{} ({}), {}",
+                q.display(),
+                tool_version(q),
+                microvm::initramfs::BUSYBOX
+            ),
             None,
         ),
         _ => check(
@@ -883,9 +888,17 @@ pub fn microvm_checks() -> Vec<Check> {
         let accel = vm::choose_accel(arch);
         out.push(check(
             "microvm.accel",
-            if accel.accel == vm::Accel::Kvm { Status::Ok } else { Status::Warning },
+            if accel.accel == vm::Accel::Kvm {
+                Status::Ok
+            } else {
+                Status::Warning
+            },
             false,
-            format!("{}: {}", accel.accel.to_string().to_uppercase(), accel.reason),
+            format!(
+                "{}: {}",
+                accel.accel.to_string().to_uppercase(),
+                accel.reason
+            ),
             Some("guests run under software emulation (TCG): slower, still correct".into()),
         ));
     }
@@ -893,7 +906,11 @@ pub fn microvm_checks() -> Vec<Check> {
     let kernels = cache.list().unwrap_or_default();
     out.push(check(
         "microvm.kernels",
-        if kernels.is_empty() { Status::Warning } else { Status::Ok },
+        if kernels.is_empty() {
+            Status::Warning
+        } else {
+            Status::Ok
+        },
         false,
         if kernels.is_empty() {
             format!("none cached in {}", cache.root.display())
@@ -904,7 +921,10 @@ pub fn microvm_checks() -> Vec<Check> {
                 .collect::<Vec<_>>()
                 .join(", ")
         },
-        Some("ig-image kernels fetch debian:bullseye debian:bookworm debian:trixie debian:sid".into()),
+        Some(
+            "ig-image kernels fetch debian:bullseye debian:bookworm debian:trixie debian:sid"
+                .into(),
+        ),
     ));
     out
 }

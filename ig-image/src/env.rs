@@ -13,6 +13,15 @@ pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 /// Overrides the whole build cache directory (tests and CI use it).
 pub const IG_IMAGE_CACHE_DIR: &str = "IG_IMAGE_CACHE_DIR";
 
+/// Kernel cache of `run --kernel` and `kernels` (default: `kernels/` in the build cache).
+pub const IG_IMAGE_KERNELS_DIR: &str = microvm::cache::IG_IMAGE_KERNELS_DIR;
+/// Forces the microVM accelerator (`tcg` or `kvm`) instead of probing KVM.
+pub const IG_IMAGE_ACCEL: &str = microvm::vm::IG_IMAGE_ACCEL;
+/// Debian archive mirror for `debian:<suite>` kernels.
+pub const IG_IMAGE_DEBIAN_MIRROR: &str = microvm::debian::IG_IMAGE_DEBIAN_MIRROR;
+/// Debian security archive mirror for `debian:<suite>` kernels.
+pub const IG_IMAGE_DEBIAN_SECURITY_MIRROR: &str = microvm::debian::IG_IMAGE_DEBIAN_SECURITY_MIRROR;
+
 /// Password of a cosign private key file (`sign`, `generate-key-pair`); may be empty.
 pub const COSIGN_PASSWORD: &str = "COSIGN_PASSWORD";
 
@@ -45,6 +54,22 @@ pub const ALL: &[(&str, &str)] = &[
     (
         IG_IMAGE_CACHE_DIR,
         "build cache directory, overriding XDG_CACHE_HOME",
+    ),
+    (
+        IG_IMAGE_KERNELS_DIR,
+        "kernel cache of run --kernel (default: kernels/ in the build cache)",
+    ),
+    (
+        IG_IMAGE_ACCEL,
+        "microVM accelerator: tcg or kvm (default: probe KVM)",
+    ),
+    (
+        IG_IMAGE_DEBIAN_MIRROR,
+        "Debian archive for debian:<suite> kernels",
+    ),
+    (
+        IG_IMAGE_DEBIAN_SECURITY_MIRROR,
+        "Debian security archive for debian:<suite> kernels",
     ),
 ];
 

@@ -39,7 +39,10 @@ pub fn extract_vmlinux(bzimage: &[u8]) -> anyhow::Result<Vec<u8>> {
     let payload = payload(bzimage)?;
     let kind = Compression::sniff(payload);
     let out = match kind {
-        Compression::None => bail!("unknown payload compression (magic {:02x?})", &payload[..payload.len().min(6)]),
+        Compression::None => bail!(
+            "unknown payload compression (magic {:02x?})",
+            &payload[..payload.len().min(6)]
+        ),
         // gzip ends with its own size; the others have the size appended (4 bytes, little endian).
         Compression::Gzip => decompress::decompress(payload, MAX_VMLINUX, "the kernel payload")?,
         _ => {
@@ -49,7 +52,10 @@ pub fn extract_vmlinux(bzimage: &[u8]) -> anyhow::Result<Vec<u8>> {
             let want = u32::from_le_bytes(size.try_into().context("short kernel payload")?);
             let out = decompress::decompress(body, MAX_VMLINUX, "the kernel payload")?;
             if out.len() as u64 != u64::from(want) {
-                bail!("the kernel payload decompressed to {} bytes, its header says {want}", out.len());
+                bail!(
+                    "the kernel payload decompressed to {} bytes, its header says {want}",
+                    out.len()
+                );
             }
             out
         }
@@ -66,7 +72,12 @@ mod tests {
 
     #[test]
     fn refuses_truncated_and_foreign_images() {
-        assert!(payload(b"short").unwrap_err().to_string().contains("not an x86 bzImage"));
+        assert!(
+            payload(b"short")
+                .unwrap_err()
+                .to_string()
+                .contains("not an x86 bzImage")
+        );
         let mut img = vec![0u8; 0x1000];
         img[0x1f1] = 1;
         img[0x202..0x206].copy_from_slice(b"HdrS");

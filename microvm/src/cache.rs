@@ -81,7 +81,11 @@ impl PreparedKernel {
 
     /// The module files, in load order.
     pub fn module_paths(&self) -> Vec<PathBuf> {
-        self.meta.modules.iter().map(|m| self.dir.join("modules").join(m)).collect()
+        self.meta
+            .modules
+            .iter()
+            .map(|m| self.dir.join("modules").join(m))
+            .collect()
     }
 
     /// Bytes on disk.
@@ -91,9 +95,14 @@ impl PreparedKernel {
 
     fn load(dir: &Path) -> anyhow::Result<PreparedKernel> {
         let path = dir.join("kernel.json");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
-        let meta: KernelMeta = serde_json::from_str(&text).with_context(|| format!("`{}` is corrupt", path.display()))?;
-        let k = PreparedKernel { dir: dir.to_path_buf(), meta };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?;
+        let meta: KernelMeta = serde_json::from_str(&text)
+            .with_context(|| format!("`{}` is corrupt", path.display()))?;
+        let k = PreparedKernel {
+            dir: dir.to_path_buf(),
+            meta,
+        };
         if !k.kernel_path().is_file() {
             bail!("`{}` is missing", k.kernel_path().display());
         }
@@ -123,17 +132,24 @@ pub struct KernelCache {
 
 /// The default cache directory (see the module docs).
 pub fn default_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("IG_IMAGE_KERNELS_DIR").filter(|v| !v.is_empty()) {
+    if let Some(d) = std::env::var_os(IG_IMAGE_KERNELS_DIR).filter(|v| !v.is_empty()) {
         return PathBuf::from(d);
     }
     let base = std::env::var_os("IG_IMAGE_CACHE_DIR")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()).map(|d| PathBuf::from(d).join("ig-image")))
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .filter(|v| !v.is_empty())
+                .map(|d| PathBuf::from(d).join("ig-image"))
+        })
         .or_else(|| dirs::cache_dir().map(|d| d.join("ig-image")))
         .unwrap_or_else(|| std::env::temp_dir().join("ig-image-cache"));
     base.join("kernels")
 }
+
+/// Overrides the kernel cache directory.
+pub const IG_IMAGE_KERNELS_DIR: &str = "IG_IMAGE_KERNELS_DIR";
 
 /// Progress messages while fetching.
 pub type Progress<'a> = &'a mut dyn FnMut(&str);
@@ -147,12 +163,18 @@ impl KernelCache {
     /// The entry directory of a cacheable spec (`None`: a kernel image, prepared per run).
     pub fn entry_dir(&self, spec: &KernelSpec, arch: Arch) -> anyhow::Result<Option<PathBuf>> {
         Ok(match spec {
-            KernelSpec::Debian { suite } => Some(self.root.join(format!("debian-{suite}-{}", arch.debian()))),
+            KernelSpec::Debian { suite } => {
+                Some(self.root.join(format!("debian-{suite}-{}", arch.debian())))
+            }
             KernelSpec::Deb(path) => {
-                let mut f = std::fs::File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
+                let mut f = std::fs::File::open(path)
+                    .with_context(|| format!("cannot open `{}`", path.display()))?;
                 let mut h = Sha256::new();
                 std::io::copy(&mut f, &mut h)?;
-                Some(self.root.join(format!("deb-{}", &hex::encode(h.finalize())[..16])))
+                Some(
+                    self.root
+                        .join(format!("deb-{}", &hex::encode(h.finalize())[..16])),
+                )
             }
             KernelSpec::Image { .. } => None,
         })
@@ -160,7 +182,9 @@ impl KernelCache {
 
     /// The cached kernel for `spec`, if there.
     pub fn get(&self, spec: &KernelSpec, arch: Arch) -> anyhow::Result<Option<PreparedKernel>> {
-        let Some(dir) = self.entry_dir(spec, arch)? else { return Ok(None) };
+        let Some(dir) = self.entry_dir(spec, arch)? else {
+            return Ok(None);
+        };
         if !dir.join("kernel.json").is_file() {
             return Ok(None);
         }
@@ -170,7 +194,9 @@ impl KernelCache {
     /// Every cached kernel.
     pub fn list(&self) -> anyhow::Result<Vec<PreparedKernel>> {
         let mut out = Vec::new();
-        let Ok(rd) = std::fs::read_dir(&self.root) else { return Ok(out) };
+        let Ok(rd) = std::fs::read_dir(&self.root) else {
+            return Ok(out);
+        };
         for e in rd.flatten() {
             if e.path().join("kernel.json").is_file() {
                 out.push(PreparedKernel::load(&e.path())?);
@@ -184,7 +210,9 @@ impl KernelCache {
     /// returns the directories removed.
     pub fn prune(&self, specs: &[(KernelSpec, Arch)]) -> anyhow::Result<Vec<PathBuf>> {
         let mut removed = Vec::new();
-        let Ok(rd) = std::fs::read_dir(&self.root) else { return Ok(removed) };
+        let Ok(rd) = std::fs::read_dir(&self.root) else {
+            return Ok(removed);
+        };
         let wanted: BTreeSet<PathBuf> = specs
             .iter()
             .map(|(s, a)| self.entry_dir(s, *a))
@@ -194,9 +222,12 @@ impl KernelCache {
             .collect();
         for e in rd.flatten() {
             let p = e.path();
-            let stale = p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".staging-"));
+            let stale = p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".staging-"));
             if stale || specs.is_empty() || wanted.contains(&p) {
-                std::fs::remove_dir_all(&p).with_context(|| format!("cannot remove `{}`", p.display()))?;
+                std::fs::remove_dir_all(&p)
+                    .with_context(|| format!("cannot remove `{}`", p.display()))?;
                 removed.push(p);
             }
         }
@@ -212,7 +243,10 @@ impl KernelCache {
         progress: Progress,
     ) -> anyhow::Result<PreparedKernel> {
         if let KernelSpec::Image { kernel, modules } = spec {
-            let dir = tempfile::Builder::new().prefix("ig-image-kernel-").tempdir()?.keep();
+            let dir = tempfile::Builder::new()
+                .prefix("ig-image-kernel-")
+                .tempdir()?
+                .keep();
             return prepare_image(kernel, modules.as_deref(), arch, &dir, &spec.label());
         }
         if !refresh {
@@ -221,21 +255,30 @@ impl KernelCache {
             }
         }
         let dir = self.entry_dir(spec, arch)?.expect("cacheable spec");
-        std::fs::create_dir_all(&self.root).with_context(|| format!("cannot create `{}`", self.root.display()))?;
-        let staging = tempfile::Builder::new().prefix(".staging-").tempdir_in(&self.root)?;
+        std::fs::create_dir_all(&self.root)
+            .with_context(|| format!("cannot create `{}`", self.root.display()))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".staging-")
+            .tempdir_in(&self.root)?;
         let out = staging.path().join("entry");
         std::fs::create_dir(&out)?;
         let mut meta = match spec {
             KernelSpec::Debian { suite } => self
                 .fetch_debian(suite, arch, staging.path(), &out, progress)
-                .with_context(|| format!("kernel `{}` is not cached and cannot be fetched", spec.label()))?,
-            KernelSpec::Deb(path) => prepare_debs(&[path.clone()], arch, &out)?,
+                .with_context(|| {
+                    format!(
+                        "kernel `{}` is not cached and cannot be fetched",
+                        spec.label()
+                    )
+                })?,
+            KernelSpec::Deb(path) => prepare_debs(std::slice::from_ref(path), arch, &out)?,
             KernelSpec::Image { .. } => unreachable!(),
         };
         meta.spec = spec.label();
         write_meta(&out, &meta)?;
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("cannot replace `{}`", dir.display()))?;
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot replace `{}`", dir.display()))?;
         }
         std::fs::rename(&out, &dir).with_context(|| format!("cannot write `{}`", dir.display()))?;
         PreparedKernel::load(&dir)
@@ -262,19 +305,33 @@ impl KernelCache {
         }
         let (packages, found_in) = debian::newest_kernel(&indexes, arch.debian())
             .with_context(|| format!("no linux-image-*-{} package in {suite}", arch.debian()))?;
-        let trust: Vec<String> = indexes.iter().map(|i| format!("{}: {}", i.suite, i.signature)).collect();
+        let trust: Vec<String> = indexes
+            .iter()
+            .map(|i| format!("{}: {}", i.suite, i.signature))
+            .collect();
         let mut debs = Vec::new();
         for p in &packages {
-            progress(&format!("downloading {} {} ({} MB)", p.name, p.version, p.size >> 20));
+            progress(&format!(
+                "downloading {} {} ({} MB)",
+                p.name,
+                p.version,
+                p.size >> 20
+            ));
             let dest = debian::deb_path(work, p);
             archive.download(p, &dest)?;
             debs.push(dest);
         }
-        progress(&format!("extracting the kernel and its virtio/9p modules from {} package(s)", debs.len()));
+        progress(&format!(
+            "extracting the kernel and its virtio/9p modules from {} package(s)",
+            debs.len()
+        ));
         let mut meta = prepare_debs(&debs, arch, out)?;
         meta.packages = packages;
         meta.suite = Some(found_in);
-        meta.trust = Some(format!("{}; each .deb matched the SHA256 of the Packages index", trust.join("; ")));
+        meta.trust = Some(format!(
+            "{}; each .deb matched the SHA256 of the Packages index",
+            trust.join("; ")
+        ));
         Ok(meta)
     }
 }
@@ -296,7 +353,9 @@ fn kernel_image_path(path: &Path) -> Option<String> {
     if let Some(rel) = s.strip_prefix("boot/vmlinuz-") {
         return Some(rel.to_string());
     }
-    let rest = s.strip_prefix("usr/lib/modules/").or_else(|| s.strip_prefix("lib/modules/"))?;
+    let rest = s
+        .strip_prefix("usr/lib/modules/")
+        .or_else(|| s.strip_prefix("lib/modules/"))?;
     let (rel, file) = rest.split_once('/')?;
     (file == "vmlinuz" || file == "Image" || file == "Image.gz").then(|| rel.to_string())
 }
@@ -316,7 +375,11 @@ pub fn prepare_debs(debs: &[PathBuf], arch: Arch, out: &Path) -> anyhow::Result<
     let mut release_from_modules: Option<String> = None;
     let mut modules: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut available: BTreeSet<String> = BTreeSet::new();
-    let mut keep: BTreeSet<String> = modinfo::WANTED.iter().chain(LIKELY_DEPS).map(|s| s.to_string()).collect();
+    let mut keep: BTreeSet<String> = modinfo::WANTED
+        .iter()
+        .chain(LIKELY_DEPS)
+        .map(|s| s.to_string())
+        .collect();
     // Pass 1 keeps the likely set; later passes fetch dependencies it missed.
     for pass in 0..4 {
         for deb in debs {
@@ -326,7 +389,11 @@ pub fn prepare_debs(debs: &[PathBuf], arch: Arch, out: &Path) -> anyhow::Result<
                         let mut data = Vec::new();
                         r.take(MAX_KERNEL + 1).read_to_end(&mut data)?;
                         if data.len() as u64 > MAX_KERNEL {
-                            bail!("`{}` in `{}` is larger than {MAX_KERNEL} bytes", path.display(), deb.display());
+                            bail!(
+                                "`{}` in `{}` is larger than {MAX_KERNEL} bytes",
+                                path.display(),
+                                deb.display()
+                            );
                         }
                         kernel = Some((data, rel));
                         return Ok(true);
@@ -335,7 +402,8 @@ pub fn prepare_debs(debs: &[PathBuf], arch: Arch, out: &Path) -> anyhow::Result<
                 if let Some(name) = module_of(path) {
                     if pass == 0 && release_from_modules.is_none() {
                         release_from_modules = path
-                            .strip_prefix("usr/lib/modules").or_else(|_| path.strip_prefix("lib/modules"))
+                            .strip_prefix("usr/lib/modules")
+                            .or_else(|_| path.strip_prefix("lib/modules"))
                             .ok()
                             .and_then(|p| p.components().next())
                             .map(|c| c.as_os_str().to_string_lossy().into_owned());
@@ -344,7 +412,8 @@ pub fn prepare_debs(debs: &[PathBuf], arch: Arch, out: &Path) -> anyhow::Result<
                     if keep.contains(&name) && !modules.contains_key(&name) {
                         let mut data = Vec::new();
                         r.take(MAX_MODULE + 1).read_to_end(&mut data)?;
-                        let ko = decompress::decompress(&data, MAX_MODULE, &path.display().to_string())?;
+                        let ko =
+                            decompress::decompress(&data, MAX_MODULE, &path.display().to_string())?;
                         modules.insert(name, ko);
                     }
                 }
@@ -353,7 +422,10 @@ pub fn prepare_debs(debs: &[PathBuf], arch: Arch, out: &Path) -> anyhow::Result<
         }
         let mut deps = BTreeMap::new();
         for (name, ko) in &modules {
-            deps.insert(name.clone(), modinfo::depends(ko).with_context(|| format!("module `{name}`"))?);
+            deps.insert(
+                name.clone(),
+                modinfo::depends(ko).with_context(|| format!("module `{name}`"))?,
+            );
         }
         let missing: BTreeSet<String> = deps
             .values()
@@ -366,15 +438,25 @@ pub fn prepare_debs(debs: &[PathBuf], arch: Arch, out: &Path) -> anyhow::Result<
         }
         keep.extend(missing);
     }
-    let (image, release) = kernel.context("the package(s) hold no kernel image (boot/vmlinuz-* or lib/modules/*/vmlinuz)")?;
-    let release = if release.is_empty() { release_from_modules.unwrap_or_default() } else { release };
+    let (image, release) = kernel
+        .context("the package(s) hold no kernel image (boot/vmlinuz-* or lib/modules/*/vmlinuz)")?;
+    let release = if release.is_empty() {
+        release_from_modules.unwrap_or_default()
+    } else {
+        release
+    };
     let mut meta = finish(image, arch, out, &modules)?;
     meta.release = release;
     Ok(meta)
 }
 
 /// Writes the kernel (x86: the extracted vmlinux) and modules (in load order) into `out`.
-fn finish(image: Vec<u8>, arch: Arch, out: &Path, modules: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<KernelMeta> {
+fn finish(
+    image: Vec<u8>,
+    arch: Arch,
+    out: &Path,
+    modules: &BTreeMap<String, Vec<u8>>,
+) -> anyhow::Result<KernelMeta> {
     let mut notes = Vec::new();
     // The image as shipped is kept too (8–14 MB): it is what a user would boot, and what the
     // tests truncate to prove a kernel that cannot boot gives a record.
@@ -391,7 +473,9 @@ fn finish(image: Vec<u8>, arch: Arch, out: &Path, modules: &BTreeMap<String, Vec
                     "vmlinux"
                 }
                 Err(e) => {
-                    notes.push(format!("cannot extract vmlinux ({e:#}): booting the image as it is"));
+                    notes.push(format!(
+                        "cannot extract vmlinux ({e:#}): booting the image as it is"
+                    ));
                     "vmlinuz"
                 }
             }
@@ -428,17 +512,31 @@ fn finish(image: Vec<u8>, arch: Arch, out: &Path, modules: &BTreeMap<String, Vec
 }
 
 /// Prepares a user-built kernel image with the modules found below `modules` (none: built in).
-fn prepare_image(kernel: &Path, modules: Option<&Path>, arch: Arch, out: &Path, label: &str) -> anyhow::Result<PreparedKernel> {
-    let image = std::fs::read(kernel).with_context(|| format!("cannot read `{}`", kernel.display()))?;
+fn prepare_image(
+    kernel: &Path,
+    modules: Option<&Path>,
+    arch: Arch,
+    out: &Path,
+    label: &str,
+) -> anyhow::Result<PreparedKernel> {
+    let image =
+        std::fs::read(kernel).with_context(|| format!("cannot read `{}`", kernel.display()))?;
     let mut found = BTreeMap::new();
     if let Some(dir) = modules {
         let mut files = Vec::new();
-        walk(dir, &mut files, 0).with_context(|| format!("cannot read --modules `{}`", dir.display()))?;
+        walk(dir, &mut files, 0)
+            .with_context(|| format!("cannot read --modules `{}`", dir.display()))?;
         let mut keep: BTreeSet<String> = modinfo::WANTED.iter().map(|s| s.to_string()).collect();
         loop {
             let mut added = false;
             for f in &files {
-                let Some(name) = f.file_name().and_then(|n| n.to_str()).and_then(modinfo::module_name) else { continue };
+                let Some(name) = f
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(modinfo::module_name)
+                else {
+                    continue;
+                };
                 if keep.contains(&name) && !found.contains_key(&name) {
                     let data = std::fs::read(f)?;
                     let ko = decompress::decompress(&data, MAX_MODULE, &f.display().to_string())?;
@@ -485,7 +583,10 @@ mod tests {
 
     #[test]
     fn kernel_and_module_paths() {
-        assert_eq!(kernel_image_path(Path::new("boot/vmlinuz-6.1.0-57-amd64")).as_deref(), Some("6.1.0-57-amd64"));
+        assert_eq!(
+            kernel_image_path(Path::new("boot/vmlinuz-6.1.0-57-amd64")).as_deref(),
+            Some("6.1.0-57-amd64")
+        );
         assert_eq!(
             kernel_image_path(Path::new("usr/lib/modules/7.2.13+deb14-amd64/vmlinuz")).as_deref(),
             Some("7.2.13+deb14-amd64")
@@ -504,7 +605,9 @@ mod tests {
         let deb = crate::deb::tests_support::fake_deb(dir.path(), &[("usr/share/doc/x", b"y")]);
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();
-        let e = prepare_debs(&[deb], Arch::Amd64, &out).unwrap_err().to_string();
+        let e = prepare_debs(&[deb], Arch::Amd64, &out)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no kernel image"), "{e}");
     }
 }

@@ -27,7 +27,10 @@ pub fn members(path: &Path) -> anyhow::Result<Vec<Member>> {
     f.read_exact(&mut magic)
         .with_context(|| format!("`{}` is not a Debian package (too short)", path.display()))?;
     if &magic != b"!<arch>\n" {
-        bail!("`{}` is not a Debian package (no ar header)", path.display());
+        bail!(
+            "`{}` is not a Debian package (no ar header)",
+            path.display()
+        );
     }
     let mut out = Vec::new();
     let mut pos = 8u64;
@@ -36,7 +39,10 @@ pub fn members(path: &Path) -> anyhow::Result<Vec<Member>> {
         let mut h = [0u8; 60];
         f.read_exact(&mut h)?;
         if &h[58..60] != b"`\n" {
-            bail!("`{}`: corrupt ar member header at byte {pos}", path.display());
+            bail!(
+                "`{}`: corrupt ar member header at byte {pos}",
+                path.display()
+            );
         }
         let name = String::from_utf8_lossy(&h[0..16])
             .trim_end()
@@ -48,7 +54,10 @@ pub fn members(path: &Path) -> anyhow::Result<Vec<Member>> {
             .with_context(|| format!("`{}`: bad ar member size at byte {pos}", path.display()))?;
         let offset = pos + 60;
         if offset + size > len {
-            bail!("`{}` is truncated (member `{name}` ends past the file)", path.display());
+            bail!(
+                "`{}` is truncated (member `{name}` ends past the file)",
+                path.display()
+            );
         }
         out.push(Member { name, offset, size });
         pos = offset + size + (size & 1);
@@ -85,7 +94,9 @@ pub fn for_each_file(
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
-                .with_context(|| format!("cannot run `{program}` to unpack `{}`", path.display()))?;
+                .with_context(|| {
+                    format!("cannot run `{program}` to unpack `{}`", path.display())
+                })?;
             let mut stdin = child.stdin.take().expect("piped");
             let stdout = child.stdout.take().expect("piped");
             let result = std::thread::scope(|s| {
@@ -140,15 +151,26 @@ pub(crate) mod tests_support {
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
             h.set_cksum();
-            tarball.append_data(&mut h, format!("./{name}"), *data).unwrap();
+            tarball
+                .append_data(&mut h, format!("./{name}"), *data)
+                .unwrap();
         }
         let data = tarball.into_inner().unwrap();
         let path = dir.join("fake.deb");
         let mut f = File::create(&path).unwrap();
         f.write_all(b"!<arch>\n").unwrap();
         for (name, body) in [("debian-binary", &b"2.0\n"[..]), ("data.tar", &data[..])] {
-            write!(f, "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", name, 0, 0, 0, 100644, body.len())
-                .unwrap();
+            writeln!(
+                f,
+                "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`",
+                name,
+                0,
+                0,
+                0,
+                100644,
+                body.len()
+            )
+            .unwrap();
             f.write_all(body).unwrap();
             if body.len() % 2 == 1 {
                 f.write_all(b"\n").unwrap();
@@ -177,7 +199,10 @@ mod tests {
             Ok(true)
         })
         .unwrap();
-        assert_eq!(seen[0], ("boot/vmlinuz-1".to_string(), "kernel".to_string()));
+        assert_eq!(
+            seen[0],
+            ("boot/vmlinuz-1".to_string(), "kernel".to_string())
+        );
     }
 
     #[test]

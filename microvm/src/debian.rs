@@ -22,6 +22,10 @@ use crate::decompress;
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 /// The security archive (`IG_IMAGE_DEBIAN_SECURITY_MIRROR` overrides it).
 pub const DEFAULT_SECURITY_MIRROR: &str = "http://deb.debian.org/debian-security";
+/// Replaces [`DEFAULT_MIRROR`].
+pub const IG_IMAGE_DEBIAN_MIRROR: &str = "IG_IMAGE_DEBIAN_MIRROR";
+/// Replaces [`DEFAULT_SECURITY_MIRROR`].
+pub const IG_IMAGE_DEBIAN_SECURITY_MIRROR: &str = "IG_IMAGE_DEBIAN_SECURITY_MIRROR";
 /// The keyring `gpgv` checks `InRelease` with.
 pub const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
@@ -40,10 +44,15 @@ pub struct Mirrors {
 impl Mirrors {
     /// From the environment, else Debian's CDN.
     pub fn from_env() -> Mirrors {
-        let get = |k: &str, d: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
+        let get = |k: &str, d: &str| {
+            std::env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| d.to_string())
+        };
         Mirrors {
-            main: get("IG_IMAGE_DEBIAN_MIRROR", DEFAULT_MIRROR),
-            security: get("IG_IMAGE_DEBIAN_SECURITY_MIRROR", DEFAULT_SECURITY_MIRROR),
+            main: get(IG_IMAGE_DEBIAN_MIRROR, DEFAULT_MIRROR),
+            security: get(IG_IMAGE_DEBIAN_SECURITY_MIRROR, DEFAULT_SECURITY_MIRROR),
         }
     }
 }
@@ -102,7 +111,12 @@ impl Archive {
 
     fn get(&self, url: &str, limit: u64) -> anyhow::Result<Vec<u8>> {
         self.rt.block_on(async {
-            let resp = self.http.get(url).send().await.with_context(|| format!("GET {url}"))?;
+            let resp = self
+                .http
+                .get(url)
+                .send()
+                .await
+                .with_context(|| format!("GET {url}"))?;
             if !resp.status().is_success() {
                 bail!("GET {url}: HTTP {}", resp.status());
             }
@@ -132,8 +146,8 @@ impl Archive {
     pub fn index(&self, mirror: &str, suite: &str, arch: &str) -> anyhow::Result<SuiteIndex> {
         let base = format!("{mirror}/dists/{suite}");
         let inrelease = self.get(&format!("{base}/InRelease"), 4 << 20)?;
-        let (release, signature) = check_signature(&inrelease)
-            .with_context(|| format!("{base}/InRelease"))?;
+        let (release, signature) =
+            check_signature(&inrelease).with_context(|| format!("{base}/InRelease"))?;
         let rel_path = format!("main/binary-{arch}/Packages.xz");
         let (sha, size) = release_entry(&release, &rel_path)
             .with_context(|| format!("{base}/InRelease lists no SHA256 for `{rel_path}`"))?;
@@ -143,40 +157,57 @@ impl Archive {
             bail!("{base}/{rel_path}: SHA256 {got} does not match InRelease's {sha}");
         }
         let text = decompress::decompress(&xz, 1 << 30, &format!("{base}/{rel_path}"))?;
-        let packages = parse_packages(&String::from_utf8_lossy(&text), mirror, |n| n.starts_with("linux-"));
-        Ok(SuiteIndex { suite: suite.to_string(), packages, signature })
+        let packages = parse_packages(&String::from_utf8_lossy(&text), mirror, |n| {
+            n.starts_with("linux-")
+        });
+        Ok(SuiteIndex {
+            suite: suite.to_string(),
+            packages,
+            signature,
+        })
     }
 
     /// Downloads `pkg` to `dest`, checking its size and SHA256 against the index.
     pub fn download(&self, pkg: &Package, dest: &Path) -> anyhow::Result<()> {
         let tmp = dest.with_extension("part");
-        self.rt.block_on(async {
-            let resp = self.http.get(&pkg.url).send().await.with_context(|| format!("GET {}", pkg.url))?;
-            if !resp.status().is_success() {
-                bail!("GET {}: HTTP {}", pkg.url, resp.status());
-            }
-            let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot create `{}`", tmp.display()))?;
-            let mut hash = Sha256::new();
-            let mut n = 0u64;
-            let mut body = resp.bytes_stream();
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.with_context(|| format!("GET {}", pkg.url))?;
-                n += chunk.len() as u64;
-                if n > pkg.size {
-                    bail!("{}: larger than the index's {} bytes", pkg.url, pkg.size);
+        self.rt
+            .block_on(async {
+                let resp = self
+                    .http
+                    .get(&pkg.url)
+                    .send()
+                    .await
+                    .with_context(|| format!("GET {}", pkg.url))?;
+                if !resp.status().is_success() {
+                    bail!("GET {}: HTTP {}", pkg.url, resp.status());
                 }
-                hash.update(&chunk);
-                f.write_all(&chunk)?;
-            }
-            let got = hex::encode(hash.finalize());
-            if got != pkg.sha256 {
-                bail!("{}: SHA256 {got} does not match the index's {}", pkg.url, pkg.sha256);
-            }
-            Ok(())
-        })
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })?;
+                let mut f = std::fs::File::create(&tmp)
+                    .with_context(|| format!("cannot create `{}`", tmp.display()))?;
+                let mut hash = Sha256::new();
+                let mut n = 0u64;
+                let mut body = resp.bytes_stream();
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.with_context(|| format!("GET {}", pkg.url))?;
+                    n += chunk.len() as u64;
+                    if n > pkg.size {
+                        bail!("{}: larger than the index's {} bytes", pkg.url, pkg.size);
+                    }
+                    hash.update(&chunk);
+                    f.write_all(&chunk)?;
+                }
+                let got = hex::encode(hash.finalize());
+                if got != pkg.sha256 {
+                    bail!(
+                        "{}: SHA256 {got} does not match the index's {}",
+                        pkg.url,
+                        pkg.sha256
+                    );
+                }
+                Ok(())
+            })
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })?;
         std::fs::rename(&tmp, dest).with_context(|| format!("cannot write `{}`", dest.display()))
     }
 }
@@ -212,12 +243,18 @@ pub fn check_signature(inrelease: &[u8]) -> anyhow::Result<(String, String)> {
     }
     let signers: Vec<&str> = log
         .lines()
-        .filter_map(|l| l.split_once("Good signature from \"").map(|(_, s)| s.trim_end_matches('"')))
+        .filter_map(|l| {
+            l.split_once("Good signature from \"")
+                .map(|(_, s)| s.trim_end_matches('"'))
+        })
         .collect();
     let text = std::fs::read_to_string(&output).context("gpgv wrote no signed text")?;
     Ok((
         text,
-        format!("InRelease signature checked with gpgv and {KEYRING}: good signature from {}", signers.join("; ")),
+        format!(
+            "InRelease signature checked with gpgv and {KEYRING}: good signature from {}",
+            signers.join("; ")
+        ),
     ))
 }
 
@@ -226,7 +263,10 @@ fn strip_clearsign(text: &str) -> String {
         .split_once("\n\n")
         .filter(|_| text.starts_with("-----BEGIN PGP SIGNED MESSAGE-----"))
         .map_or(text, |(_, b)| b);
-    body.split("\n-----BEGIN PGP SIGNATURE-----").next().unwrap_or(body).to_string()
+    body.split("\n-----BEGIN PGP SIGNATURE-----")
+        .next()
+        .unwrap_or(body)
+        .to_string()
 }
 
 /// The SHA256 and size `Release` lists for `path`.
@@ -252,15 +292,24 @@ pub fn parse_packages(text: &str, mirror: &str, keep: impl Fn(&str) -> bool) -> 
     let mut out = Vec::new();
     for stanza in text.split("\n\n") {
         let field = |name: &str| {
-            stanza.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')).map(|v| v.trim().to_string()))
+            stanza.lines().find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|r| r.strip_prefix(':'))
+                    .map(|v| v.trim().to_string())
+            })
         };
-        let Some(name) = field("Package") else { continue };
+        let Some(name) = field("Package") else {
+            continue;
+        };
         if !keep(&name) {
             continue;
         }
-        let (Some(version), Some(file), Some(size), Some(sha256)) =
-            (field("Version"), field("Filename"), field("Size"), field("SHA256"))
-        else {
+        let (Some(version), Some(file), Some(size), Some(sha256)) = (
+            field("Version"),
+            field("Filename"),
+            field("Size"),
+            field("SHA256"),
+        ) else {
             continue;
         };
         let depends = field("Depends")
@@ -302,7 +351,9 @@ pub fn newest_kernel(indexes: &[SuiteIndex], flavour: &str) -> Option<(Vec<Packa
         let mut best: Option<(&Package, &SuiteIndex)> = None;
         for idx in indexes {
             for p in idx.packages.iter().filter(|p| keep(p)) {
-                if best.is_none_or(|(b, _)| compare_versions(&p.version, &b.version) == Ordering::Greater) {
+                if best.is_none_or(|(b, _)| {
+                    compare_versions(&p.version, &b.version) == Ordering::Greater
+                }) {
                     best = Some((p, idx));
                 }
             }
@@ -311,7 +362,10 @@ pub fn newest_kernel(indexes: &[SuiteIndex], flavour: &str) -> Option<(Vec<Packa
     };
     let meta_name = format!("linux-image-{flavour}");
     let wanted = newest(&|p| p.name == meta_name).and_then(|(meta, _)| {
-        meta.depends.iter().find(|d| is_kernel_image(d, flavour)).cloned()
+        meta.depends
+            .iter()
+            .find(|d| is_kernel_image(d, flavour))
+            .cloned()
     });
     let (image, idx) = match wanted {
         Some(name) => newest(&|p| p.name == name)?,
@@ -320,7 +374,11 @@ pub fn newest_kernel(indexes: &[SuiteIndex], flavour: &str) -> Option<(Vec<Packa
     let mut pkgs = vec![image.clone()];
     for dep in &image.depends {
         if dep.starts_with("linux-binary-") || dep.starts_with("linux-modules-") {
-            if let Some(p) = idx.packages.iter().find(|p| &p.name == dep && p.version == image.version) {
+            if let Some(p) = idx
+                .packages
+                .iter()
+                .find(|p| &p.name == dep && p.version == image.version)
+            {
                 pkgs.push(p.clone());
             }
         }
@@ -381,12 +439,18 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
     }
     let (ea, ua, ra) = split(a);
     let (eb, ub, rb) = split(b);
-    ea.cmp(&eb).then_with(|| part(ua, ub)).then_with(|| part(ra, rb))
+    ea.cmp(&eb)
+        .then_with(|| part(ua, ub))
+        .then_with(|| part(ra, rb))
 }
 
 /// Where a downloaded package goes in a directory.
 pub fn deb_path(dir: &Path, pkg: &Package) -> PathBuf {
-    dir.join(format!("{}_{}.deb", pkg.name, pkg.version.replace(':', "%3a")))
+    dir.join(format!(
+        "{}_{}.deb",
+        pkg.name,
+        pkg.version.replace(':', "%3a")
+    ))
 }
 
 #[cfg(test)]
@@ -395,11 +459,17 @@ mod tests {
 
     #[test]
     fn debian_version_order() {
-        assert_eq!(compare_versions("5.10.262-1", "5.10.247-1"), Ordering::Greater);
+        assert_eq!(
+            compare_versions("5.10.262-1", "5.10.247-1"),
+            Ordering::Greater
+        );
         assert_eq!(compare_versions("1.0~rc1-1", "1.0-1"), Ordering::Less);
         assert_eq!(compare_versions("1:1.0-1", "2.0-1"), Ordering::Greater);
         assert_eq!(compare_versions("6.1.192-1", "6.1.192-1"), Ordering::Equal);
-        assert_eq!(compare_versions("6.12.117-1", "6.12.9-1"), Ordering::Greater);
+        assert_eq!(
+            compare_versions("6.12.117-1", "6.12.9-1"),
+            Ordering::Greater
+        );
     }
 
     #[test]
@@ -422,7 +492,11 @@ Package: linux-image-amd64\nVersion: 7.2.13-1\nDepends: linux-image-7.2.13+deb14
         let names: Vec<&str> = pkgs.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
-            ["linux-image-7.2.13+deb14-amd64", "linux-binary-7.2.13+deb14-amd64", "linux-modules-7.2.13+deb14-amd64"]
+            [
+                "linux-image-7.2.13+deb14-amd64",
+                "linux-binary-7.2.13+deb14-amd64",
+                "linux-modules-7.2.13+deb14-amd64"
+            ]
         );
         assert_eq!(pkgs[1].url, "http://m/debian/pool/b.deb");
     }
@@ -430,7 +504,10 @@ Package: linux-image-amd64\nVersion: 7.2.13-1\nDepends: linux-image-7.2.13+deb14
     #[test]
     fn release_sha256_entries() {
         let r = "Origin: Debian\nMD5Sum:\n 0011 12 main/binary-amd64/Packages.xz\nSHA256:\n abcd 1234 main/binary-amd64/Packages.xz\n abce 99 main/binary-arm64/Packages.xz\n";
-        assert_eq!(release_entry(r, "main/binary-amd64/Packages.xz"), Some(("abcd".into(), 1234)));
+        assert_eq!(
+            release_entry(r, "main/binary-amd64/Packages.xz"),
+            Some(("abcd".into(), 1234))
+        );
         assert_eq!(release_entry(r, "contrib/x"), None);
     }
 }

@@ -108,7 +108,9 @@ fn run_filter(
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_string(&mut err);
     }
-    let status = child.wait().with_context(|| format!("`{program}` for {what}"))?;
+    let status = child
+        .wait()
+        .with_context(|| format!("`{program}` for {what}"))?;
     check_limit(&out, limit, what)?;
     if !status.success() {
         bail!("`{program}` cannot decompress {what}: {}", err.trim());

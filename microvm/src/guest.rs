@@ -79,11 +79,15 @@ pub struct GuestResult {
 /// Runs the job at `job_path` and writes `result.json` beside it; the exit code is 0 when the
 /// result was written.
 pub fn main(job_path: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(job_path).with_context(|| format!("cannot read `{}`", job_path.display()))?;
+    let text = std::fs::read_to_string(job_path)
+        .with_context(|| format!("cannot read `{}`", job_path.display()))?;
     let job: GuestJob = serde_json::from_str(&text).context("malformed job")?;
     let dir = job_path.parent().context("job path has no directory")?;
     let mut result = GuestResult {
-        kernel_release: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string(),
+        kernel_release: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
         ..GuestResult::default()
     };
     let base = |c: &mut Command| {
@@ -99,11 +103,17 @@ pub fn main(job_path: &Path) -> anyhow::Result<()> {
     let mut verify = Command::new(&job.exe);
     base(&mut verify);
     verify.args(["--verify-only", "--attach", "-o", "json"]);
-    let out = verify.stdin(Stdio::null()).output().context("cannot run ig-image run --verify-only")?;
+    let out = verify
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run ig-image run --verify-only")?;
     result.verify_exit = out.status.code();
     result.verify_stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     result.verify = serde_json::from_slice(&out.stdout).ok();
-    let verified = result.verify.as_ref().is_some_and(|v| v["ok"] == Value::Bool(true));
+    let verified = result
+        .verify
+        .as_ref()
+        .is_some_and(|v| v["ok"] == Value::Bool(true));
     if verified && !job.verify_only {
         if let Some(command) = &job.exec {
             run_with_workload(&job, command, &base, &mut result)?;
@@ -142,9 +152,20 @@ fn run_with_workload(
         }
         all
     });
-    let mut exec = ExecResult { command: command.to_vec(), parent_pid: std::process::id(), ..ExecResult::default() };
-    if rx.recv_timeout(Duration::from_millis(job.exec_timeout_ms)).is_ok() {
-        match Command::new(&command[0]).args(&command[1..]).stdin(Stdio::null()).spawn() {
+    let mut exec = ExecResult {
+        command: command.to_vec(),
+        parent_pid: std::process::id(),
+        ..ExecResult::default()
+    };
+    if rx
+        .recv_timeout(Duration::from_millis(job.exec_timeout_ms))
+        .is_ok()
+    {
+        match Command::new(&command[0])
+            .args(&command[1..])
+            .stdin(Stdio::null())
+            .spawn()
+        {
             Ok(mut w) => {
                 exec.pid = w.id();
                 exec.exit = wait_bounded(&mut w, Duration::from_millis(job.exec_timeout_ms));

@@ -62,7 +62,11 @@ pub struct Cpio<W: Write> {
 impl<W: Write> Cpio<W> {
     /// An archive written to `out`.
     pub fn new(out: W) -> Cpio<W> {
-        Cpio { out, ino: 1, written: 0 }
+        Cpio {
+            out,
+            ino: 1,
+            written: 0,
+        }
     }
 
     fn entry(&mut self, name: &str, mode: u32, data: &[u8]) -> std::io::Result<()> {
@@ -127,7 +131,8 @@ impl<W: Write> Cpio<W> {
 pub fn write(path: &Path, modules: &[std::path::PathBuf]) -> anyhow::Result<()> {
     let busybox = std::fs::read(BUSYBOX)
         .with_context(|| format!("cannot read `{BUSYBOX}` (install busybox-static)"))?;
-    let file = std::fs::File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?;
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("cannot create `{}`", path.display()))?;
     let mut c = Cpio::new(std::io::BufWriter::new(file));
     for d in ["bin", "proc", "sys", "dev", "root", "modules"] {
         c.dir(d)?;
@@ -137,7 +142,10 @@ pub fn write(path: &Path, modules: &[std::path::PathBuf]) -> anyhow::Result<()> 
     c.file("init", 0o755, INIT.as_bytes())?;
     let mut order = String::new();
     for m in modules {
-        let name = m.file_name().and_then(|n| n.to_str()).context("module file name")?;
+        let name = m
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("module file name")?;
         let data = std::fs::read(m).with_context(|| format!("cannot read `{}`", m.display()))?;
         c.file(&format!("modules/{name}"), 0o644, &data)?;
         order.push_str(name);

@@ -58,9 +58,16 @@ pub fn run(
     on_record: &(dyn Fn(&Record) + Sync),
 ) -> anyhow::Result<Vec<Record>> {
     let qemu = vm::qemu_binary(opts.arch).with_context(|| {
-        format!("`{}` is not installed (Debian package {})", opts.arch.qemu(), opts.arch.qemu_package())
+        format!(
+            "`{}` is not installed (Debian package {})",
+            opts.arch.qemu(),
+            opts.arch.qemu_package()
+        )
     })?;
-    let work = tempfile::Builder::new().prefix("ig-image-vm-").tempdir().context("cannot create a work directory")?;
+    let work = tempfile::Builder::new()
+        .prefix("ig-image-vm-")
+        .tempdir()
+        .context("cannot create a work directory")?;
     let mut initrds = Vec::new();
     for (i, k) in kernels.iter().enumerate() {
         let path = work.path().join(format!("initramfs-{i}.cpio"));
@@ -68,7 +75,9 @@ pub fn run(
             .with_context(|| format!("cannot build the initramfs for `{}`", k.label))?;
         initrds.push(path);
     }
-    let cells: Vec<(usize, usize)> = (0..images.len()).flat_map(|i| (0..kernels.len()).map(move |k| (i, k))).collect();
+    let cells: Vec<(usize, usize)> = (0..images.len())
+        .flat_map(|i| (0..kernels.len()).map(move |k| (i, k)))
+        .collect();
     let results: Mutex<Vec<Option<Record>>> = Mutex::new(vec![None; cells.len()]);
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -78,15 +87,23 @@ pub fn run(
                     let n = next.fetch_add(1, Ordering::SeqCst);
                     let Some(&(i, k)) = cells.get(n) else { break };
                     let job_dir = work.path().join(format!("guest-{n}"));
-                    let rec = prove_one(&qemu, &images[i], &kernels[k], &initrds[k], &job_dir, opts)
-                        .unwrap_or_else(|e| failed(&images[i], &kernels[k], opts, format!("{e:#}")));
+                    let rec =
+                        prove_one(&qemu, &images[i], &kernels[k], &initrds[k], &job_dir, opts)
+                            .unwrap_or_else(|e| {
+                                failed(&images[i], &kernels[k], opts, format!("{e:#}"))
+                            });
                     on_record(&rec);
                     results.lock().expect("no poisoned lock")[n] = Some(rec);
                 }
             });
         }
     });
-    Ok(results.into_inner().expect("no poisoned lock").into_iter().flatten().collect())
+    Ok(results
+        .into_inner()
+        .expect("no poisoned lock")
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 fn failed(image: &str, k: &MatrixKernel, opts: &MatrixOptions, reason: String) -> Record {
@@ -98,7 +115,10 @@ fn failed(image: &str, k: &MatrixKernel, opts: &MatrixOptions, reason: String) -
         kernel_notes: k.kernel.meta.notes.clone(),
         ok: false,
         reason: Some(reason),
-        boot: BootStats { accel: opts.accel.to_string(), ..BootStats::default() },
+        boot: BootStats {
+            accel: opts.accel.to_string(),
+            ..BootStats::default()
+        },
         ..Record::default()
     }
 }
@@ -150,16 +170,35 @@ fn prove_one(
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     let mut console_tail = vm::console_tail(&console, CONSOLE_LINES);
-    console_tail.extend(outcome.stderr.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("qemu: {l}")));
+    console_tail.extend(
+        outcome
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| format!("qemu: {l}")),
+    );
     let Some(result) = result else {
         rec.reason = Some(if outcome.timed_out {
-            format!("the guest did not finish within {}s (killed)", opts.timeout.as_secs())
-        } else {
-            let panic = console_tail.iter().find(|l| l.contains("Kernel panic") || l.contains("ig-vm: cannot") || l.starts_with("qemu: "));
             format!(
-                "the guest stopped without a result (QEMU exit {}){}",
-                outcome.exit_code.map_or("by signal".into(), |c| c.to_string()),
-                panic.map(|l| format!(": {}", l.trim())).unwrap_or_default()
+                "the guest did not finish within {}s (killed)",
+                opts.timeout.as_secs()
+            )
+        } else {
+            let telling = console_tail.iter().find(|l| {
+                l.contains("Kernel panic") || l.contains("ig-vm: cannot") || l.starts_with("qemu: ")
+            });
+            let detail = match telling {
+                Some(l) => format!(": {}", l.trim()),
+                None if console_tail.is_empty() => {
+                    ": the kernel printed nothing (it did not start)".to_string()
+                }
+                None => String::new(),
+            };
+            format!(
+                "the guest stopped without a result (QEMU exit {}){detail}",
+                outcome
+                    .exit_code
+                    .map_or("by signal".into(), |c| c.to_string()),
             )
         });
         if let (Some(reason), Some(note)) = (rec.reason.as_mut(), k.kernel.meta.notes.first()) {
@@ -176,7 +215,12 @@ fn prove_one(
         None => Some(format!(
             "`ig-image run --verify-only` failed (exit {}): {}",
             result.verify_exit.unwrap_or(-1),
-            result.verify_stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no report")
+            result
+                .verify_stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no report")
         )),
         Some(v) => record::verify_reason(v),
     };
@@ -188,7 +232,12 @@ fn prove_one(
             Some(format!(
                 "the gadget run ended with exit {:?}: {}",
                 result.run_exit,
-                result.run_stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
+                result
+                    .run_stderr
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
             ))
         } else {
             None

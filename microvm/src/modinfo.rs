@@ -17,9 +17,7 @@ pub fn normalize(name: &str) -> String {
 /// The module name of a `.ko` file name (`9pnet_virtio.ko.xz` → `9pnet_virtio`).
 pub fn module_name(file_name: &str) -> Option<String> {
     let base = file_name.split(".ko").next()?;
-    file_name
-        .contains(".ko")
-        .then(|| normalize(base))
+    file_name.contains(".ko").then(|| normalize(base))
 }
 
 /// The `depends=` list of an ELF module.
@@ -74,7 +72,10 @@ mod tests {
 
     #[test]
     fn names_and_order() {
-        assert_eq!(module_name("9pnet_virtio.ko.xz").as_deref(), Some("9pnet_virtio"));
+        assert_eq!(
+            module_name("9pnet_virtio.ko.xz").as_deref(),
+            Some("9pnet_virtio")
+        );
         assert_eq!(module_name("virtio-pci.ko").as_deref(), Some("virtio_pci"));
         assert_eq!(module_name("vmlinuz"), None);
         let deps: BTreeMap<String, Vec<String>> = [

@@ -70,15 +70,29 @@ pub struct Record {
 /// The first failure in a verify report, in one line: `program: class: message`.
 pub fn verify_reason(report: &Value) -> Option<String> {
     if let Some(f) = report.get("setup_failure").filter(|f| !f.is_null()) {
-        return Some(format!("setup: {}: {}", str_of(f, "class"), str_of(f, "message")));
+        return Some(format!(
+            "setup: {}: {}",
+            str_of(f, "class"),
+            str_of(f, "message")
+        ));
     }
     for p in report.get("programs")?.as_array()? {
         if p["status"] == "failed" {
-            return Some(format!("{}: {}: {}", str_of(p, "name"), str_of(p, "class"), str_of(p, "message")));
+            return Some(format!(
+                "{}: {}: {}",
+                str_of(p, "name"),
+                str_of(p, "class"),
+                str_of(p, "message")
+            ));
         }
         if p["attach"]["attach"] == "failed" {
             let a = &p["attach"];
-            return Some(format!("{}: attach: {}: {}", str_of(p, "name"), str_of(a, "class"), str_of(a, "message")));
+            return Some(format!(
+                "{}: attach: {}: {}",
+                str_of(p, "name"),
+                str_of(a, "class"),
+                str_of(a, "message")
+            ));
         }
     }
     (report["ok"] != Value::Bool(true)).then(|| "not ok".to_string())
@@ -93,10 +107,20 @@ pub fn read_records(paths: &[impl AsRef<Path>]) -> anyhow::Result<Vec<Record>> {
     let mut out = Vec::new();
     for p in paths {
         let p = p.as_ref();
-        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read `{}`", p.display()))?;
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let r: Record = serde_json::from_str(line)
-                .with_context(|| format!("`{}` line {}: not a kernel-matrix record", p.display(), i + 1))?;
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read `{}`", p.display()))?;
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let r: Record = serde_json::from_str(line).with_context(|| {
+                format!(
+                    "`{}` line {}: not a kernel-matrix record",
+                    p.display(),
+                    i + 1
+                )
+            })?;
             out.push(r);
         }
     }
@@ -110,7 +134,11 @@ pub fn render_table(records: &[Record]) -> String {
     let mut images: Vec<String> = Vec::new();
     let mut cells: BTreeMap<(String, String), &Record> = BTreeMap::new();
     for r in records {
-        let k = if r.arch == "amd64" || r.arch.is_empty() { r.kernel.clone() } else { format!("{} ({})", r.kernel, r.arch) };
+        let k = if r.arch == "amd64" || r.arch.is_empty() {
+            r.kernel.clone()
+        } else {
+            format!("{} ({})", r.kernel, r.arch)
+        };
         if !kernels.contains(&k) {
             kernels.push(k.clone());
         }
@@ -122,9 +150,13 @@ pub fn render_table(records: &[Record]) -> String {
     let cell_text = |r: Option<&&Record>| match r {
         None => "-".to_string(),
         Some(r) if r.ok => format!("✓ {}", r.kernel_release),
-        Some(r) => format!("✗ {}", short(r.reason.as_deref().unwrap_or("failed"), 40)),
+        Some(r) => format!("✗ {}", cell_reason(r)),
     };
-    let mut rows: Vec<Vec<String>> = vec![std::iter::once("IMAGE".to_string()).chain(kernels.iter().map(|k| k.to_uppercase())).collect()];
+    let mut rows: Vec<Vec<String>> = vec![
+        std::iter::once("IMAGE".to_string())
+            .chain(kernels.iter().cloned())
+            .collect(),
+    ];
     for i in &images {
         let mut row = vec![i.clone()];
         for k in &kernels {
@@ -133,21 +165,66 @@ pub fn render_table(records: &[Record]) -> String {
         rows.push(row);
     }
     let cols = rows[0].len();
-    let widths: Vec<usize> = (0..cols).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for r in &rows {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(t, w)| format!("{t}{}", " ".repeat(w - t.chars().count()))).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(t, w)| format!("{t}{}", " ".repeat(w - t.chars().count())))
+            .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
     let failed: Vec<&Record> = records.iter().filter(|r| !r.ok).collect();
     for r in failed {
-        out.push_str(&format!("\n✗ {} on {}: {}\n", r.image, r.kernel, r.reason.as_deref().unwrap_or("failed")));
+        out.push_str(&format!(
+            "\n✗ {} on {}: {}\n",
+            r.image,
+            r.kernel,
+            r.reason.as_deref().unwrap_or("failed")
+        ));
         for l in &r.console {
             out.push_str(&format!("  console: {l}\n"));
         }
     }
     out
+}
+
+/// A failed cell in a few words: the failure class and program, or what happened to the guest.
+fn cell_reason(r: &Record) -> String {
+    if let Some(programs) = r.verify.as_ref().and_then(|v| v["programs"].as_array()) {
+        for p in programs {
+            if p["status"] == "failed" {
+                return format!("{} ({})", str_of(p, "class"), str_of(p, "name"));
+            }
+            if p["attach"]["attach"] == "failed" {
+                return format!(
+                    "attach: {} ({})",
+                    str_of(&p["attach"], "class"),
+                    str_of(p, "name")
+                );
+            }
+        }
+        if let Some(f) = r
+            .verify
+            .as_ref()
+            .map(|v| &v["setup_failure"])
+            .filter(|f| f.is_object())
+        {
+            return format!("setup: {}", str_of(f, "class"));
+        }
+    }
+    if r.boot.timed_out {
+        return "guest timed out".into();
+    }
+    match r.reason.as_deref() {
+        Some(reason) if reason.starts_with("the guest stopped") => "guest failed".into(),
+        Some(reason) => short(reason, 40),
+        None => "failed".into(),
+    }
 }
 
 fn short(text: &str, max: usize) -> String {
@@ -178,16 +255,39 @@ mod tests {
 
     #[test]
     fn table_has_kernels_as_columns() {
+        let mut failed = rec(
+            "trace_exec",
+            "debian:bullseye",
+            false,
+            Some("prog: core-relocation: no field"),
+        );
+        failed.verify = Some(
+            json!({"ok": false, "programs": [{"name": "prog", "status": "failed", "class": "core-relocation"}]}),
+        );
         let t = render_table(&[
             rec("trace_exec", "debian:bookworm", true, None),
-            rec("trace_exec", "debian:bullseye", false, Some("prog: core-relocation: no field")),
+            failed,
             rec("top_file", "debian:bookworm", true, None),
         ]);
         let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[0].starts_with("IMAGE") && lines[0].contains("DEBIAN:BOOKWORM") && lines[0].contains("DEBIAN:BULLSEYE"), "{t}");
-        assert!(lines[1].contains("✓ 6.1.0-57-amd64") && lines[1].contains("✗ prog: core-relocation"), "{t}");
-        assert!(lines[2].starts_with("top_file") && lines[2].trim_end().ends_with('-'), "{t}");
-        assert!(t.contains("✗ trace_exec on debian:bullseye: prog: core-relocation: no field"), "{t}");
+        assert!(
+            lines[0].starts_with("IMAGE")
+                && lines[0].contains("debian:bookworm")
+                && lines[0].contains("debian:bullseye"),
+            "{t}"
+        );
+        assert!(
+            lines[1].contains("✓ 6.1.0-57-amd64") && lines[1].contains("✗ core-relocation (prog)"),
+            "{t}"
+        );
+        assert!(
+            lines[2].starts_with("top_file") && lines[2].trim_end().ends_with('-'),
+            "{t}"
+        );
+        assert!(
+            t.contains("✗ trace_exec on debian:bullseye: prog: core-relocation: no field"),
+            "{t}"
+        );
     }
 
     #[test]
@@ -198,7 +298,10 @@ mod tests {
         assert_eq!(verify_reason(&r).unwrap(), "b: core-relocation: field `f`");
         let r = json!({"ok": false, "programs": [
             {"name": "k", "status": "loaded", "attach": {"attach": "failed", "class": "attach-point-missing", "message": "no kprobes"}}]});
-        assert_eq!(verify_reason(&r).unwrap(), "k: attach: attach-point-missing: no kprobes");
+        assert_eq!(
+            verify_reason(&r).unwrap(),
+            "k: attach: attach-point-missing: no kprobes"
+        );
         assert_eq!(verify_reason(&json!({"ok": true, "programs": []})), None);
     }
 
@@ -207,8 +310,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.json");
         let b = dir.path().join("b.json");
-        std::fs::write(&a, serde_json::to_string(&rec("x", "debian:sid", true, None)).unwrap() + "\n").unwrap();
-        std::fs::write(&b, serde_json::to_string(&rec("x", "debian:trixie", true, None)).unwrap()).unwrap();
+        std::fs::write(
+            &a,
+            serde_json::to_string(&rec("x", "debian:sid", true, None)).unwrap() + "\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            serde_json::to_string(&rec("x", "debian:trixie", true, None)).unwrap(),
+        )
+        .unwrap();
         let all = read_records(&[&a, &b]).unwrap();
         assert_eq!(all.len(), 2);
         std::fs::write(&b, "{\"not\": \"a record\"}\n").unwrap();

@@ -83,12 +83,14 @@ impl KernelSpec {
     /// Parses `--kernel` (`modules` is `--modules`, used by a kernel image path).
     pub fn parse(text: &str, modules: Option<&Path>) -> anyhow::Result<KernelSpec> {
         if let Some(suite) = text.strip_prefix("debian:") {
-            if suite.is_empty()
-                || !suite.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            {
-                bail!("invalid kernel spec `{text}`: expected debian:<suite>, e.g. debian:bookworm");
+            if suite.is_empty() || !suite.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                bail!(
+                    "invalid kernel spec `{text}`: expected debian:<suite>, e.g. debian:bookworm"
+                );
             }
-            return Ok(KernelSpec::Debian { suite: suite.to_string() });
+            return Ok(KernelSpec::Debian {
+                suite: suite.to_string(),
+            });
         }
         if text.contains(':') && !text.contains('/') {
             bail!(
@@ -102,7 +104,10 @@ impl KernelSpec {
         if text.ends_with(".deb") {
             return Ok(KernelSpec::Deb(path));
         }
-        Ok(KernelSpec::Image { kernel: path, modules: modules.map(Path::to_path_buf) })
+        Ok(KernelSpec::Image {
+            kernel: path,
+            modules: modules.map(Path::to_path_buf),
+        })
     }
 
     /// The spec as shown in tables and records.
@@ -122,13 +127,19 @@ mod tests {
     fn parses_specs() {
         assert_eq!(
             KernelSpec::parse("debian:bookworm", None).unwrap(),
-            KernelSpec::Debian { suite: "bookworm".into() }
+            KernelSpec::Debian {
+                suite: "bookworm".into()
+            }
         );
         assert!(KernelSpec::parse("debian:", None).is_err());
         assert!(KernelSpec::parse("debian:../x", None).is_err());
-        let e = KernelSpec::parse("ubuntu:jammy", None).unwrap_err().to_string();
+        let e = KernelSpec::parse("ubuntu:jammy", None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown kernel spec"), "{e}");
-        let e = KernelSpec::parse("/no/such/vmlinuz", None).unwrap_err().to_string();
+        let e = KernelSpec::parse("/no/such/vmlinuz", None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no such file"), "{e}");
         assert_eq!(Arch::parse(Some("linux/arm64")).unwrap(), Arch::Arm64);
         assert!(Arch::parse(Some("riscv64")).is_err());

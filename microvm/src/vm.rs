@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::Arch;
 
+/// Forces the accelerator (`tcg` or `kvm`).
+pub const IG_IMAGE_ACCEL: &str = "IG_IMAGE_ACCEL";
+
 /// Guest memory.
 pub const MEMORY_MIB: u32 = 256;
 
@@ -53,24 +56,48 @@ pub fn qemu_binary(arch: Arch) -> Option<PathBuf> {
 /// process.
 pub fn choose_accel(arch: Arch) -> AccelChoice {
     static AMD64: OnceLock<AccelChoice> = OnceLock::new();
-    match std::env::var("IG_IMAGE_ACCEL").as_deref() {
-        Ok("tcg") => return AccelChoice { accel: Accel::Tcg, reason: "IG_IMAGE_ACCEL=tcg".into() },
-        Ok("kvm") => return AccelChoice { accel: Accel::Kvm, reason: "IG_IMAGE_ACCEL=kvm".into() },
+    match std::env::var(IG_IMAGE_ACCEL).as_deref() {
+        Ok("tcg") => {
+            return AccelChoice {
+                accel: Accel::Tcg,
+                reason: "IG_IMAGE_ACCEL=tcg".into(),
+            };
+        }
+        Ok("kvm") => {
+            return AccelChoice {
+                accel: Accel::Kvm,
+                reason: "IG_IMAGE_ACCEL=kvm".into(),
+            };
+        }
         _ => {}
     }
     if !arch.is_host() || arch != Arch::Amd64 {
-        return AccelChoice { accel: Accel::Tcg, reason: format!("{} is emulated on this machine", arch.debian()) };
+        return AccelChoice {
+            accel: Accel::Tcg,
+            reason: format!("{} is emulated on this machine", arch.debian()),
+        };
     }
     AMD64.get_or_init(probe_kvm).clone()
 }
 
 fn probe_kvm() -> AccelChoice {
-    let tcg = |reason: String| AccelChoice { accel: Accel::Tcg, reason };
-    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+    let tcg = |reason: String| AccelChoice {
+        accel: Accel::Tcg,
+        reason,
+    };
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
         return tcg(format!("/dev/kvm: {e}"));
     }
-    let Some(qemu) = qemu_binary(Arch::Amd64) else { return tcg("qemu-system-x86_64 is not installed".into()) };
-    let Ok(dir) = tempfile::tempdir() else { return tcg("no temporary directory".into()) };
+    let Some(qemu) = qemu_binary(Arch::Amd64) else {
+        return tcg("qemu-system-x86_64 is not installed".into());
+    };
+    let Ok(dir) = tempfile::tempdir() else {
+        return tcg("no temporary directory".into());
+    };
     // Reset vector at 0xffff0: mov al,0x2a; out 0xf4,al; hlt.
     let mut bios = vec![0xf4u8; 64 << 10];
     bios[0xfff0..0xfff5].copy_from_slice(&[0xb0, 0x2a, 0xe6, 0xf4, 0xf4]);
@@ -79,17 +106,40 @@ fn probe_kvm() -> AccelChoice {
         return tcg("cannot write the probe firmware".into());
     }
     let mut cmd = Command::new(qemu);
-    cmd.args(["-M", "pc", "-accel", "kvm", "-cpu", "max", "-m", "16", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
-        .arg("-bios")
-        .arg(&bios_path)
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    cmd.args([
+        "-M",
+        "pc",
+        "-accel",
+        "kvm",
+        "-cpu",
+        "max",
+        "-m",
+        "16",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ])
+    .arg("-bios")
+    .arg(&bios_path)
+    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     match run_bounded(cmd, Duration::from_secs(5)) {
-        Ok(r) if r.exit_code == Some((0x2a << 1) | 1) => AccelChoice { accel: Accel::Kvm, reason: "KVM ran a probe guest".into() },
-        Ok(r) if r.timed_out => tcg("KVM probe guest hung: /dev/kvm cannot run unmodified guests here".into()),
+        Ok(r) if r.exit_code == Some((0x2a << 1) | 1) => AccelChoice {
+            accel: Accel::Kvm,
+            reason: "KVM ran a probe guest".into(),
+        },
+        Ok(r) if r.timed_out => {
+            tcg("KVM probe guest hung: /dev/kvm cannot run unmodified guests here".into())
+        }
         Ok(r) => tcg(format!(
             "KVM probe guest failed (exit {:?}{})",
             r.exit_code,
-            r.stderr.lines().last().map(|l| format!(": {l}")).unwrap_or_default()
+            r.stderr
+                .lines()
+                .last()
+                .map(|l| format!(": {l}"))
+                .unwrap_or_default()
         )),
         Err(e) => tcg(format!("KVM probe: {e:#}")),
     }
@@ -114,7 +164,9 @@ pub struct Bounded {
 /// kills it by pid.
 pub fn run_bounded(mut cmd: Command, bound: Duration) -> anyhow::Result<Bounded> {
     let errfile = tempfile::tempfile()?;
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(errfile.try_clone()?);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(errfile.try_clone()?);
     let start = Instant::now();
     let child = cmd.spawn().context("cannot start QEMU")?;
     let pid = child.id() as libc::pid_t;
@@ -175,10 +227,17 @@ pub struct Boot<'a> {
 
 /// The QEMU command for a boot.
 pub fn command(qemu: &Path, boot: &Boot) -> anyhow::Result<Command> {
-    for (what, p) in [("job directory", boot.job_dir), ("ig-image binary", boot.exe)] {
-        let s = p.to_str().with_context(|| format!("the {what} path is not UTF-8"))?;
+    for (what, p) in [
+        ("job directory", boot.job_dir),
+        ("ig-image binary", boot.exe),
+    ] {
+        let s = p
+            .to_str()
+            .with_context(|| format!("the {what} path is not UTF-8"))?;
         if s.chars().any(|c| c.is_whitespace() || c == '"' || c == ',') {
-            bail!("the {what} path `{s}` contains whitespace, quotes or commas (not allowed on a kernel command line)");
+            bail!(
+                "the {what} path `{s}` contains whitespace, quotes or commas (not allowed on a kernel command line)"
+            );
         }
     }
     let mut c = Command::new(qemu);

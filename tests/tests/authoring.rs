@@ -729,15 +729,36 @@ fn init_workflow_uses_real_commands() {
         std::fs::read_to_string(t.dir.path().join("wf_check/.github/workflows/gadget.yml"))
             .unwrap();
     let subs = ig_image_subcommands(&workflow);
-    for sub in ["build", "check", "artifacthub", "sign", "push", "login", "kernels", "run"] {
+    for sub in [
+        "build",
+        "check",
+        "artifacthub",
+        "sign",
+        "push",
+        "login",
+        "kernels",
+        "run",
+    ] {
         assert!(subs.iter().any(|s| s == sub), "{sub} not in {subs:?}");
     }
     // The kernel matrix: one job per kernel (strategy.matrix), each uploading its records, and a
     // job merging them into one table.
-    assert!(workflow.contains("suite: [bullseye, bookworm, trixie, sid]"), "{workflow}");
-    assert!(workflow.contains("--kernel \"debian:${{ matrix.suite }}\""), "{workflow}");
-    assert!(workflow.contains("actions/cache@v4") && workflow.contains("actions/upload-artifact@v4"), "{workflow}");
-    assert!(workflow.contains("ig-image run --merge records/*.json"), "{workflow}");
+    assert!(
+        workflow.contains("suite: [bullseye, bookworm, trixie, sid]"),
+        "{workflow}"
+    );
+    assert!(
+        workflow.contains("--kernel \"debian:${{ matrix.suite }}\""),
+        "{workflow}"
+    );
+    assert!(
+        workflow.contains("actions/cache@v4") && workflow.contains("actions/upload-artifact@v4"),
+        "{workflow}"
+    );
+    assert!(
+        workflow.contains("ig-image run --merge records/*.json"),
+        "{workflow}"
+    );
     for sub in subs {
         t.ok([sub.as_str(), "--help"]);
     }

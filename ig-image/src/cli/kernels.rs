@@ -11,12 +11,14 @@ use crate::output::Format;
 /// kernels/ in the build cache (~/.cache/ig-image/kernels). Once fetched, `run --kernel` works
 /// offline.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  ig-image kernels fetch debian:bullseye debian:bookworm debian:trixie debian:sid\n  \
+#[command(
+    after_help = "Examples:\n  ig-image kernels fetch debian:bullseye debian:bookworm debian:trixie debian:sid\n  \
 ig-image kernels fetch --platform arm64 debian:bookworm\n  ig-image kernels list\n  \
 ig-image kernels prune debian:sid\n\n\
 debian:<suite> is the suite's current linux-image-*-<arch>, found in the suite's (and its security\n\
 suite's) Packages index; each .deb must match the index's SHA256, and the index's InRelease\n\
-signature is checked with gpgv and debian-archive-keyring when installed. Docs: docs/kernels.md")]
+signature is checked with gpgv and debian-archive-keyring when installed. Docs: docs/kernels.md"
+)]
 pub struct KernelsArgs {
     #[command(subcommand)]
     command: KernelsCommand,
@@ -57,19 +59,34 @@ enum KernelsCommand {
 pub fn exec(_global: &GlobalArgs, args: KernelsArgs) -> anyhow::Result<ExitStatus> {
     let cache = KernelCache::new(cache::default_dir());
     match args.command {
-        KernelsCommand::Fetch { specs, platform, refresh } => {
+        KernelsCommand::Fetch {
+            specs,
+            platform,
+            refresh,
+        } => {
             let arch = Arch::parse(platform.as_deref())?;
             for text in &specs {
                 let spec = KernelSpec::parse(text, None)?;
                 if matches!(spec, KernelSpec::Image { .. }) {
-                    anyhow::bail!("`{text}`: a kernel image is not cached; pass it to `run --kernel` with --modules");
+                    anyhow::bail!(
+                        "`{text}`: a kernel image is not cached; pass it to `run --kernel` with --modules"
+                    );
                 }
                 let k = cache.ensure(&spec, arch, refresh, &mut |m| eprintln!("{text}: {m}"))?;
-                let pkgs: Vec<String> = k.meta.packages.iter().map(|p| format!("{} {}", p.name, p.version)).collect();
+                let pkgs: Vec<String> = k
+                    .meta
+                    .packages
+                    .iter()
+                    .map(|p| format!("{} {}", p.name, p.version))
+                    .collect();
                 println!(
                     "{text}: {} ({}), {} modules, {:.1} MB in {}",
                     k.meta.release,
-                    if pkgs.is_empty() { "local package".to_string() } else { pkgs.join(", ") },
+                    if pkgs.is_empty() {
+                        "local package".to_string()
+                    } else {
+                        pkgs.join(", ")
+                    },
                     k.meta.modules.len(),
                     k.size() as f64 / 1e6,
                     k.dir.display()
@@ -93,9 +110,15 @@ pub fn exec(_global: &GlobalArgs, args: KernelsArgs) -> anyhow::Result<ExitStatu
                     .collect();
                 println!("{}", serde_json::to_string(&v)?);
             } else if all.is_empty() {
-                eprintln!("no kernels cached in {} (ig-image kernels fetch debian:bookworm)", cache.root.display());
+                eprintln!(
+                    "no kernels cached in {} (ig-image kernels fetch debian:bookworm)",
+                    cache.root.display()
+                );
             } else {
-                println!("{:<20} {:<6} {:<28} {:>8}  FETCHED", "SPEC", "ARCH", "RELEASE", "SIZE");
+                println!(
+                    "{:<20} {:<6} {:<28} {:>8}  FETCHED",
+                    "SPEC", "ARCH", "RELEASE", "SIZE"
+                );
                 for k in &all {
                     println!(
                         "{:<20} {:<6} {:<28} {:>6.1}MB  {}",

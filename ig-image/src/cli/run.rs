@@ -84,7 +84,7 @@ pub struct RunArgs {
     policy: super::verify::PolicyArgs,
     /// Prove on this kernel in a microVM instead of the host's (repeatable): debian:<suite>
     /// (bullseye, bookworm, trixie, sid…), a linux-image-*.deb, or a vmlinuz (with --modules).
-    /// One record per image x kernel; --timeout bounds each guest
+    /// One record per image x kernel; --timeout bounds each guest (default 180s)
     #[arg(long = "kernel", value_name = "SPEC")]
     kernels: Vec<String>,
     /// With a vmlinuz --kernel: the directory holding its modules (virtio, 9p)

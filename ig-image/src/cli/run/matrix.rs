@@ -14,7 +14,7 @@ use super::{RunArgs, RunFormat};
 use crate::cli::{ExitStatus, GlobalArgs};
 
 /// The bound per guest when --timeout is not given.
-const DEFAULT_GUEST_TIMEOUT: Duration = Duration::from_secs(120);
+const DEFAULT_GUEST_TIMEOUT: Duration = Duration::from_secs(180);
 
 pub fn exec(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitStatus> {
     let json = args.output == Some(RunFormat::Json);
@@ -37,11 +37,16 @@ pub fn exec(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitStatus> {
         for note in &kernel.meta.notes {
             eprintln!("{text}: note: {note}");
         }
-        kernels.push(MatrixKernel { label: spec.label(), kernel });
+        kernels.push(MatrixKernel {
+            label: spec.label(),
+            kernel,
+        });
     }
 
     // The images: policy checked here; the guests get a copy of a store holding only them.
-    let stage = tempfile::Builder::new().prefix("ig-image-stage-").tempdir()?;
+    let stage = tempfile::Builder::new()
+        .prefix("ig-image-stage-")
+        .tempdir()?;
     let stage_store = stage.path().join("store");
     let staged = gadget_store::Store::open(&stage_store)?;
     let mut images = Vec::new();
@@ -71,7 +76,10 @@ pub fn exec(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitStatus> {
         run_args.extend(["--param".to_string(), p.clone()]);
     }
     if let Some(btf) = &args.kernel_btf {
-        run_args.extend(["--kernel-btf".to_string(), absolute(btf)?.display().to_string()]);
+        run_args.extend([
+            "--kernel-btf".to_string(),
+            absolute(btf)?.display().to_string(),
+        ]);
     }
     if let Some(m) = &args.metadata {
         run_args.extend(["--metadata".to_string(), absolute(m)?.display().to_string()]);

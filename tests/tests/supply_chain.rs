@@ -819,3 +819,220 @@ fn keyless_image_verification_fails_closed() {
         "{err}"
     );
 }
+
+/// A GitHub Actions identity and issuer, as Fulcio certifies them for a release workflow.
+const CI_IDENTITY: &str =
+    "https://github.com/acme/gadgets/.github/workflows/release.yml@refs/tags/v1";
+const CI_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// A bundle signing `payload` (an in-toto statement) keyless by [`CI_IDENTITY`], made by a
+/// private Sigstore instance (tests/helpers/sigstore_keyless.py: our own CA, CT log and Rekor
+/// log keys), and that instance's trusted root, written in `t`'s directory under `name`.
+fn private_sigstore_bundle(
+    t: &TempStore,
+    name: &str,
+    payload: &[u8],
+    expired_leaf: bool,
+) -> (Value, PathBuf) {
+    let dir = t.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let statement = dir.join("statement.json");
+    std::fs::write(&statement, payload).unwrap();
+    let mut c = Command::new("python3");
+    c.arg(workspace_root().join("tests/helpers/sigstore_keyless.py"))
+        .arg(&statement)
+        .arg(&dir)
+        .args(["--identity", CI_IDENTITY, "--issuer", CI_ISSUER]);
+    if expired_leaf {
+        c.arg("--expired-leaf");
+    }
+    assert_success(&run(c));
+    let bundle =
+        serde_json::from_slice(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
+    (bundle, dir.join("trusted_root.json"))
+}
+
+/// The in-toto statement that `sign --format bundle` signs for `subject` (the cosign v3 image
+/// signature statement), read back from its bundle referrer.
+fn signed_statement(t: &TempStore, subject: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let bundle: Value = serde_json::from_slice(&referrer_layer(t, subject, BUNDLE)).unwrap();
+    base64::engine::general_purpose::STANDARD
+        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap()
+}
+
+/// Signs `image` (index `digest`) keyless, the way `cosign sign --new-bundle-format` in CI does:
+/// a bundle referrer whose DSSE statement names the index digest, signed by a private Sigstore's
+/// short-lived certificate. Returns that Sigstore's trusted root.
+fn sign_keyless(t: &TempStore, key: &Path, image: &str, digest: &str, expired: bool) -> PathBuf {
+    ok(t, &["sign", image, "--key", s(key), "--format", "bundle"]);
+    let statement = signed_statement(t, digest);
+    let name = if expired { "expired" } else { "sigstore" };
+    let (keyless, root) = private_sigstore_bundle(t, name, &statement, expired);
+    rewrite_bundle(
+        t,
+        digest,
+        "https://sigstore.dev/cosign/sign/v1",
+        None,
+        |_| keyless.clone(),
+    );
+    root
+}
+
+/// `verify-blob` accepts a bundle from a private Sigstore with that instance's trusted root
+/// (and only with it), and refuses another identity or issuer.
+#[test]
+fn verify_blob_accepts_a_private_sigstore_bundle_with_its_trusted_root() {
+    let t = TempStore::new();
+    let file = t.dir.path().join("gadget.tar");
+    std::fs::write(&file, b"the artifact").unwrap();
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "gadget.tar", "digest": {"sha256": hex::encode(Sha256::digest(b"the artifact"))}}],
+        "predicateType": "https://sigstore.dev/cosign/sign/v1",
+        "predicate": {},
+    });
+    let (bundle, root) =
+        private_sigstore_bundle(&t, "blob", statement.to_string().as_bytes(), false);
+    let bundle_file = t.dir.path().join("gadget.tar.sigstore.json");
+    std::fs::write(&bundle_file, bundle.to_string()).unwrap();
+    let base = ["verify-blob", s(&file), "--bundle", s(&bundle_file)];
+    let root_flag = ["--trusted-root", s(&root)];
+    let who = [
+        "--certificate-identity",
+        CI_IDENTITY,
+        "--certificate-oidc-issuer",
+        CI_ISSUER,
+    ];
+    let out = ok(&t, &[&base[..], &who, &root_flag, &["-o", "json"]].concat());
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["identity"], CI_IDENTITY, "{v}");
+    assert_eq!(v["issuer"], CI_ISSUER, "{v}");
+    assert_eq!(v["tlog_verified"], true, "{v}");
+    // The embedded public-good root does not trust this instance.
+    let err = exits(&t, 1, &[&base[..], &who].concat());
+    assert!(err.contains("failed keyless verification"), "{err}");
+    let err = exits(
+        &t,
+        1,
+        &[
+            &base[..],
+            &[
+                "--certificate-identity-regexp",
+                r"https://github\.com/acme/.*",
+            ],
+            &["--certificate-oidc-issuer", "https://accounts.google.com"],
+            &root_flag,
+        ]
+        .concat(),
+    );
+    assert!(
+        err.contains("identity policy failed: issuer mismatch"),
+        "{err}"
+    );
+}
+
+/// `verify trace_open:v1 -o json` keyless with an identity, an issuer and `root` flags.
+fn verify_keyless<'a>(identity: &'a str, issuer: &'a str, root: &[&'a str]) -> Vec<&'a str> {
+    [
+        &["verify", "trace_open:v1", "-o", "json"][..],
+        &["--certificate-identity", identity],
+        &["--certificate-oidc-issuer", issuer],
+        root,
+    ]
+    .concat()
+}
+
+/// An image signed keyless (a bundle referrer with a Fulcio-like certificate, an SCT and a Rekor
+/// entry with inclusion proof, checkpoint and SET, all from a private Sigstore) verifies offline
+/// with `--certificate-identity`, `--certificate-oidc-issuer` and that instance's
+/// `--trusted-root`; and is refused, naming the step, for another identity, another issuer, a
+/// tampered payload, a leaf certificate expired at the signing time, and the embedded root.
+#[test]
+fn an_image_signed_keyless_verifies_offline_against_a_pinned_root() {
+    let t = TempStore::new();
+    let (key, _) = key_pair(&t, "cosign");
+    let built = build(&t, "trace_open", "trace_open:v1", &[]);
+    let digest = built["digest"].as_str().unwrap().to_owned();
+    let root = sign_keyless(&t, &key, "trace_open:v1", &digest, false);
+    let root_flag = ["--trusted-root", s(&root)];
+    let out = ok(&t, &verify_keyless(CI_IDENTITY, CI_ISSUER, &root_flag));
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["identity"], CI_IDENTITY, "{v}");
+    assert_eq!(v["issuer"], CI_ISSUER, "{v}");
+    assert_eq!(v["digest"], digest.as_str(), "{v}");
+    assert_eq!(v["tlog_verified"], true, "{v}");
+    let statement = signed_statement(&t, &digest);
+
+    let err = exits(
+        &t,
+        1,
+        &verify_keyless("mallory@example.com", CI_ISSUER, &root_flag),
+    );
+    assert!(
+        err.contains("identity policy failed: identity mismatch"),
+        "{err}"
+    );
+    let err = exits(
+        &t,
+        1,
+        &verify_keyless(CI_IDENTITY, "https://accounts.google.com", &root_flag),
+    );
+    assert!(
+        err.contains("identity policy failed: issuer mismatch"),
+        "{err}"
+    );
+    // Without the pinned root (the embedded public-good one) nothing of this instance verifies.
+    let err = exits(&t, 1, &verify_keyless(CI_IDENTITY, CI_ISSUER, &[]));
+    assert!(err.contains("failed keyless verification"), "{err}");
+
+    // A payload altered after signing: the statement now names another predicate.
+    rewrite_bundle(
+        &t,
+        &digest,
+        "https://sigstore.dev/cosign/sign/v1",
+        None,
+        |mut bundle| {
+            use base64::Engine as _;
+            let engine = base64::engine::general_purpose::STANDARD;
+            let mut statement: Value = serde_json::from_slice(
+                &engine
+                    .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+                    .unwrap(),
+            )
+            .unwrap();
+            statement["predicate"] = serde_json::json!({"note": "altered"});
+            bundle["dsseEnvelope"]["payload"] = engine
+                .encode(serde_json::to_vec(&statement).unwrap())
+                .into();
+            bundle
+        },
+    );
+    let err = exits(&t, 1, &verify_keyless(CI_IDENTITY, CI_ISSUER, &root_flag));
+    assert!(err.contains("signature failed"), "{err}");
+
+    // A leaf certificate whose validity ended before the log integrated the entry.
+    let (expired, expired_root) = private_sigstore_bundle(&t, "expired", &statement, true);
+    rewrite_bundle(
+        &t,
+        &digest,
+        "https://sigstore.dev/cosign/sign/v1",
+        None,
+        |_| expired.clone(),
+    );
+    let err = exits(
+        &t,
+        1,
+        &verify_keyless(
+            CI_IDENTITY,
+            CI_ISSUER,
+            &["--trusted-root", s(&expired_root)],
+        ),
+    );
+    assert!(
+        err.contains("Fulcio certificate chain at the signing time failed")
+            && err.contains("Expired"),
+        "{err}"
+    );
+}

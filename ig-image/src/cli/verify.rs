@@ -78,14 +78,16 @@ pub fn exec(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitStatus>
         let outcome = keyless::verify_image(&store, &reference, &policy, &root, types.as_deref());
         return report_keyless(
             outcome.map(|v| {
-                format!(
-                    "Verified {}@{}: keyless {} by {} (bundle {})",
+                let line = format!(
+                    "Verified {}@{}: keyless {} by {} (issuer {}) (bundle {})",
                     reference.display(),
                     v.digest,
                     args.attestation.as_deref().unwrap_or("signature"),
-                    policy.describe(),
+                    v.verified.identity,
+                    v.verified.issuer.as_deref().unwrap_or_default(),
                     v.signature_manifest
-                )
+                );
+                (line, serde_json::to_value(&v).unwrap_or_default())
             }),
             &reference.full(),
             args.output,
@@ -181,22 +183,27 @@ impl KeylessArgs {
     }
 }
 
-/// Prints a keyless verdict: the success line, or the failed step (exit 1); bad input is an
-/// error (exit 2).
+/// Prints a keyless verdict: the success line (with `-o json`: also the verified fields, such
+/// as the certificate identity and issuer), or the failed step (exit 1); bad input is an error
+/// (exit 2).
 pub fn report_keyless(
-    outcome: Result<String, keyless::KeylessError>,
+    outcome: Result<(String, serde_json::Value), keyless::KeylessError>,
     subject: &str,
     format: Format,
 ) -> anyhow::Result<ExitStatus> {
     match outcome {
-        Ok(line) => {
+        Ok((line, fields)) => {
             if format == Format::Columns {
                 println!("{line}");
             } else {
-                output::print_data(
-                    &serde_json::json!({"subject": subject, "verified": true, "message": line}),
-                    format,
-                )?;
+                let mut doc =
+                    serde_json::json!({"subject": subject, "verified": true, "message": line});
+                if let (Some(doc), serde_json::Value::Object(fields)) =
+                    (doc.as_object_mut(), fields)
+                {
+                    doc.extend(fields);
+                }
+                output::print_data(&doc, format)?;
             }
             Ok(ExitStatus::Success)
         }

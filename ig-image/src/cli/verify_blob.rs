@@ -57,19 +57,24 @@ pub fn exec(_global: &GlobalArgs, args: VerifyBlobArgs) -> anyhow::Result<ExitSt
                 &key.display().to_string(),
                 &root,
             )
-            .map(|v| format!("Verified OK: `{name}` signed with `{}`", v.identity))
+            .map(|v| {
+                let line = format!("Verified OK: `{name}` signed with `{}`", v.identity);
+                (line, serde_json::to_value(&v).unwrap_or_default())
+            })
         }
         None => {
             let (policy, root) = args.keyless.policy_and_root()?;
             keyless::verify_keyless(&bundle, Subject::Blob(&file), &policy, &root).map(|v| {
-                format!(
+                let line = format!(
                     "Verified OK: `{name}` signed by {} (issuer {}){}",
                     v.identity,
-                    v.issuer.unwrap_or_default(),
+                    v.issuer.as_deref().unwrap_or_default(),
                     v.integrated_time
+                        .as_deref()
                         .map(|t| format!(", logged at {t}"))
                         .unwrap_or_default()
-                )
+                );
+                (line, serde_json::to_value(&v).unwrap_or_default())
             })
         }
     };

@@ -99,29 +99,6 @@ impl IdentityPolicy {
             issuer,
         })
     }
-
-    /// A one-line description, for messages.
-    pub fn describe(&self) -> String {
-        let who = self
-            .identity
-            .clone()
-            .or_else(|| {
-                self.identity_regexp
-                    .as_ref()
-                    .map(|r| format!("/{}/", r.as_str()))
-            })
-            .unwrap_or_default();
-        let issuer = self
-            .issuer
-            .clone()
-            .or_else(|| {
-                self.issuer_regexp
-                    .as_ref()
-                    .map(|r| format!("/{}/", r.as_str()))
-            })
-            .unwrap_or_default();
-        format!("{who} (issuer {issuer})")
-    }
 }
 
 /// The trusted root: `path`, else the embedded Sigstore public-good production root.

@@ -2,7 +2,9 @@
 //! provenance as referrers of the unchanged index; the SBOM names what clang really read
 //! (checked against clang's own `-M` output, run here independently); `verify --attestation`
 //! passes only with the right key, an untampered payload and the right subject; attestations
-//! travel through export/import and a real registry; builds are reproducible.
+//! travel through export/import and a real registry; builds are reproducible. Keyless: real
+//! public-good bundles, and a private Sigstore made at test time (tests/helpers/sigstore_keyless.py)
+//! whose keyless-signed image verifies offline with its pinned root, also after push and pull.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -1034,5 +1036,83 @@ fn an_image_signed_keyless_verifies_offline_against_a_pinned_root() {
         err.contains("Fulcio certificate chain at the signing time failed")
             && err.contains("Expired"),
         "{err}"
+    );
+}
+
+/// A keyless-signed image (private Sigstore) pushed to a real registry and pulled into a fresh
+/// store verifies keyless there; `pull` with the keyless policy flags accepts it with the pinned
+/// root and refuses it for another identity.
+#[test]
+fn a_keyless_signed_image_verifies_after_push_and_pull() {
+    if !ig_image_tests::registry::require_registry_tools(
+        "a_keyless_signed_image_verifies_after_push_and_pull",
+    ) {
+        return;
+    }
+    let registry = ig_image_tests::registry::Registry::start();
+    let host = registry.host();
+    let insecure = ["--insecure-registries", host.as_str()];
+    let t = TempStore::new();
+    let (key, _) = key_pair(&t, "cosign");
+    let image = format!("{host}/gadgets/trace_open:v1");
+    let built = build(&t, "trace_open", &image, &[]);
+    let digest = built["digest"].as_str().unwrap().to_owned();
+    let root = sign_keyless(&t, &key, &image, &digest, false);
+    let root_flag = ["--trusted-root", s(&root)];
+    let who = [
+        "--certificate-identity",
+        CI_IDENTITY,
+        "--certificate-oidc-issuer",
+        CI_ISSUER,
+    ];
+    ok(&t, &[&["push", image.as_str()][..], &insecure].concat());
+
+    let fresh = TempStore::new();
+    ok(&fresh, &[&["pull", image.as_str()][..], &insecure].concat());
+    let out = ok(
+        &fresh,
+        &[
+            &["verify", image.as_str(), "-o", "json"][..],
+            &who,
+            &root_flag,
+        ]
+        .concat(),
+    );
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["identity"], CI_IDENTITY, "{v}");
+    assert_eq!(v["digest"], digest.as_str(), "{v}");
+    // The pulled bundle is the pushed one, byte for byte.
+    assert_eq!(
+        referrer_layer(&fresh, &digest, BUNDLE),
+        referrer_layer(&t, &digest, BUNDLE)
+    );
+
+    // pull's policy: accepted with the pinned root, refused for another identity.
+    let policy_store = TempStore::new();
+    ok(
+        &policy_store,
+        &[&["pull", image.as_str()][..], &insecure, &who, &root_flag].concat(),
+    );
+    let refused = TempStore::new();
+    let err = exits(
+        &refused,
+        2,
+        &[
+            &["pull", image.as_str()][..],
+            &insecure,
+            &["--certificate-identity", "mallory@example.com"],
+            &["--certificate-oidc-issuer", CI_ISSUER],
+            &root_flag,
+        ]
+        .concat(),
+    );
+    assert!(
+        err.contains("keyless signature verification failed"),
+        "{err}"
+    );
+    let listed = ok(&refused, &["list", "-o", "json"]);
+    assert!(
+        !listed.contains("trace_open"),
+        "a refused pull left a tag: {listed}"
     );
 }

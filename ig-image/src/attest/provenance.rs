@@ -2,7 +2,8 @@
 //! (`https://in-toto.io/Statement/v1`) whose subject is the image index digest and whose
 //! predicate (`https://slsa.dev/provenance/v1`) holds the build definition (build.yaml values,
 //! platforms, flags), the resolved dependencies with their digests, and the run details (the
-//! builder id with ig-image's version, the per-platform objects as byproducts).
+//! builder id: the GitHub Actions workflow that ran the build, else ig-image at its version;
+//! the per-platform objects as byproducts).
 //!
 //! Deterministic: no wall-clock time unless `SOURCE_DATE_EPOCH` is unset (then `startedOn` is
 //! the build's creation time, as in the image annotations).
@@ -23,13 +24,29 @@ pub fn build_type() -> String {
     format!("{}/build/v1", env!("CARGO_PKG_REPOSITORY"))
 }
 
-/// The builder id, with our version.
+/// The builder id (`runDetails.builder.id`): who ran the build, from the environment.
+///
+/// - In GitHub Actions (`GITHUB_ACTIONS=true`): the workflow file at its ref,
+///   `$GITHUB_SERVER_URL/$GITHUB_WORKFLOW_REF`, e.g.
+///   `https://github.com/acme/gadgets/.github/workflows/release.yml@refs/tags/v1`. That is the
+///   identity Fulcio certifies when the same workflow signs keylessly (what
+///   `--certificate-identity` takes), so the provenance names the signer.
+/// - Anywhere else: ig-image itself at its version, `pkg:generic/ig-image@<version>` (a package
+///   URL): a build on a machine nothing attests.
 pub fn builder_id() -> String {
-    format!(
-        "{}/builder@v{}",
-        env!("CARGO_PKG_REPOSITORY"),
-        env!("CARGO_PKG_VERSION")
-    )
+    builder_id_from(|name| std::env::var(name).ok())
+}
+
+fn builder_id_from(env: impl Fn(&str) -> Option<String>) -> String {
+    let usable = |v: &String| !v.is_empty() && !v.contains(char::is_whitespace);
+    if env("GITHUB_ACTIONS").as_deref() == Some("true") {
+        let server = env("GITHUB_SERVER_URL").filter(|s| usable(s) && s.starts_with("https://"));
+        let workflow = env("GITHUB_WORKFLOW_REF").filter(|w| usable(w) && w.contains('@'));
+        if let (Some(server), Some(workflow)) = (server, workflow) {
+            return format!("{}/{}", server.trim_end_matches('/'), workflow);
+        }
+    }
+    format!("pkg:generic/ig-image@{}", env!("CARGO_PKG_VERSION"))
 }
 
 fn file_uri(origin: &Origin, name: &str) -> String {
@@ -131,4 +148,45 @@ pub fn render(inv: &Inventory) -> Vec<u8> {
         SLSA_PROVENANCE_V1,
         predicate(inv),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::builder_id_from;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn the_builder_is_the_github_workflow_at_its_ref_else_ig_image_at_its_version() {
+        let github = [
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_SERVER_URL", "https://github.com"),
+            (
+                "GITHUB_WORKFLOW_REF",
+                "acme/gadgets/.github/workflows/release.yml@refs/tags/v1",
+            ),
+        ];
+        assert_eq!(
+            builder_id_from(env(&github)),
+            "https://github.com/acme/gadgets/.github/workflows/release.yml@refs/tags/v1"
+        );
+        let local = format!("pkg:generic/ig-image@{}", env!("CARGO_PKG_VERSION"));
+        assert_eq!(builder_id_from(env(&[])), local);
+        // Not in GitHub Actions, or its variables unusable: ig-image itself.
+        assert_eq!(builder_id_from(env(&github[1..])), local);
+        let broken = [github[0], github[1], ("GITHUB_WORKFLOW_REF", "no ref")];
+        assert_eq!(builder_id_from(env(&broken)), local);
+        let plain_http = [
+            github[0],
+            ("GITHUB_SERVER_URL", "http://ghe.local"),
+            github[2],
+        ];
+        assert_eq!(builder_id_from(env(&plain_http)), local);
+    }
 }

@@ -735,7 +735,11 @@ fn inventory_of(f: &BuildFacts<'_>) -> std::io::Result<crate::attest::inventory:
     crates.dedup();
     let resolved = files.resolve(&roots)?;
 
-    let tool_cache = opts.cache_dir.as_deref();
+    // Tool versions are remembered per tool identity (path, size, mtime) even with `--no-cache`:
+    // that flag rebuilds the objects, and a changed tool has another identity anyway. Without
+    // it a clean build would run `clang --version` and `llvm-strip --version` for its SBOM.
+    let tool_cache_dir = opts.cache_dir.clone().unwrap_or_else(cache::default_dir);
+    let tool_cache = Some(tool_cache_dir.as_path());
     let mut tools = Vec::new();
     if is_c
         || spec

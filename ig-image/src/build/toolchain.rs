@@ -258,16 +258,31 @@ pub struct CToolchain {
 }
 
 impl CToolchain {
-    /// Resolve clang and llvm-strip from the environment and PATH.
+    /// Resolve clang and llvm-strip from the environment and PATH. A success is remembered for
+    /// the process while `PATH`, `CLANG` and `LLVM_STRIP` stay the same: a build asks again for
+    /// its SBOM and provenance, and a PATH scan reads every directory on it.
     pub fn discover() -> Result<CToolchain, ToolchainError> {
+        static FOUND: std::sync::Mutex<Option<(Vec<Option<OsString>>, CToolchain)>> =
+            std::sync::Mutex::new(None);
+        let key: Vec<Option<OsString>> = ["PATH", env::CLANG, env::LLVM_STRIP]
+            .iter()
+            .map(std::env::var_os)
+            .collect();
+        let mut found = FOUND
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((k, toolchain)) = found.as_ref() {
+            if *k == key {
+                return Ok(toolchain.clone());
+            }
+        }
         // One pass over PATH finds both tools (PATH often lists /usr/bin twice, via /bin).
-        let found = scan_path(
-            &["clang", "llvm-strip"],
-            std::env::var_os("PATH").unwrap_or_default(),
-        );
-        let clang = resolve("clang", env::CLANG, "clang-19", found[0].clone())?;
-        let strip = resolve("llvm-strip", env::LLVM_STRIP, "llvm-19", found[1].clone())?;
-        Ok(CToolchain { clang, strip })
+        let scanned = scan_path(&["clang", "llvm-strip"], key[0].clone().unwrap_or_default());
+        let clang = resolve("clang", env::CLANG, "clang-19", scanned[0].clone())?;
+        let strip = resolve("llvm-strip", env::LLVM_STRIP, "llvm-19", scanned[1].clone())?;
+        let toolchain = CToolchain { clang, strip };
+        *found = Some((key, toolchain.clone()));
+        Ok(toolchain)
     }
 
     /// Identity string of the whole toolchain, for cache keys.

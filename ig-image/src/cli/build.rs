@@ -53,7 +53,7 @@ pub struct BuildArgs {
     /// Compiler processes at once (default: number of cores)
     #[arg(short = 'j', long, value_name = "N")]
     jobs: Option<usize>,
-    /// Do not read or write the build cache
+    /// Do not read or write the build cache (compiled objects); the unpacked SDK and the tools' versions (keyed by each tool's path, size and mtime) are still reused
     #[arg(long)]
     no_cache: bool,
     /// Add a btfgen layer: minimized kernel BTF (bpftool gen min_core_btf) for every kernel of --btfhub-archive, so the gadget runs on kernels without /sys/kernel/btf/vmlinux

@@ -531,3 +531,132 @@ fn row10_build_warnings_carry_one_prefix() {
         assert!(!w.contains("warning: warning:"), "{w}");
     }
 }
+
+/// A C source cannot read a file outside the gadget directory, its include directories, the SDK
+/// and the compiler's own headers: `#include` with `../` or an absolute path, `#include_next`,
+/// `#embed`, `__has_include`/`__has_embed` probes, a macro-built name, a symlinked file or
+/// directory inside the gadget directory. Each is a real clang build of a real gadget with the
+/// hostile lines added, which would otherwise succeed with the secret compiled in; the error
+/// names the source and the path, and never quotes the secret.
+#[test]
+fn a_c_source_reads_nothing_outside_the_gadget_directory() {
+    const TOKEN: &str = "SECRETTOKEN_7f3a";
+    let t = TempStore::new();
+    let outside = t.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let secret_h = outside.join("secret.h");
+    std::fs::write(
+        &secret_h,
+        format!("static const char leaked[] __attribute__((used)) = \"{TOKEN}\";\n"),
+    )
+    .unwrap();
+    // Not C: a compile that reads it fails with the secret in its messages.
+    std::fs::write(outside.join("quoted.h"), format!("{TOKEN} hunter2;\n")).unwrap();
+    std::fs::write(outside.join("secret.bin"), TOKEN).unwrap();
+    let abs = outside.display().to_string();
+    let sample_src = sample("trace_open");
+    let program = std::fs::read_to_string(sample_src.join("program.bpf.c")).unwrap();
+    let metadata = std::fs::read(sample_src.join("gadget.yaml")).unwrap();
+    let build = |name: &str, extra: &str, links: &[(&str, &Path)]| {
+        let dir = gadget_dir(
+            t.dir.path(),
+            name,
+            &[
+                ("program.bpf.c", format!("{program}\n{extra}\n").as_bytes()),
+                ("gadget.yaml", &metadata),
+            ],
+        );
+        std::fs::create_dir_all(dir.join("include")).unwrap();
+        std::fs::write(dir.join("include/real.h"), "#define HARDEN_INSIDE 1\n").unwrap();
+        for (link, target) in links {
+            std::os::unix::fs::symlink(target, dir.join(link)).unwrap();
+        }
+        let m = run_measured(t.cmd([
+            "build".as_ref(),
+            dir.as_os_str(),
+            "--platform".as_ref(),
+            "amd64".as_ref(),
+            "--no-cache".as_ref(),
+        ]));
+        (dir, m)
+    };
+
+    // The control: the same gadget reading a header through a symlink that stays inside.
+    let (_, ok) = build(
+        "inside",
+        "#include \"inside.h\"\n#if __has_include(\"include/real.h\")\n#endif",
+        &[("inside.h", Path::new("include/real.h"))],
+    );
+    assert_eq!(ok.out.status.code(), Some(0), "control: {}", ok.stderr());
+    let store_before = t.snapshot();
+
+    let embed = format!(
+        "static const char e[] __attribute__((used)) = {{\n#embed \"{abs}/secret.bin\"\n}};"
+    );
+    // (case, the lines added to program.bpf.c, symlinks in the gadget directory, the path the
+    // error must name as read)
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a Path)>, String);
+    let cases: Vec<Case> = vec![
+        ("dotdot", "#include \"../outside/secret.h\"".into(), vec![], "../outside/secret.h".into()),
+        ("absolute", format!("#include \"{abs}/secret.h\""), vec![], format!("{abs}/secret.h")),
+        ("angled absolute", format!("#include <{abs}/secret.h>"), vec![], format!("{abs}/secret.h")),
+        ("include_next", "#include_next \"../outside/secret.h\"".into(), vec![], "outside/secret.h".into()),
+        ("embed", embed.clone(), vec![], format!("{abs}/secret.bin")),
+        (
+            "has_include probe",
+            format!("#if __has_include(\"{abs}/secret.h\")\nint harden_probe __attribute__((used));\n#endif"),
+            vec![],
+            format!("{abs}/secret.h"),
+        ),
+        (
+            "has_embed probe",
+            format!("#if __has_embed(\"{abs}/secret.bin\")\nint harden_probe __attribute__((used));\n#endif"),
+            vec![],
+            format!("{abs}/secret.bin"),
+        ),
+        (
+            "macro-built name",
+            "#define HARDEN_STR(x) #x\n#define HARDEN_PATH(x) HARDEN_STR(x)\n#include HARDEN_PATH(../outside/secret.h)".into(),
+            vec![],
+            "../outside/secret.h".into(),
+        ),
+        ("symlinked file", "#include \"link.h\"".into(), vec![("link.h", secret_h.as_path())], "link.h".into()),
+        ("symlinked directory", "#include \"up/secret.h\"".into(), vec![("up", outside.as_path())], "up/secret.h".into()),
+        (
+            "symlink in an include directory",
+            "#include <gadget/harden.h>".into(),
+            vec![("gadget", outside.as_path())],
+            "gadget".into(),
+        ),
+        ("failing compile quoting the secret", "#include \"../outside/quoted.h\"".into(), vec![], "../outside/quoted.h".into()),
+        (
+            "a missing header and #error do not hide it",
+            "#include \"../outside/quoted.h\"\n#include \"missing_harden.h\"\n#error stop here".into(),
+            vec![],
+            "../outside/quoted.h".into(),
+        ),
+    ];
+    // The symlinked include directory case needs the link's file to exist.
+    std::fs::write(outside.join("harden.h"), "int harden_h;\n").unwrap();
+    for (what, extra, links, named) in cases {
+        let (_, m) = build(&what.replace([' ', '#'], "_"), &extra, &links);
+        m.assert_refused(
+            what,
+            &[
+                "program.bpf.c` reads `",
+                &named,
+                "outside the gadget directory",
+            ],
+        );
+        assert!(
+            !m.stderr().contains(TOKEN),
+            "{what}: the secret was printed:\n{}",
+            m.stderr()
+        );
+        assert!(
+            !m.stderr().contains("hunter2"),
+            "{what}: the secret was printed"
+        );
+        assert_eq!(t.snapshot(), store_before, "{what}: the store changed");
+    }
+}

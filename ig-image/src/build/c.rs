@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::cache::{BuildCache, KeyBuilder, parse_depfile};
+use super::cache::{BuildCache, KeyBuilder};
+use super::reads::{self, AllowedRoots, ReadError};
 use super::toolchain::CToolchain;
 use crate::platform::Platform;
 
@@ -73,6 +74,10 @@ pub enum CompileError {
         /// llvm-strip's messages.
         stderr: String,
     },
+    /// The source reads a file outside the gadget directory, the include directories, the SDK
+    /// and the compiler's own headers.
+    #[error(transparent)]
+    Reads(#[from] ReadError),
     /// A tool could not be started or its output read.
     #[error("cannot run `{tool}`")]
     Run {
@@ -143,9 +148,27 @@ fn absolute(path: &Path) -> PathBuf {
         .unwrap_or_else(|_| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
 }
 
+/// Where a compile may read: the gadget directory, the include directories, the SDK trees,
+/// the host's multiarch headers and the compiler's own system headers.
+fn allowed_roots(req: &CompileRequest<'_>) -> AllowedRoots {
+    let dirs = std::iter::once(req.gadget_dir.to_path_buf())
+        .chain(req.include_dirs.iter().cloned())
+        .chain(req.sdk_dirs.iter().cloned())
+        .chain(multiarch_include());
+    AllowedRoots::new(
+        dirs,
+        &req.toolchain.clang.path,
+        &[
+            "-target".to_string(),
+            req.platform.clang_target().to_string(),
+        ],
+    )
+}
+
 /// Compile and strip, or reuse the cached object.
 pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError> {
     let args = clang_args(req);
+    let roots = allowed_roots(req);
     let source_abs = std::fs::canonicalize(req.source).unwrap_or_else(|_| req.source.to_path_buf());
     let key = {
         let mut k = KeyBuilder::new();
@@ -161,6 +184,8 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
         .cache
         .and_then(|c| c.lookup_with_dependencies(&key, req.immutable_root))
     {
+        // An entry written before reads were checked (or by another tool) is checked too.
+        reads::check_paths(&dependencies, req.source, &roots)?;
         return Ok(CompiledObject {
             platform: req.platform,
             bytes,
@@ -185,6 +210,18 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
     let relative_source = source_abs
         .strip_prefix(&gadget_dir)
         .map_or(source_abs.clone(), Path::to_path_buf);
+    // Every file the source reads is checked before clang's messages can quote one.
+    reads::scan_before_compile(
+        &reads::Scan {
+            clang: &req.toolchain.clang.path,
+            args: &args,
+            cwd: &gadget_dir,
+            source_arg: &relative_source,
+            source_path: req.source,
+            work: work.path(),
+        },
+        &roots,
+    )?;
     let output = Command::new(&req.toolchain.clang.path)
         .current_dir(&gadget_dir)
         .args(&args)
@@ -246,21 +283,14 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
         source,
     })?;
 
-    let deps: Vec<PathBuf> = std::fs::read_to_string(&depfile)
-        .map(|t| parse_depfile(&t))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| std::fs::canonicalize(gadget_dir.join(&p)).unwrap_or(p))
-        .collect();
+    // The compile reads what the scan saw; its own list is checked all the same.
+    let listed = std::fs::read(&depfile).map_err(|e| ReadError::Unlisted {
+        source_path: req.source.to_path_buf(),
+        reason: format!("clang wrote no dependency list: {e}"),
+    })?;
+    let deps = reads::check_listed(&listed, &gadget_dir, req.source, &roots, false)?;
     if let Some(cache) = req.cache {
-        if deps.is_empty() {
-            log::warn!(
-                "clang wrote no dependency list for `{}`; not caching",
-                req.source.display()
-            );
-        } else {
-            cache.store(&key, &bytes, &deps, req.immutable_root);
-        }
+        cache.store(&key, &bytes, &deps, req.immutable_root);
     }
     Ok(CompiledObject {
         platform: req.platform,

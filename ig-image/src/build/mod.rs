@@ -13,6 +13,7 @@ pub mod c;
 pub mod cache;
 pub mod cflags;
 pub mod confine;
+pub mod reads;
 pub mod rust;
 pub mod toolchain;
 pub mod wasm;

@@ -25,7 +25,8 @@ use wasmparser::{
     WasmFeatures,
 };
 
-use super::cache::{BuildCache, KeyBuilder, parse_depfile};
+use super::cache::{BuildCache, KeyBuilder};
+use super::reads::{self, AllowedRoots, ReadError};
 
 /// The WASI import module every gadget module may use.
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
@@ -224,6 +225,9 @@ pub enum WasmError {
         /// How to install it.
         install: String,
     },
+    /// The source reads a file outside the gadget directory and the compiler's own headers.
+    #[error(transparent)]
+    Reads(#[from] ReadError),
     /// The compiler failed.
     #[error("{tool} failed to build the WASM module `{source_path}`:\n{stderr}")]
     Compile {
@@ -572,13 +576,36 @@ fn compile_c(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError>
     };
     // Nothing is immutable here: every header clang read is re-hashed on lookup.
     let no_immutable = Path::new("/nonexistent/ig-image/immutable");
-    if let Some(bytes) = cache.as_ref().and_then(|c| c.lookup(&key, no_immutable)) {
+    let gadget_dir = std::fs::canonicalize(req.gadget_dir).unwrap_or(req.gadget_dir.to_path_buf());
+    let roots = AllowedRoots::new(
+        [gadget_dir.clone()],
+        &clang.clang,
+        &["--target=wasm32-wasi".to_string()],
+    );
+    if let Some((bytes, deps)) = cache
+        .as_ref()
+        .and_then(|c| c.lookup_with_dependencies(&key, no_immutable))
+    {
+        reads::check_paths(&deps, req.source, &roots)?;
         return Ok((bytes, Vec::new()));
     }
     let work = scratch_dir("ig-image-wasm-")?;
     let out = work.path().join("module.wasm");
     let depfile = work.path().join("module.d");
+    // Every file the source reads is checked before clang's messages can quote one.
+    reads::scan_before_compile(
+        &reads::Scan {
+            clang: &clang.clang,
+            args: &args,
+            cwd: &gadget_dir,
+            source_arg: &source,
+            source_path: req.source,
+            work: work.path(),
+        },
+        &roots,
+    )?;
     let output = Command::new(&clang.clang)
+        .current_dir(&gadget_dir)
         .args(&args)
         .arg("-MD")
         .arg("-MF")
@@ -601,16 +628,11 @@ fn compile_c(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError>
         });
     }
     let bytes = read(&out)?;
+    // The compile reads what the scan saw; its own list is checked all the same.
+    let listed = read(&depfile)?;
+    let deps = reads::check_listed(&listed, &gadget_dir, req.source, &roots, false)?;
     if let Some(cache) = &cache {
-        let deps: Vec<PathBuf> = std::fs::read_to_string(&depfile)
-            .map(|t| parse_depfile(&t))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
-            .collect();
-        if !deps.is_empty() {
-            cache.store(&key, &bytes, &deps, no_immutable);
-        }
+        cache.store(&key, &bytes, &deps, no_immutable);
     }
     Ok((bytes, compiler_warnings(&stderr)))
 }

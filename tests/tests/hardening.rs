@@ -659,4 +659,44 @@ fn a_c_source_reads_nothing_outside_the_gadget_directory() {
         );
         assert_eq!(t.snapshot(), store_before, "{what}: the store changed");
     }
+
+    // The assembler reads `.incbin` and `.include` files itself, unseen by the preprocessor:
+    // the compiler's sandbox (Landlock) refuses them, directly or through a symlink inside.
+    for (what, extra, links) in [
+        (
+            "asm .incbin",
+            format!(
+                "asm(\".pushsection .rodata.harden\\n.incbin \\\"{abs}/secret.bin\\\"\\n.popsection\");"
+            ),
+            vec![],
+        ),
+        (
+            "asm .incbin through a symlink",
+            "asm(\".pushsection .rodata.harden\\n.incbin \\\"blob.bin\\\"\\n.popsection\");"
+                .to_string(),
+            vec![("blob.bin", outside.join("secret.bin"))],
+        ),
+        (
+            "asm .include",
+            format!("asm(\".include \\\"{abs}/quoted.h\\\"\");"),
+            vec![],
+        ),
+    ] {
+        let links: Vec<(&str, &Path)> = links.iter().map(|(l, p)| (*l, p.as_path())).collect();
+        let (_, m) = build(&what.replace([' ', '.'], "_"), &extra, &links);
+        m.assert_refused(
+            what,
+            &[
+                "program.bpf.c`",
+                "Could not find",
+                "hint: clang may read only",
+            ],
+        );
+        assert!(
+            !m.stderr().contains(TOKEN),
+            "{what}: the secret was printed:\n{}",
+            m.stderr()
+        );
+        assert_eq!(t.snapshot(), store_before, "{what}: the store changed");
+    }
 }

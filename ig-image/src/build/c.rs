@@ -6,6 +6,7 @@ use std::process::Command;
 
 use super::cache::{BuildCache, KeyBuilder};
 use super::reads::{self, AllowedRoots, ReadError};
+use super::sandbox::Sandbox;
 use super::toolchain::CToolchain;
 use crate::platform::Platform;
 
@@ -222,21 +223,29 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
         },
         &roots,
     )?;
-    let output = Command::new(&req.toolchain.clang.path)
+    // What the scan cannot see (the assembler's `.incbin` in inline asm) the sandbox stops.
+    let sandbox = Sandbox::new(
+        &req.toolchain.clang.path,
+        &roots.all(),
+        &[work.path().to_path_buf()],
+    );
+    let mut clang = Command::new(&req.toolchain.clang.path);
+    clang
         .current_dir(&gadget_dir)
         .args(&args)
         .arg("-MD")
+        .args(["-MT", reads::DEPENDENCY_TARGET])
         .arg("-MF")
         .arg(&depfile)
         .arg("-c")
         .arg(&relative_source)
         .arg("-o")
-        .arg(&object)
-        .output()
-        .map_err(|source| CompileError::Run {
-            tool: req.toolchain.clang.path.clone(),
-            source,
-        })?;
+        .arg(&object);
+    sandbox.apply(&mut clang, work.path());
+    let output = clang.output().map_err(|source| CompileError::Run {
+        tool: req.toolchain.clang.path.clone(),
+        source,
+    })?;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
         let missing_vmlinux = !req.sdk_dirs.iter().any(|d| {
@@ -245,7 +254,11 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
                 .join("vmlinux.h")
                 .exists()
         });
-        let hint = if missing_vmlinux {
+        let hint = if sandbox.confines()
+            && (stderr.contains("Could not find") || stderr.contains("Permission denied"))
+        {
+            "hint: clang may read only the gadget directory, its include directories, the SDK and the toolchain's own trees (docs/security.md)".to_string()
+        } else if missing_vmlinux {
             format!(
                 "hint: no SDK has `gadget/{arch}/vmlinux.h`; pass `--sdk-dir DIR` with `DIR/gadget/{arch}/vmlinux.h` to build for {arch}",
                 arch = req.platform.oci_arch()

@@ -15,6 +15,7 @@ pub mod cflags;
 pub mod confine;
 pub mod reads;
 pub mod rust;
+pub mod sandbox;
 pub mod toolchain;
 pub mod wasm;
 pub mod wasm_go;

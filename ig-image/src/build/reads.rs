@@ -81,6 +81,18 @@ impl AllowedRoots {
         }
     }
 
+    /// Every root, the compiler's system include directories included.
+    pub fn all(&self) -> Vec<PathBuf> {
+        let mut all = self.roots.clone();
+        all.extend(
+            self.system
+                .get_or_init(|| system_include_dirs(&self.clang, &self.target))
+                .iter()
+                .cloned(),
+        );
+        all
+    }
+
     /// Whether the resolved path `path` lies inside a root.
     pub fn contains(&self, path: &Path) -> bool {
         self.roots.iter().any(|r| path.starts_with(r))
@@ -137,6 +149,10 @@ fn parse_search_list(stderr: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The target name every dependency list is written for (`-MT`): a fixed name, so that the
+/// first colon of the list ends it whatever the source is called.
+pub const DEPENDENCY_TARGET: &str = "ig-image-target";
+
 /// One compile to scan: the same arguments the compile gets, in the same directory.
 #[derive(Debug)]
 pub struct Scan<'a> {
@@ -162,7 +178,7 @@ pub fn scan_before_compile(scan: &Scan<'_>, roots: &AllowedRoots) -> Result<(), 
     let output = Command::new(scan.clang)
         .current_dir(scan.cwd)
         .args(scan.args)
-        .args(["-M", "-MG", "-MF"])
+        .args(["-M", "-MG", "-MT", DEPENDENCY_TARGET, "-MF"])
         .arg(&depfile)
         .arg(scan.source_arg)
         .stdin(Stdio::null())
@@ -277,10 +293,11 @@ struct Listed {
 /// line. Anything else with a backslash, a `$`, a newline or a control character is refused:
 /// clang writes such names unescaped, so they could hide a file.
 fn parse_strict(text: &str) -> Result<Vec<Listed>, String> {
-    let Some(colon) = text.find(": ") else {
-        return Err("the dependency list has no `target: ` line".into());
+    // The target is fixed (`-MT`), so the first colon ends it.
+    let Some(colon) = text.find(':') else {
+        return Err("the dependency list has no `target:`".into());
     };
-    let body = &text[colon + 2..];
+    let body = &text[colon + 1..];
     let Some(body) = body.strip_suffix('\n') else {
         return Err("the dependency list does not end with a newline".into());
     };
@@ -379,6 +396,8 @@ mod tests {
             names("x.o: x.c vmlinux.h \\\n  /sdk/include/bpf/bpf_helpers.h\n"),
             ["x.c", "vmlinux.h", "/sdk/include/bpf/bpf_helpers.h"]
         );
+        // A long first name starts on a continuation line.
+        assert_eq!(names("x.o: \\\n  /a/b.c \\\n  /c.h\n"), ["/a/b.c", "/c.h"]);
         assert_eq!(
             names("x.o: my\\ dir/x.c a\\#b.h c$$d.h\n"),
             ["my dir/x.c", "a#b.h", "c$d.h"]
@@ -400,6 +419,7 @@ mod tests {
     #[test]
     fn names_that_clang_writes_unescaped_are_refused() {
         for bad in [
+            "x.o:\\\n a.h\n",
             "x.o: a\\\\ b\n",
             "x.o: a\\b.h\n",
             "x.o: a\nb.h\n",

@@ -27,6 +27,7 @@ use wasmparser::{
 
 use super::cache::{BuildCache, KeyBuilder};
 use super::reads::{self, AllowedRoots, ReadError};
+use super::sandbox::Sandbox;
 
 /// The WASI import module every gadget module may use.
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
@@ -592,11 +593,17 @@ fn compile_c(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError>
     let work = scratch_dir("ig-image-wasm-")?;
     let out = work.path().join("module.wasm");
     let depfile = work.path().join("module.d");
-    // Every file the source reads is checked before clang's messages can quote one.
+    // Every file the source reads is checked before clang's messages can quote one. The
+    // preprocessor refuses the link-only flags.
+    let scan_args: Vec<String> = args
+        .iter()
+        .filter(|a| !a.starts_with("-mexec-model=") && !a.starts_with("-Wl,"))
+        .cloned()
+        .collect();
     reads::scan_before_compile(
         &reads::Scan {
             clang: &clang.clang,
-            args: &args,
+            args: &scan_args,
             cwd: &gadget_dir,
             source_arg: &source,
             source_path: req.source,
@@ -604,21 +611,24 @@ fn compile_c(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError>
         },
         &roots,
     )?;
-    let output = Command::new(&clang.clang)
-        .current_dir(&gadget_dir)
+    // What the scan cannot see (the assembler's `.incbin` in inline asm) the sandbox stops.
+    let sandbox = Sandbox::new(&clang.clang, &roots.all(), &[work.path().to_path_buf()]);
+    let mut cmd = Command::new(&clang.clang);
+    cmd.current_dir(&gadget_dir)
         .args(&args)
         .arg("-MD")
+        .args(["-MT", reads::DEPENDENCY_TARGET])
         .arg("-MF")
         .arg(&depfile)
         .arg(&source)
         .arg("-o")
-        .arg(&out)
-        .output()
-        .map_err(|source| WasmError::Io {
-            action: "run",
-            path: clang.clang.clone(),
-            source,
-        })?;
+        .arg(&out);
+    sandbox.apply(&mut cmd, work.path());
+    let output = cmd.output().map_err(|source| WasmError::Io {
+        action: "run",
+        path: clang.clang.clone(),
+        source,
+    })?;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
         return Err(WasmError::Compile {

@@ -2,10 +2,4 @@
 //! exports, instantiation without running anything).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let _ = ig_image::build::wasm::validate(data);
-    let _ = runtime_min::wasm::validate(data);
-    let _ = runtime_min::wasm::unsupported_imports(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ig_image_fuzz::targets::wasm(data));

@@ -161,6 +161,9 @@ fn layout(columns: &[ColumnInfo]) -> Vec<Col> {
             } else {
                 16
             };
+            // An integer column is as wide as its widest value (a 64-bit id is 20 digits), so
+            // numbers, which are never cut, cannot push the following columns out of line.
+            let default = default.max(c.max_digits);
             let mut width = num("columns.width").unwrap_or_else(|| default.max(header.len()));
             if let Some(min) = num("columns.minwidth") {
                 width = width.max(min);
@@ -282,6 +285,7 @@ impl<'a, W: Write> Columns<'a, W> {
                 name: name.clone(),
                 numeric: false,
                 annotations: Default::default(),
+                max_digits: 0,
             });
         }
         let cols = layout(&columns);
@@ -351,7 +355,24 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
+            max_digits: 0,
         }
+    }
+
+    #[test]
+    fn integer_columns_fit_their_widest_value() {
+        let mut id = col("mntns_id", true, &[]);
+        id.max_digits = 20;
+        let cols = layout(&[id, col("comm", false, &[])]);
+        assert_eq!(cols[0].width, 20);
+        let line = row(&cols, &["4026531840".into(), "bash".into()]);
+        assert_eq!(line, format!("{:>20} bash", "4026531840"));
+        let huge = row(&cols, &[u64::MAX.to_string(), "bash".into()]);
+        assert_eq!(
+            huge.find(" bash"),
+            line.find(" bash"),
+            "no overflow: {huge}"
+        );
     }
 
     #[test]

@@ -216,10 +216,12 @@ pub fn encode(
             Ok(put_int(v, size, endianness))
         }
         FieldKind::Bool => {
-            let b = match text.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" | "" => false,
-                _ => return Err("expected true or false".into()),
+            // Exactly upstream's spellings (its bool validator); an empty value, as an old
+            // `defaultValue: ""` writes it, is false.
+            let b = match text {
+                "true" => true,
+                "false" | "" => false,
+                _ => return Err(format!("`{text}`: expected true or false")),
             };
             let mut out = vec![0u8; size as usize];
             if let Some(first) = out.first_mut() {
@@ -304,6 +306,14 @@ mod tests {
         );
         assert_eq!(encode(&FieldKind::Bool, 1, "true", le).unwrap(), vec![1]);
         assert!(encode(&FieldKind::Bool, 1, "maybe", le).is_err());
+        // Only upstream's spellings.
+        assert_eq!(encode(&FieldKind::Bool, 1, "false", le).unwrap(), vec![0]);
+        for other in ["yes", "TRUE", "True", "1", "on", " true"] {
+            assert!(
+                encode(&FieldKind::Bool, 1, other, le).is_err(),
+                "{other} accepted"
+            );
+        }
         let s = encode(&FieldKind::String { len: 16 }, 16, "cat", le).unwrap();
         assert_eq!(&s[..4], b"cat\0");
         assert_eq!(s.len(), 16);

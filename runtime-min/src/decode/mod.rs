@@ -8,7 +8,8 @@
 //!
 //! - Integers are JSON numbers (128-bit integers are decimal strings); `_Bool` is `true`/`false`;
 //!   floats are numbers; pointers are numbers; other arrays are JSON arrays.
-//! - `char` arrays are strings, up to the first NUL (invalid UTF-8 is replaced).
+//! - `char` arrays are strings, up to the first NUL (invalid UTF-8 is replaced). A single `char`
+//!   is a number (as upstream), shown in columns as the character when printable (`R`).
 //! - Nested structs and unions are flattened with dotted names (`proc.parent.comm`); the
 //!   containers themselves produce no value. Fields named `__...` (and everything inside them)
 //!   are dropped.
@@ -99,6 +100,17 @@ impl How {
     }
 }
 
+/// Decimal digits of the largest value of an integer of `size` bytes, plus a sign.
+fn int_digits(size: usize) -> usize {
+    match size {
+        1 => 4,
+        2 => 6,
+        3 | 4 => 11,
+        5..=8 => 20,
+        _ => 0,
+    }
+}
+
 /// One output field.
 #[derive(Debug, Clone)]
 struct Plan {
@@ -109,6 +121,9 @@ struct Plan {
     how: How,
     json_skip: bool,
     annotations: BTreeMap<String, String>,
+    /// A single `char` (a task state such as `R`): a number in JSON, as upstream, but the
+    /// character itself in columns.
+    char_column: bool,
 }
 
 /// A field as the column printer sees it.
@@ -120,6 +135,8 @@ pub struct ColumnInfo {
     pub annotations: BTreeMap<String, String>,
     /// A number (right-aligned by default).
     pub numeric: bool,
+    /// Widest text the value can have when it is an integer (0: not one, or not known).
+    pub max_digits: usize,
 }
 
 /// Decodes the records of one data source.
@@ -293,6 +310,7 @@ impl Decoder {
             how,
             json_skip,
             annotations,
+            char_column: false,
         });
     }
 
@@ -390,6 +408,11 @@ impl Decoder {
                         *bit_offset += (base * 8) as u32;
                     }
                     self.push(f.name.clone(), offset, size, how, ann);
+                    if size == 1 && f.bitfield.is_none() && f.type_name.ends_with("char") {
+                        if let Some(plan) = self.plans.last_mut() {
+                            plan.char_column = true;
+                        }
+                    }
                 }
             }
             i += 1;
@@ -403,7 +426,11 @@ impl Decoder {
             .map(|p| ColumnInfo {
                 name: p.name.clone(),
                 annotations: p.annotations.clone(),
-                numeric: p.how.numeric(),
+                numeric: p.how.numeric() && !p.char_column,
+                max_digits: match p.how {
+                    How::Unsigned | How::Signed if !p.char_column => int_digits(p.size),
+                    _ => 0,
+                },
             })
             .collect()
     }
@@ -436,13 +463,21 @@ impl Decoder {
         out.push(b'}');
     }
 
-    /// Each field's value as display text, in [`Decoder::columns`] order (for columns).
+    /// Each field's value as display text, in [`Decoder::columns`] order (for columns). A single
+    /// `char` shows as the character when it is printable.
     pub fn texts(&self, record: &[u8]) -> Vec<String> {
         let mut buf = Vec::new();
         self.plans
             .iter()
             .map(|p| {
                 buf.clear();
+                if p.char_column {
+                    if let Some(&c) = record.get(p.offset) {
+                        if c.is_ascii_graphic() {
+                            return char::from(c).to_string();
+                        }
+                    }
+                }
                 if p.annotations
                     .get("columns.hex")
                     .is_some_and(|v| v == "true")

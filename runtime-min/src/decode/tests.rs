@@ -194,6 +194,11 @@ fn column_texts_and_extra_members() {
     let i = cols.iter().position(|c| c.name == "proc.comm").unwrap();
     assert_eq!(texts[i], "sh");
     assert!(cols.iter().find(|c| c.name == "proc.pid").unwrap().numeric);
+    // Integer columns know their widest value, so numbers cannot overflow them.
+    let digits = |n: &str| cols.iter().find(|c| c.name == n).unwrap().max_digits;
+    assert_eq!(digits("proc.pid"), 11);
+    assert_eq!(digits("proc.mntns_id"), 20);
+    assert_eq!(digits("proc.comm"), 0);
     assert_eq!(
         cols.iter().find(|c| c.name == "name").unwrap().annotations["columns.width"],
         "8"

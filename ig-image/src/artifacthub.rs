@@ -143,7 +143,7 @@ pub enum ArtifactHubError {
     },
     /// No SemVer version can be taken from the image tag.
     #[error(
-        "`{image}`: the tag `{tag}` is not a SemVer 2 version (such as v1.2.3 or 1.2.3)\nhint: tag the image with its version, or pass `--version`"
+        "`{image}`: the tag `{tag}` is not a SemVer 2 version (such as v1.2.3 or 1.2.3)\nhint: tag the image with its version, or pass `--pkg-version`"
     )]
     NotSemver {
         /// The image.
@@ -574,13 +574,14 @@ pub fn emit(doc: &Hash) -> Result<String, ArtifactHubError> {
 pub struct Generated {
     /// The package file.
     pub path: PathBuf,
-    /// Whether its content changed.
+    /// Whether the file was written (content changed and the result is valid).
     pub changed: bool,
     /// Problems of the result (invalid fields the author must fix, unknown keys).
     pub problems: Vec<Problem>,
 }
 
-/// Writes or refreshes `<dir>/artifacthub-pkg.yml`. Unchanged content is not rewritten.
+/// Writes or refreshes `<dir>/artifacthub-pkg.yml`. Unchanged content is not rewritten, and an
+/// invalid result is not written at all (the problems say why).
 pub fn generate(opts: &PkgOptions) -> Result<Generated, ArtifactHubError> {
     let path = opts.dir.join(PKG_FILE);
     let info = read_gadget_info(&opts.dir)?;
@@ -588,7 +589,9 @@ pub fn generate(opts: &PkgOptions) -> Result<Generated, ArtifactHubError> {
     let before = existing.clone();
     let doc = refresh(existing, &info, opts, &path)?;
     let problems = validate(&doc);
-    let changed = before.as_ref() != Some(&doc);
+    // An invalid result is reported, never written: the file stays as it was.
+    let invalid = problems.iter().any(|p| p.kind == ProblemKind::Invalid);
+    let changed = before.as_ref() != Some(&doc) && !invalid;
     if changed {
         let text = emit(&doc)?;
         crate::build::cache::write_atomic(&path, text.as_bytes()).map_err(|source| {

@@ -1,18 +1,24 @@
 //! `--update-metadata`: fill gadget.yaml from the eBPF object, upstream's way, minus its bug.
 //!
 //! What is added (gadget-image.md §4):
-//! - `name`, `description`, `homepageURL`, `documentationURL`, `sourceURL` when absent or empty:
-//!   `TODO: Fill the gadget name` style placeholders. Empty values are replaced in place; missing
-//!   keys go right after the last descriptive key present (at the top when there is none), so a
-//!   new file reads in upstream's order;
+//! - `name`, `description`, `homepageURL`, `documentationURL`, `sourceURL` when absent:
+//!   `TODO: Fill the gadget name` style placeholders. A key that is present is never changed,
+//!   even when empty (an author may leave a URL empty on purpose); missing keys go right after
+//!   the last descriptive key present (at the top when there is none), so a new file reads in
+//!   upstream's order;
 //! - `datasources.<ds>.fields.<field>.annotations.description: 'TODO: Fill field description'`
 //!   for every data source of the object and every top-level field of its struct (for a map
 //!   iterator, the key struct's then the value struct's). Nested structs contribute their
 //!   top-level name only (`proc`, not `proc.comm`), as upstream. Fields of anonymous members are
 //!   top-level; `__`-prefixed fields, which the runtime never shows, are left out. Fields missing
 //!   from an existing data source are appended to it;
-//! - `params.ebpf.<var>: {key: <var>, defaultValue: "", description: 'TODO: Fill parameter
-//!   description'}` for every parameter whose variable exists.
+//! - `params.ebpf.<var>: {key: <key>, defaultValue: <default>, description: 'TODO: Fill
+//!   parameter description'}` for every parameter whose variable exists. The key is the name
+//!   users of upstream gadgets type: the variable's name without a `targ_` prefix, `_` written
+//!   `-` (`targ_pid` -> `pid`, `ignore_failed` -> `ignore-failed`). The default is the
+//!   variable's initial value (`false` for a zero `bool`, `0` for a zero integer); it is left
+//!   out, as upstream's generator leaves it out, when the value has no text form (an empty
+//!   string, a struct).
 //!
 //! What is kept: every existing entry, unchanged, including keys this tool does not know
 //! (`operator:`, `programs:`, `params.wasm`), in their order. Upstream re-marshals a typed struct
@@ -132,14 +138,12 @@ pub fn update(existing: Option<&str>, object: &GadgetObject) -> Result<String, M
     for (key, placeholder) in DESCRIPTIVE_KEYS.iter().zip(PLACEHOLDERS) {
         match root.get_mut(&s(key)) {
             None => missing.push((s(key), s(placeholder))),
-            Some(value) => match scalar_string(value) {
-                Some(v) if v.is_empty() => {
-                    *value = s(placeholder);
-                    changed = true;
+            // Present, even empty: the author's; never changed.
+            Some(value) => {
+                if !matches!(value, Yaml::Null) && scalar_string(value).is_none() {
+                    return Err(shape(key, value, "a string"));
                 }
-                Some(_) => {}
-                None => return Err(shape(key, value, "a string")),
-            },
+            }
         }
     }
     if !missing.is_empty() {
@@ -186,7 +190,14 @@ pub fn update(existing: Option<&str>, object: &GadgetObject) -> Result<String, M
                 child_mapping(entry, "fields", &format!("{path}.fields"), append)?;
             changed |= created;
             for name in names {
-                if fields.contains_key(&s(&name)) {
+                // A struct is described already when its members are, by dotted name
+                // (`proc.comm`): adding `proc` then would only add a placeholder.
+                let prefix = format!("{name}.");
+                let described = fields.contains_key(&s(&name))
+                    || fields
+                        .keys()
+                        .any(|k| scalar_string(k).is_some_and(|k| k.starts_with(&prefix)));
+                if described {
                     continue;
                 }
                 let mut annotations = Hash::new();
@@ -200,24 +211,27 @@ pub fn update(existing: Option<&str>, object: &GadgetObject) -> Result<String, M
     }
 
     // 3. Parameters.
-    let params: Vec<&str> = object
+    let endianness = object.elf().endianness;
+    let params: Vec<(&str, Option<String>)> = object
         .params()
         .iter()
         .filter(|p| p.exists)
-        .map(|p| p.name.as_str())
+        .map(|p| (p.name.as_str(), param_default(p, endianness)))
         .collect();
     if !params.is_empty() {
         let (params_map, created) = child_mapping(&mut root, "params", "params", append)?;
         changed |= created;
         let (ebpf, created) = child_mapping(params_map, "ebpf", "params.ebpf", append)?;
         changed |= created;
-        for name in params {
+        for (name, default) in params {
             if ebpf.contains_key(&s(name)) {
                 continue;
             }
             let mut entry = Hash::new();
-            entry.insert(s("key"), s(name));
-            entry.insert(s("defaultValue"), s(""));
+            entry.insert(s("key"), s(&param_key(name)));
+            if let Some(default) = default {
+                entry.insert(s("defaultValue"), s(&default));
+            }
             entry.insert(s("description"), s(PARAM_DESCRIPTION));
             ebpf.insert(s(name), Yaml::Hash(entry));
             changed = true;
@@ -228,6 +242,35 @@ pub fn update(existing: Option<&str>, object: &GadgetObject) -> Result<String, M
         return Ok(text.to_string());
     }
     emit(&Yaml::Hash(root))
+}
+
+/// The `--param` key of a parameter variable: see the module docs.
+pub fn param_key(variable: &str) -> String {
+    let name = variable
+        .strip_prefix("targ_")
+        .filter(|n| !n.is_empty())
+        .unwrap_or(variable);
+    name.replace('_', "-")
+}
+
+/// The `defaultValue` of a parameter: its initial value when that has a text form.
+fn param_default(
+    param: &gadget_object::Param,
+    endianness: gadget_object::Endianness,
+) -> Option<String> {
+    use gadget_object::FieldKind;
+    match &param.kind {
+        FieldKind::Bool => Some(
+            param
+                .default_string(endianness)
+                .unwrap_or_else(|| "false".to_string()),
+        ),
+        FieldKind::Int { .. } | FieldKind::Enum { .. } | FieldKind::Float { .. } => {
+            param.default_string(endianness)
+        }
+        FieldKind::String { .. } => param.default_string(endianness).filter(|d| !d.is_empty()),
+        _ => None,
+    }
 }
 
 /// Writes the tree out: no `---` header, multi-line strings as literal blocks, empty values as
@@ -307,7 +350,6 @@ params:
   ebpf:
     defaults:
       key: defaults
-      defaultValue: ""
       description: "TODO: Fill parameter description"
 "#
         );
@@ -364,14 +406,44 @@ params:
             keys(&doc["params"]["ebpf"]),
             ["targ_pid", "targ_comm", "targ_flag", "cfg"]
         );
-        assert_eq!(
-            doc["params"]["ebpf"]["targ_pid"]["key"].as_str(),
-            Some("targ_pid")
+        // Upstream's well-known names, and the initial values as defaults.
+        let ebpf = &doc["params"]["ebpf"];
+        assert_eq!(ebpf["targ_pid"]["key"].as_str(), Some("pid"));
+        assert_eq!(ebpf["targ_pid"]["defaultValue"].as_str(), Some("42"));
+        assert_eq!(ebpf["targ_comm"]["key"].as_str(), Some("comm"));
+        assert_eq!(ebpf["targ_comm"]["defaultValue"].as_str(), Some("bash"));
+        assert!(
+            ebpf["cfg"]["defaultValue"].is_badvalue(),
+            "a struct has no text form: no default, as upstream's generator writes it"
         );
-        assert_eq!(
-            doc["params"]["ebpf"]["targ_pid"]["defaultValue"].as_str(),
-            Some("")
+        assert_eq!(ebpf["targ_flag"]["key"].as_str(), Some("flag"));
+        assert_eq!(ebpf["targ_flag"]["defaultValue"].as_str(), Some("false"));
+    }
+
+    #[test]
+    fn a_struct_described_by_dotted_member_names_is_not_added_again() {
+        let existing =
+            "name: n\ndescription: d\nhomepageURL: h\ndocumentationURL: u\nsourceURL: s\n";
+        let first = update(Some(existing), &object()).unwrap();
+        let doc = parse(&first);
+        let fields = keys(&doc["datasources"]["exec"]["fields"]);
+        let Some(nested) = fields.iter().find(|f| !f.contains('.')) else {
+            return;
+        };
+        // Describe that field's members by dotted name instead: nothing is added back.
+        let dotted = first.replace(
+            &format!("      {nested}:\n"),
+            &format!("      {nested}.x:\n"),
         );
+        assert_eq!(update(Some(&dotted), &object()).unwrap(), dotted);
+    }
+
+    #[test]
+    fn param_keys_are_upstreams_well_known_names() {
+        assert_eq!(param_key("targ_pid"), "pid");
+        assert_eq!(param_key("ignore_failed"), "ignore-failed");
+        assert_eq!(param_key("targ_"), "targ-");
+        assert_eq!(param_key("cfg"), "cfg");
     }
 
     #[test]
@@ -455,7 +527,7 @@ zzz_unknown: [1, 2]
     }
 
     #[test]
-    fn fills_empty_descriptive_values_in_place() {
+    fn never_changes_present_descriptive_values_even_empty() {
         let existing =
             "name: ''\ndescription: Mine\nhomepageURL:\nsourceURL: s\ndocumentationURL: d\n";
         let out = update(
@@ -474,12 +546,9 @@ zzz_unknown: [1, 2]
                 "documentationURL"
             ]
         );
-        assert_eq!(doc["name"].as_str(), Some("TODO: Fill the gadget name"));
+        assert_eq!(doc["name"].as_str(), Some(""));
         assert_eq!(doc["description"].as_str(), Some("Mine"));
-        assert_eq!(
-            doc["homepageURL"].as_str(),
-            Some("TODO: Fill the gadget homepage URL")
-        );
+        assert!(doc["homepageURL"].is_null());
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //!     parent: ".".into(),
 //!     image: None,
 //!     description: None,
+//!     install_from: None,
 //! })?;
 //! println!("{}", made.dir.display());
 //! # Ok::<(), ig_image::scaffold::InitError>(())
@@ -89,6 +90,9 @@ pub struct InitOptions {
     pub image: Option<String>,
     /// One-line description (default: one for the kind).
     pub description: Option<String>,
+    /// The git repository the CI workflow installs ig-image from (the default of its
+    /// `IG_IMAGE_GIT` variable; without it the workflow stops and asks for the variable).
+    pub install_from: Option<String>,
 }
 
 /// What `init` made.
@@ -367,6 +371,29 @@ pub fn render(opts: &InitOptions) -> Result<Vec<(PathBuf, String)>, InitError> {
             source,
         }
     })?;
+    let registry = gadget_store::reference::Reference::parse(&format!("{image}:v0.1.0"))
+        .map(|r| r.registry().to_string())
+        .unwrap_or_default();
+    // A registry on this machine is reached over plain HTTP: the README's push says so.
+    let host = registry
+        .rsplit_once(':')
+        .map_or(registry.as_str(), |(h, _)| h);
+    let insecure_registry =
+        matches!(host, "localhost" | "127.0.0.1" | "[::1]").then(|| registry.clone());
+    if let Some(source) = &opts.install_from {
+        if source.trim().is_empty()
+            || source.starts_with('-')
+            || source
+                .chars()
+                .any(|c| c.is_whitespace() || c == '\'' || c == '"')
+        {
+            return Err(InitError::Unsupported {
+                what: format!(
+                    "--install-from `{source}`: expected a git URL (no spaces or quotes)"
+                ),
+            });
+        }
+    }
     let created_at =
         crate::image::assemble::created_timestamp().map_err(|e| InitError::Unsupported {
             what: e.to_string(),
@@ -404,7 +431,9 @@ pub fn render(opts: &InitOptions) -> Result<Vec<(PathBuf, String)>, InitError> {
         "image": image,
         "created_at": created_at,
         "license": "GPL-2.0 OR Apache-2.0",
-        "ig_image_git": env!("CARGO_PKG_REPOSITORY"),
+        "install_from": opts.install_from.clone().unwrap_or_default(),
+        "registry": registry,
+        "insecure_registry": insecure_registry,
     });
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
@@ -526,6 +555,7 @@ mod tests {
             parent: PathBuf::from("."),
             image: None,
             description: None,
+            install_from: None,
         }
     }
 

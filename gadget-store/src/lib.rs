@@ -36,4 +36,6 @@ pub use canonical::to_canonical_json;
 pub use digest::{Digest, DigestError};
 pub use error::StoreError;
 pub use reference::{Reference, ReferenceError};
-pub use store::{GcReport, RemoveReport, Store, TaggedImage, Transaction, default_store_path};
+pub use store::{
+    GcReport, RemoveReport, Store, TaggedImage, Transaction, default_store_path, user_store_path,
+};

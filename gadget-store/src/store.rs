@@ -80,19 +80,46 @@ pub fn default_store_path() -> PathBuf {
     home.join(USER_STORE_SUBDIR)
 }
 
+/// Upstream's store of the user `name` (`<home>/.ig/oci-store`, the home directory from the
+/// passwd database), for `sudo ... --oci-store-user`. `None` when there is no such user.
+pub fn user_store_path(name: &str) -> Option<PathBuf> {
+    let name = std::ffi::CString::new(name).ok()?;
+    passwd_lookup(|pwd, buf, len, result| {
+        // SAFETY: every pointer is valid for the duration of the call and `len` is the real
+        // length of `buf`.
+        unsafe { libc::getpwnam_r(name.as_ptr(), pwd, buf, len, result) }
+    })
+    .map(|home| home.join(USER_STORE_SUBDIR))
+}
+
 /// The effective user's home directory from the passwd database.
 fn passwd_home() -> Option<PathBuf> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let uid = unsafe { libc::geteuid() };
+    passwd_lookup(|pwd, buf, len, result| {
+        // SAFETY: every pointer is valid for the duration of the call and `len` is the real
+        // length of `buf`.
+        unsafe { libc::getpwuid_r(uid, pwd, buf, len, result) }
+    })
+}
+
+/// The home directory of the passwd entry `lookup` finds (`getpwuid_r` or `getpwnam_r`,
+/// called with a growing buffer).
+fn passwd_lookup(
+    lookup: impl Fn(
+        *mut libc::passwd,
+        *mut libc::c_char,
+        libc::size_t,
+        *mut *mut libc::passwd,
+    ) -> libc::c_int,
+) -> Option<PathBuf> {
     let mut buf_len = 1024usize;
     loop {
         let mut buf = vec![0 as libc::c_char; buf_len];
         // SAFETY: an all-zero `passwd` (null pointers, zero ids) is a valid value to overwrite.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the duration of the call and `buf_len` is the real
-        // length of `buf`.
-        let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf_len, &mut result) };
+        let rc = lookup(&mut pwd, buf.as_mut_ptr(), buf_len, &mut result);
         if rc == libc::ERANGE && buf_len < (1 << 20) {
             buf_len *= 4;
             continue;

@@ -57,6 +57,22 @@ pub struct PlatformReport {
     pub layers: Vec<LayerInfo>,
     /// The eBPF object analysed: programs, maps, params, data sources.
     pub ebpf: Option<gadget_object::ObjectSummary>,
+    /// The WASM module, read without running it: what it imports from `ig` and exports.
+    pub wasm: Option<WasmSummary>,
+}
+
+/// A platform's WASM module, statically.
+#[derive(Debug, Clone, Serialize)]
+pub struct WasmSummary {
+    /// Size in bytes.
+    pub size: u64,
+    /// The functions it imports from the `ig` host module (upstream's "upcalls").
+    pub upcalls: Vec<String>,
+    /// The functions it exports.
+    pub exports: Vec<String>,
+    /// Whether it exports `gadgetAPIVersion` (its value is only known by running it: `run`
+    /// checks that it is 1).
+    pub gadget_api_version_exported: bool,
 }
 
 /// A layer descriptor, briefly.
@@ -214,6 +230,7 @@ pub fn inspect(
         }
         let mut layers = Vec::new();
         let mut ebpf = None;
+        let mut wasm = None;
         for layer in manifest
             .get("layers")
             .and_then(Value::as_array)
@@ -237,6 +254,23 @@ pub fn inspect(
                         .summary(),
                 );
             }
+            if media_type == mt::WASM_LAYER {
+                let d = Digest::parse(&layer_digest).map_err(|e| InspectError::Malformed {
+                    reference: full.clone(),
+                    message: e.to_string(),
+                })?;
+                let bytes = store.read_blob(&d)?;
+                let (info, _, _) = crate::build::wasm::validate(&bytes);
+                wasm = Some(WasmSummary {
+                    size: bytes.len() as u64,
+                    upcalls: info.ig_imports().map(str::to_string).collect(),
+                    gadget_api_version_exported: info
+                        .exports
+                        .iter()
+                        .any(|e| e == "gadgetAPIVersion"),
+                    exports: info.exports,
+                });
+            }
             layers.push(LayerInfo {
                 media_type,
                 digest: layer_digest,
@@ -251,6 +285,7 @@ pub fn inspect(
             metadata,
             layers,
             ebpf,
+            wasm,
         });
     }
     if let (Some(p), true) = (platform, platforms.is_empty()) {
@@ -266,6 +301,99 @@ pub fn inspect(
         index,
         platforms,
     })
+}
+
+/// The keys of `inspect --extra-info`, upstream's names, by family.
+pub const EXTRA_INFO_KEYS: &[&str] = &[
+    "oci.digest",
+    "oci.created",
+    "oci.manifest",
+    "oci.manifestDigest",
+    "oci.annotations",
+    "oci.metadata",
+    "oci.layers",
+    "oci.index",
+    "ebpf.sections",
+    "ebpf.programs",
+    "ebpf.maps",
+    "ebpf.variables",
+    "ebpf.datasources",
+    "wasm.gadgetAPIVersion",
+    "wasm.upcalls",
+    "wasm.exports",
+];
+
+/// Expands `--extra-info` items: exact keys, or a family (`ebpf`, `ebpf.*`, `oci`, `wasm`) for
+/// all of its keys. Unknown keys are an error naming the valid ones.
+pub fn expand_extra_info(items: &[String]) -> Result<Vec<&'static str>, String> {
+    let mut keys: Vec<&'static str> = Vec::new();
+    for item in items {
+        let item = item.trim();
+        let family = item.strip_suffix(".*").unwrap_or(item);
+        let matched: Vec<&'static str> = EXTRA_INFO_KEYS
+            .iter()
+            .copied()
+            .filter(|k| *k == item || k.split('.').next() == Some(family))
+            .collect();
+        if matched.is_empty() {
+            return Err(format!(
+                "unknown --extra-info key `{item}` (known: {}, or a family: oci, ebpf, wasm)",
+                EXTRA_INFO_KEYS.join(", ")
+            ));
+        }
+        for k in matched {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    Ok(keys)
+}
+
+impl InspectReport {
+    /// The platform shown when one is needed: the host's, else the first.
+    pub fn main_platform(&self) -> Option<&PlatformReport> {
+        let host = Platform::host().map(Platform::oci_arch);
+        self.platforms
+            .iter()
+            .find(|p| Some(p.architecture.as_str()) == host)
+            .or_else(|| self.platforms.first())
+    }
+
+    /// The value of one `--extra-info` key (for [`Self::main_platform`]); null when the image
+    /// has no such part (no WASM module, ...).
+    pub fn extra_info(&self, key: &str) -> Value {
+        let p = self.main_platform();
+        let ebpf = p.and_then(|p| p.ebpf.as_ref());
+        let wasm = p.and_then(|p| p.wasm.as_ref());
+        let json = |v: Option<Value>| v.unwrap_or(Value::Null);
+        match key {
+            "oci.digest" => Value::String(self.digest.clone()),
+            "oci.created" => json(p.and_then(|p| p.annotations.get(mt::CREATED).cloned())),
+            "oci.manifest" => json(p.map(|p| p.manifest.clone())),
+            "oci.manifestDigest" => json(p.map(|p| Value::String(p.manifest_digest.clone()))),
+            "oci.annotations" => json(p.map(|p| p.annotations.clone())),
+            "oci.metadata" => json(p.map(|p| p.metadata.clone())),
+            "oci.layers" => json(p.map(|p| to_json(&p.layers))),
+            "oci.index" => self.index.clone(),
+            "ebpf.sections" => json(ebpf.map(|e| to_json(&e.sections))),
+            "ebpf.programs" => json(ebpf.map(|e| to_json(&e.programs))),
+            "ebpf.maps" => json(ebpf.map(|e| to_json(&e.maps))),
+            "ebpf.variables" => json(ebpf.map(|e| to_json(&e.params))),
+            "ebpf.datasources" => json(ebpf.map(|e| to_json(&e.datasources))),
+            "wasm.gadgetAPIVersion" => {
+                json(wasm.map(|w| serde_json::json!({ "exported": w.gadget_api_version_exported })))
+            }
+            "wasm.upcalls" => json(wasm.map(|w| to_json(&w.upcalls))),
+            "wasm.exports" => json(wasm.map(|w| to_json(&w.exports))),
+            _ => Value::Null,
+        }
+    }
+}
+
+/// Any serializable value as JSON (null if it cannot be).
+fn to_json<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
 /// A YAML tree as JSON (keys as strings, order kept).

@@ -8,6 +8,7 @@ mod cli;
 mod output;
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = cli::Cli::parse();
     cli::init_logging(cli.global.verbose);
     match cli::run(cli) {
@@ -22,10 +23,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether the error is (caused by) a write to a closed pipe, directly or through serde_json.
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == Some(std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// The backstop for a `println!` (ours or a library's) that hits a closed standard output:
+/// std panics there; this ends the process quietly with status 0 instead. Our own printing
+/// goes through `output::Out`, which never gets that far.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

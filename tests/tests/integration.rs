@@ -4,6 +4,7 @@
 mod agreement;
 mod authoring;
 mod build;
+mod cli;
 mod crash;
 mod docs;
 mod go_wasm;

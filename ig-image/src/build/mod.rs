@@ -57,8 +57,11 @@ pub struct BuildOptions {
     pub update_metadata: bool,
     /// Check gadget.yaml against the object.
     pub validate_metadata: bool,
-    /// Also write each platform's object to this directory.
+    /// Also write each platform's object to this directory (`<name>.<arch>.bpf.o`).
     pub output_dir: Option<PathBuf>,
+    /// Upstream's `build -o DIR`: keep the generated files in this directory under upstream's
+    /// names (`<arch>.bpf.o`, `program.wasm`). One gadget directory at a time.
+    pub upstream_output_dir: Option<PathBuf>,
     /// Maximum compiler processes at once.
     pub jobs: usize,
     /// The cache directory, or `None` for `--no-cache`.
@@ -627,6 +630,9 @@ fn build_one(
     if let Some(out) = &opts.output_dir {
         write_objects(out, &reference_text, &objects)?;
     }
+    if let Some(out) = &opts.upstream_output_dir {
+        write_upstream_outputs(out, &objects, inputs.wasm.as_deref())?;
+    }
     Ok(BuiltImage {
         dir: dir.to_path_buf(),
         reference: reference.full(),
@@ -952,6 +958,32 @@ fn compile_rust_platforms(
         })
         .map_err(BuildError::from)
     })
+}
+
+/// Writes what upstream's builder leaves in its output directory: `<arch>.bpf.o` per platform
+/// and `program.wasm`.
+fn write_upstream_outputs(
+    out: &Path,
+    objects: &[Option<c::CompiledObject>],
+    wasm: Option<&[u8]>,
+) -> Result<(), BuildError> {
+    let write = |path: PathBuf, bytes: &[u8]| {
+        cache::write_atomic(&path, bytes).map_err(|source| BuildError::Io {
+            action: "write",
+            path,
+            source,
+        })
+    };
+    for object in objects.iter().flatten() {
+        write(
+            out.join(format!("{}.bpf.o", object.platform)),
+            &object.bytes,
+        )?;
+    }
+    if let Some(bytes) = wasm {
+        write(out.join("program.wasm"), bytes)?;
+    }
+    Ok(())
 }
 
 fn write_objects(

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use ig_image::artifacthub::{self, PkgOptions, ProblemKind};
 
 use super::{ExitStatus, GlobalArgs};
+use crate::outln;
 use crate::output::{self, Format};
 
 /// Arguments of `ig-image artifacthub`.
@@ -15,7 +16,10 @@ use crate::output::{self, Format};
     after_help = "Fields ig-image owns: name, description, homeURL and the Documentation/Source \
 links (from gadget.yaml); version (the tag without `v`), createdAt, digest, the `gadget` entry of \
 containersImages with the image's platforms, and install (from the image). displayName is filled \
-only when absent. Every other key is the author's and is kept, in the author's order.\n\
+only when absent. Every other key is the author's and is kept, in the author's order. \
+`generate` writes nothing when the result is invalid (exit 1, the problems on stderr).\n\n\
+JSON (-o json): generate: {\"path\", \"changed\", \"problems\": [{\"kind\", \"field\", \"message\"}]}; \
+check: {\"path\", \"ok\", \"problems\"}; push-repo-metadata: {\"repository\", \"digest\", \"pushed\", \"problems\"}.\n\
 Docs: docs/publishing.md"
 )]
 pub struct ArtifactHubArgs {
@@ -56,6 +60,9 @@ struct RepoMetadataArgs {
     file: PathBuf,
     #[command(flatten)]
     registry: super::push::RegistryArgs,
+    /// Output format: text, or json (one object: `repository`, `digest`, `pushed`, `problems`)
+    #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
+    output: Format,
 }
 
 #[derive(Debug, Args)]
@@ -67,9 +74,9 @@ struct PkgArgs {
     #[arg(long, value_name = "REF")]
     image: Option<String>,
     /// The version to write, when the tag is not one (SemVer 2)
-    #[arg(long, value_name = "SEMVER")]
+    #[arg(long = "pkg-version", value_name = "SEMVER")]
     version: Option<String>,
-    /// Output format of the findings: text, or json (one object per finding)
+    /// Output format: text, or json (one object)
     #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
     output: Format,
 }
@@ -79,7 +86,7 @@ impl PkgArgs {
         if let Some(v) = &self.version {
             anyhow::ensure!(
                 artifacthub::is_semver(v),
-                "`--version {v}` is not SemVer 2 (MAJOR.MINOR.PATCH[-pre][+build])"
+                "`--pkg-version {v}` is not SemVer 2 (MAJOR.MINOR.PATCH[-pre][+build])"
             );
         }
         let image = match &self.image {
@@ -107,15 +114,17 @@ pub fn exec(global: &GlobalArgs, args: ArtifactHubArgs) -> anyhow::Result<ExitSt
             for p in &g.problems {
                 output::warning(p);
             }
+            let invalid = g.problems.iter().any(|p| p.kind == ProblemKind::Invalid);
             if a.output == Format::Columns {
-                output::status(
-                    if g.changed { "Wrote" } else { "Unchanged" },
-                    g.path.display(),
-                );
+                let verb = match (invalid, g.changed) {
+                    (true, _) => "Not written",
+                    (false, true) => "Wrote",
+                    (false, false) => "Unchanged",
+                };
+                output::status(verb, g.path.display());
             } else {
                 output::print_data(&g, a.output)?;
             }
-            let invalid = g.problems.iter().any(|p| p.kind == ProblemKind::Invalid);
             Ok(if invalid {
                 ExitStatus::Failure
             } else {
@@ -137,18 +146,21 @@ pub fn exec(global: &GlobalArgs, args: ArtifactHubArgs) -> anyhow::Result<ExitSt
                 .count();
             if a.output == Format::Columns {
                 for p in &problems {
-                    println!("{p}");
+                    outln!("{p}");
                 }
                 let path = opts.dir.join(artifacthub::PKG_FILE);
                 if failing == 0 {
-                    println!("{}: ok", path.display());
+                    outln!("{}: ok", path.display());
                 } else {
-                    println!("{}: {failing} problem(s)", path.display());
+                    outln!("{}: {failing} problem(s)", path.display());
                 }
             } else {
-                for p in &problems {
-                    output::print_data(p, a.output)?;
-                }
+                let doc = serde_json::json!({
+                    "path": opts.dir.join(artifacthub::PKG_FILE),
+                    "ok": failing == 0,
+                    "problems": problems,
+                });
+                output::print_data(&doc, a.output)?;
             }
             Ok(if failing == 0 {
                 ExitStatus::Success
@@ -161,11 +173,25 @@ pub fn exec(global: &GlobalArgs, args: ArtifactHubArgs) -> anyhow::Result<ExitSt
 
 fn push_repo_metadata(a: &RepoMetadataArgs) -> anyhow::Result<ExitStatus> {
     let (bytes, problems) = artifacthub::read_repo_metadata(&a.file)?;
-    for p in &problems {
-        println!("{p}");
+    let invalid = problems.iter().any(|p| p.kind != ProblemKind::Warning);
+    if a.output == Format::Columns {
+        for p in &problems {
+            outln!("{p}");
+        }
+        if invalid {
+            outln!("{}: invalid, nothing pushed", a.file.display());
+        }
     }
-    if problems.iter().any(|p| p.kind != ProblemKind::Warning) {
-        println!("{}: invalid, nothing pushed", a.file.display());
+    if invalid {
+        if a.output != Format::Columns {
+            let doc = serde_json::json!({
+                "repository": a.repo,
+                "digest": null,
+                "pushed": false,
+                "problems": problems,
+            });
+            output::print_data(&doc, a.output)?;
+        }
         return Ok(ExitStatus::Failure);
     }
     // The artifact is assembled in a throwaway store, then pushed like any image.
@@ -187,9 +213,19 @@ fn push_repo_metadata(a: &RepoMetadataArgs) -> anyhow::Result<ExitStatus> {
             reference.display()
         )
     })?;
-    output::status(
-        "Pushed",
-        format!("{}@{}", reference.display(), report.digest),
-    );
+    if a.output != Format::Columns {
+        let doc = serde_json::json!({
+            "repository": reference.full(),
+            "digest": report.digest.to_string(),
+            "pushed": true,
+            "problems": problems,
+        });
+        output::print_data(&doc, a.output)?;
+    } else {
+        output::status(
+            "Pushed",
+            format!("{}@{}", reference.display(), report.digest),
+        );
+    }
     Ok(ExitStatus::Success)
 }

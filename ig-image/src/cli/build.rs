@@ -8,6 +8,7 @@ use ig_image::build::{self, BuildError, BuildOptions, BuildReporter, BuiltImage}
 use ig_image::platform::{self, Platform};
 
 use super::{ExitStatus, GlobalArgs};
+use crate::outln;
 use crate::output::{self, Format};
 
 /// Arguments of `ig-image build`.
@@ -16,9 +17,18 @@ use crate::output::{self, Format};
 ig-image build sample-gadgets/trace_open -t trace_open:dev\n  \
 ig-image build gadgets/* -t 'localhost:5000/gadgets/{name}:v1' -o json\n  \
 SOURCE_DATE_EPOCH=0 ig-image build . --platform amd64,arm64,s390x --sdk-dir ~/ig/include\n  \
+ig-image build . -t trace_demo:dev -o out/          (upstream's -o: keep out/amd64.bpf.o, ...)\n  \
 ig-image build . -t trace_open:v1 --sbom --provenance --key cosign.key   (docs/supply-chain.md)\n\n\
-build.yaml keys: ebpfsource, metadata, wasm (bundled as is), platforms, includeDirs, and cflags\n\
-(a YAML list, one compiler argument per item, never through a shell). See docs/authoring.md.")]
+-o takes a format or a directory: `columns`, `text`, `json`, `jsonpretty` and `yaml` are formats;\n\
+any other value is upstream's output directory for the generated files (`<arch>.bpf.o`,\n\
+`program.wasm`). Write `-o ./json` for a directory named like a format.\n\
+-l/--local, --builder-image and --builder-image-pull are accepted for upstream's scripts and\n\
+ignored: ig-image always builds locally, without Docker.\n\n\
+build.yaml keys: ebpfsource, metadata, wasm (a .wasm file, or a Go or Rust source built to one),\n\
+platforms, includeDirs, and cflags (a YAML list, one compiler argument per item, never through\n\
+a shell). See docs/authoring.md.\n\n\
+JSON (-o json): one line per gadget: {\"dir\", \"reference\", \"digest\", \"platforms\",\n\
+\"cached_objects\", \"warnings\", \"millis\", \"metadata_updated\"}, or {\"dir\", \"error\": [causes]}.")]
 pub struct BuildArgs {
     /// Gadget directories to build
     #[arg(value_name = "DIR", default_value = ".")]
@@ -38,7 +48,7 @@ pub struct BuildArgs {
     /// Extra include directory (repeatable)
     #[arg(short = 'I', long = "include", value_name = "DIR")]
     include: Vec<PathBuf>,
-    /// Create or update gadget.yaml from the object (keeps unknown keys, key order and existing entries)
+    /// Create or update gadget.yaml from the object: adds what is missing, never changes an existing entry (even an empty one), keeps unknown keys and order; nothing is written when nothing is missing
     #[arg(long)]
     update_metadata: bool,
     /// Check gadget.yaml against the object; `--validate-metadata=false` turns it off
@@ -47,9 +57,18 @@ pub struct BuildArgs {
     /// Also write each platform's stripped object to DIR as `<name>.<arch>.bpf.o`
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
-    /// Output format of the result: text, or json (one object per gadget, JSON lines)
-    #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
-    output: Format,
+    /// Output format of the result (text, or json: one object per gadget, JSON lines), or upstream's directory for the generated files
+    #[arg(short = 'o', long = "output", value_name = "FORMAT|DIR", default_value = "columns", value_parser = parse_output)]
+    output: BuildOutput,
+    /// Upstream's "build using local tools": accepted and ignored (ig-image always builds locally)
+    #[arg(short = 'l', long)]
+    local: bool,
+    /// Upstream's builder container image: accepted and ignored (no Docker here)
+    #[arg(long, value_name = "IMAGE")]
+    builder_image: Option<String>,
+    /// Upstream's builder image pull policy: accepted and ignored (no Docker here)
+    #[arg(long, value_name = "always|missing|never", value_parser = ["always", "missing", "never"])]
+    builder_image_pull: Option<String>,
     /// Compiler processes at once (default: number of cores)
     #[arg(short = 'j', long, value_name = "N")]
     jobs: Option<usize>,
@@ -71,6 +90,22 @@ pub struct BuildArgs {
     /// Also sign the SBOM and provenance with this cosign key (DSSE envelopes in sigstore bundles, as `cosign attest`)
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
+}
+
+/// `-o`: a format name, or (upstream's meaning) a directory.
+#[derive(Debug, Clone)]
+enum BuildOutput {
+    Format(Format),
+    Dir(PathBuf),
+}
+
+fn parse_output(s: &str) -> Result<BuildOutput, String> {
+    use clap::ValueEnum as _;
+    match Format::from_str(s, false) {
+        Ok(f) => Ok(BuildOutput::Format(f)),
+        Err(_) if s.is_empty() => Err("empty value: a format or a directory".into()),
+        Err(_) => Ok(BuildOutput::Dir(PathBuf::from(s))),
+    }
 }
 
 /// A parsed `--platform` list (a newtype so clap treats it as one value).
@@ -95,13 +130,46 @@ impl BuildReporter for Reporter {
             let list: Vec<&str> = platforms.iter().map(|p| p.oci_arch()).collect();
             output::status(
                 "Building",
-                format!("{} ({})", dir.display(), list.join(", ")),
+                format!("{} [{}]", gadget_name(dir), list.join(", ")),
             );
         }
     }
 }
 
+/// How a gadget directory is named on status lines: its own name (`.` says nothing), then
+/// `from PATH` when the path is not simply the name.
+fn gadget_name(dir: &Path) -> String {
+    let name = std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| dir.display().to_string());
+    let shown = dir.display().to_string();
+    if shown.trim_end_matches('/') == name || shown == "." || shown == "./" {
+        name
+    } else {
+        format!("{name} from {shown}")
+    }
+}
+
 pub fn exec(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitStatus> {
+    let (format, upstream_output_dir) = match &args.output {
+        BuildOutput::Format(f) => (*f, None),
+        BuildOutput::Dir(d) => (Format::Columns, Some(d.clone())),
+    };
+    if args.local || args.builder_image.is_some() || args.builder_image_pull.is_some() {
+        output::note(
+            "-l/--local, --builder-image and --builder-image-pull are ignored: ig-image always builds locally, without Docker",
+        );
+    }
+    if let Some(dir) = &upstream_output_dir {
+        anyhow::ensure!(
+            args.dirs.len() == 1,
+            "`-o {}` keeps one gadget's generated files (upstream's meaning): build one directory at a time, or use --output-dir",
+            dir.display()
+        );
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the output directory `{}`", dir.display()))?;
+    }
     // Opened when the first image is ready: a build that fails creates no store.
     let store = build::StoreTarget::lazy(global.store_path());
     let jobs = args
@@ -132,6 +200,7 @@ pub fn exec(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitStatus> 
         update_metadata: args.update_metadata,
         validate_metadata: args.validate_metadata,
         output_dir: args.output_dir.clone(),
+        upstream_output_dir,
         jobs,
         cache_dir: (!args.no_cache).then(build::cache::default_dir),
         btfgen_archive: args.btfhub_archive.clone(),
@@ -159,16 +228,16 @@ pub fn exec(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitStatus> 
         );
     }
     let reporter = Reporter {
-        quiet: args.output != Format::Columns,
+        quiet: format != Format::Columns,
     };
     let results = build::build_all(&store, &opts, &reporter);
     let mut failed = 0;
     for (dir, result) in opts.dirs.iter().zip(results) {
         match result {
-            Ok(built) => report_success(&built, args.output)?,
+            Ok(built) => report_success(&built, format)?,
             Err(error) => {
                 failed += 1;
-                report_failure(dir, error, args.output)?;
+                report_failure(dir, error, format)?;
             }
         }
     }
@@ -207,7 +276,11 @@ fn report_success(built: &BuiltImage, format: Format) -> anyhow::Result<()> {
         };
         output::status(
             "Finished",
-            format!("{} in {} ms{cache_note}", built.dir.display(), built.millis),
+            format!(
+                "{} in {} ms{cache_note}",
+                gadget_name(&built.dir),
+                built.millis
+            ),
         );
         for a in &built.attestations {
             output::status(
@@ -221,7 +294,7 @@ fn report_success(built: &BuiltImage, format: Format) -> anyhow::Result<()> {
                 ),
             );
         }
-        println!("Successfully built {}@{}", built.reference, built.digest);
+        outln!("Successfully built {}@{}", built.reference, built.digest);
     } else {
         output::print_data(built, format).context("cannot print the result")?;
     }

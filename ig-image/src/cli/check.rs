@@ -10,6 +10,7 @@ use ig_image::compat::{self, KernelReport, Severity, TargetKernel};
 use ig_image::platform::Platform;
 
 use super::{ExitStatus, GlobalArgs};
+use crate::outln;
 use crate::output::{self, Format};
 
 /// Arguments of `ig-image check`.
@@ -25,9 +26,11 @@ x86's pt_regs.r15, arm64's user_pt_regs.pstate, powerpc's gpr, riscv's pt_regs.e
 Checked per kernel: every CO-RE relocation (resolved as libbpf does), every attach point \
 (tracepoints through btf_trace_<name>, syscall tracepoints through the syscall's function, \
 kprobe/fentry functions, LSM hooks, iterator targets), program, attach and map types; on the \
-running kernel also that kprobes exist. Exit 1 when a kernel fails. Docs: docs/compatibility.md")]
+running kernel also that kprobes exist. Exit 1 when a kernel fails. Docs: docs/compatibility.md\n\n\
+JSON (-o json): one line per kernel: {\"kernel\", \"btf\", \"arch\", \"arch_source\", \"ok\",\n\
+\"relocations\", \"programs\", \"findings\": [...]}")]
 pub struct CheckArgs {
-    /// An image in the store, a gadget directory (built first, into a throwaway store), or an eBPF object file
+    /// An image in the store, a gadget directory (built first, into a throwaway store), or an eBPF object file. A bare NAME that is both an image and a path here is the image (`./NAME` for the path)
     #[arg(value_name = "IMAGE|DIR")]
     target: String,
     /// A kernel's BTF to check against, FILE or FILE:ARCH (repeatable; default: the running kernel's /sys/kernel/btf/vmlinux)
@@ -57,15 +60,33 @@ fn load_targets(specs: &[String]) -> anyhow::Result<Vec<TargetKernel>> {
         .collect()
 }
 
+/// Whether `target` names an image in the store (for a bare name that is also a path).
+fn is_stored_image(global: &GlobalArgs, target: &str) -> bool {
+    let Ok(reference) = Reference::parse(target) else {
+        return false;
+    };
+    global.store_path().join("index.json").exists()
+        && global
+            .open_store()
+            .is_ok_and(|store| store.resolve(&reference).is_ok())
+}
+
 fn objects(global: &GlobalArgs, target: &str) -> anyhow::Result<Vec<(Platform, Vec<u8>)>> {
     let path = Path::new(target);
-    if path.is_dir() {
+    // A bare name (no `/`) that is both a path here and an image in the store is the image:
+    // `check` is mostly run on what was just built. `./NAME` always means the path.
+    let bare = !target.contains('/') && target != "." && target != "..";
+    if bare && path.exists() && is_stored_image(global, target) {
+        output::note(format!(
+            "`{target}` is both an image in the store and a path here: checking the image (write `./{target}` for the path)"
+        ));
+    } else if path.is_dir() {
         return build_dir(path);
-    }
-    if path.is_file() {
+    } else if path.is_file() {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read `{target}`"))?;
         return Ok(compat::objects_from_file(&bytes)?);
     }
+
     let reference = Reference::parse(target)?;
     let store = global.open_store()?;
     compat::objects_from_store(&store, &reference)
@@ -87,6 +108,7 @@ fn build_dir(dir: &Path) -> anyhow::Result<Vec<(Platform, Vec<u8>)>> {
         update_metadata: false,
         validate_metadata: false,
         output_dir: None,
+        upstream_output_dir: None,
         jobs: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
         cache_dir: Some(build::cache::default_dir()),
         btfgen_archive: None,
@@ -133,6 +155,9 @@ pub fn exec(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<ExitStatus> 
 }
 
 fn print_table(reports: &[KernelReport]) -> anyhow::Result<()> {
+    let colour = output::colour_stdout();
+    let good = output::paint("ok", output::Paint::Good, colour);
+    let bad = output::paint("FAIL", output::Paint::Bad, colour);
     let rows: Vec<Vec<String>> = reports
         .iter()
         .map(|r| {
@@ -142,12 +167,13 @@ fn print_table(reports: &[KernelReport]) -> anyhow::Result<()> {
                 .filter(|f| f.severity == Severity::Error)
                 .collect();
             let warnings = r.findings.len() - errors.len();
+            // RESULT is the last column, so colour codes cannot upset the alignment.
             let result = match (errors.first(), warnings) {
-                (None, 0) => "ok".to_string(),
-                (None, w) => format!("ok ({w} warning(s), below)"),
-                (Some(first), _) if errors.len() == 1 => format!("FAIL: {first}"),
+                (None, 0) => good.clone(),
+                (None, w) => format!("{good} ({w} warning(s), below)"),
+                (Some(first), _) if errors.len() == 1 => format!("{bad}: {first}"),
                 (Some(first), _) => {
-                    format!("FAIL: {first} (+{} more, below)", errors.len() - 1)
+                    format!("{bad}: {first} (+{} more, below)", errors.len() - 1)
                 }
             };
             vec![
@@ -171,13 +197,13 @@ fn print_table(reports: &[KernelReport]) -> anyhow::Result<()> {
         if rest.is_empty() {
             continue;
         }
-        println!("\n{} ({}):", r.kernel, PathBuf::from(&r.btf).display());
+        outln!("\n{} ({}):", r.kernel, PathBuf::from(&r.btf).display());
         for f in rest {
             let tag = match f.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
+                Severity::Error => output::paint("error", output::Paint::Bad, colour),
+                Severity::Warning => output::paint("warning", output::Paint::Warn, colour),
             };
-            println!("  {tag}: {f}");
+            outln!("  {tag}: {f}");
         }
     }
     Ok(())

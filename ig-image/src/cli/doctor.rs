@@ -4,6 +4,7 @@ use clap::Args;
 use ig_image::doctor::{self, DoctorOptions, Status};
 
 use super::{ExitStatus, GlobalArgs};
+use crate::outln;
 use crate::output::{self, Format};
 
 /// Arguments of `ig-image doctor`.
@@ -16,7 +17,8 @@ architecture, memory and memlock, ring buffer support, kprobe support, container
 llvm-strip-NN, rustc-web + rust-web-src + bpf-linker), and microVM proving for `run --kernel` (QEMU, \
 KVM or TCG, cached kernels).\n\n\
 Exit status: 0 when every required check passes (kprobes, runtimes and the toolchain are \
-optional, and so is microVM proving), 1 when a required one is missing. See docs/host-requirements.md."
+optional, and so is microVM proving), 1 when a required one is missing. See docs/host-requirements.md.\n\n\
+JSON (-o json): {\"ready\": bool, \"checks\": [{\"name\", \"status\", \"required\", \"found\", \"fix\"}]}"
 )]
 pub struct DoctorArgs {
     /// Output format: text, or json (one document: `ready` and `checks`)
@@ -41,15 +43,24 @@ pub fn exec(_global: &GlobalArgs, args: DoctorArgs) -> anyhow::Result<ExitStatus
             .map(|c| c.name.len())
             .max()
             .unwrap_or(0);
+        let colour = output::colour_stdout();
         for c in &report.checks {
-            println!(
-                "{:<8} {:<width$}  {}",
-                c.status.to_string(),
+            // An optional item that is absent is "optional", not "missing": nothing is wrong.
+            let (label, paint) = match c.status {
+                Status::Ok => ("ok".to_string(), output::Paint::Good),
+                Status::Missing if !c.required => ("optional".to_string(), output::Paint::Warn),
+                Status::Missing => (c.status.to_string(), output::Paint::Bad),
+                Status::Warning => (c.status.to_string(), output::Paint::Warn),
+            };
+            let padded = format!("{label:<8}");
+            outln!(
+                "{} {:<width$}  {}",
+                output::paint(&padded, paint, colour),
                 c.name,
                 c.found
             );
             if let Some(fix) = &c.fix {
-                println!("{:<8} {:<width$}  fix: {fix}", "", "");
+                outln!("{:<8} {:<width$}  fix: {fix}", "", "");
             }
         }
         let missing_required: Vec<&str> = report
@@ -64,9 +75,9 @@ pub fn exec(_global: &GlobalArgs, args: DoctorArgs) -> anyhow::Result<ExitStatus
             .filter(|c| !c.required && c.status != Status::Ok)
             .count();
         if missing_required.is_empty() {
-            println!("\nready: this host can run gadgets ({other} optional item(s) not available)");
+            outln!("\nready: this host can run gadgets ({other} optional item(s) not available)");
         } else {
-            println!(
+            outln!(
                 "\nnot ready: missing {} (see the fixes above)",
                 missing_required.join(", ")
             );

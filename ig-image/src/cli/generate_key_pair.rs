@@ -7,6 +7,8 @@ use clap::Args;
 use ig_image::sign::keys::{self, Password};
 
 use super::{ExitStatus, GlobalArgs};
+use crate::outln;
+use crate::output::{self, Format};
 
 /// Write a cosign key pair: `<prefix>.key` (encrypted private key) and `<prefix>.pub`.
 ///
@@ -17,6 +19,7 @@ use super::{ExitStatus, GlobalArgs};
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  COSIGN_PASSWORD=... ig-image generate-key-pair --output-key-prefix ci/cosign\n\
+JSON (-o json): {\"privateKey\", \"publicKey\"}\n\
 Docs: docs/signing.md"
 )]
 pub struct GenerateKeyPairArgs {
@@ -26,13 +29,24 @@ pub struct GenerateKeyPairArgs {
     /// Overwrite existing key files
     #[arg(long)]
     force: bool,
+    /// Output format: text, or json (one object)
+    #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
+    output: Format,
 }
 
 pub fn exec(_global: &GlobalArgs, args: GenerateKeyPairArgs) -> anyhow::Result<ExitStatus> {
     let password = Password::from_env_or_prompt(true)?;
     let files = keys::generate_key_pair(&args.output_key_prefix, &password, args.force)
         .context("cannot generate a key pair")?;
-    println!("Private key written to {}", files.private_key.display());
-    println!("Public key written to {}", files.public_key.display());
+    if args.output != Format::Columns {
+        let doc = serde_json::json!({
+            "privateKey": files.private_key,
+            "publicKey": files.public_key,
+        });
+        output::print_data(&doc, args.output)?;
+        return Ok(ExitStatus::Success);
+    }
+    outln!("Private key written to {}", files.private_key.display());
+    outln!("Public key written to {}", files.public_key.display());
     Ok(ExitStatus::Success)
 }

@@ -7,7 +7,8 @@ use clap::Args;
 use ig_image::scaffold::{self, InitOptions, Kind, Lang, Wasm};
 
 use super::{ExitStatus, GlobalArgs};
-use crate::output;
+use crate::outln;
+use crate::output::{self, Format};
 
 /// Arguments of `ig-image init`.
 #[derive(Debug, Args)]
@@ -15,7 +16,8 @@ use crate::output;
 ig-image init trace_demo\n  \
 ig-image init top_demo --kind top --dir gadgets --image ghcr.io/me/gadgets/top_demo\n\n\
 The new directory builds and loads with no edits:\n  \
-cd trace_demo && ig-image build . -t trace_demo:dev && sudo ig-image run trace_demo:dev --verify-only\n\
+cd trace_demo && ig-image build . -t trace_demo:dev && sudo ig-image run trace_demo:dev --oci-store-user --verify-only\n\
+JSON (-o json): {\"dir\", \"files\"}\n\
 Docs: docs/starting-a-gadget.md")]
 pub struct InitArgs {
     /// Gadget name: the directory, the data source and the image name (lowercase letters, digits, single `_` or `-` between them)
@@ -38,6 +40,12 @@ pub struct InitArgs {
     /// One-line description for gadget.yaml and artifacthub-pkg.yml
     #[arg(long, value_name = "TEXT")]
     description: Option<String>,
+    /// The git repository the generated CI workflow installs ig-image from (the default of its IG_IMAGE_GIT variable; without one the workflow stops and names the variable)
+    #[arg(long, value_name = "GIT_URL")]
+    install_from: Option<String>,
+    /// Output format: text, or json (one object)
+    #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
+    output: Format,
 }
 
 pub fn exec(_global: &GlobalArgs, args: InitArgs) -> anyhow::Result<ExitStatus> {
@@ -49,14 +57,20 @@ pub fn exec(_global: &GlobalArgs, args: InitArgs) -> anyhow::Result<ExitStatus> 
         parent: args.dir.clone(),
         image: args.image.clone(),
         description: args.description.clone(),
+        install_from: args.install_from.clone(),
     })
     .with_context(|| format!("cannot create the gadget `{}`", args.name))?;
+    if args.output != Format::Columns {
+        let doc = serde_json::json!({ "dir": made.dir, "files": made.files });
+        output::print_data(&doc, args.output)?;
+        return Ok(ExitStatus::Success);
+    }
     output::status("Created", made.dir.display());
     for f in &made.files {
-        println!("{}", made.dir.join(f).display());
+        outln!("{}", made.dir.join(f).display());
     }
     eprintln!(
-        "\nNext:\n  cd {dir}\n  ig-image build . -t {name}:dev\n  sudo ig-image run {name}:dev --verify-only",
+        "\nNext:\n  cd {dir}\n  ig-image build . -t {name}:dev\n  sudo ig-image run {name}:dev --oci-store-user --verify-only",
         dir = made.dir.display(),
         name = args.name
     );

@@ -7,8 +7,13 @@ use crate::output::{self, Format};
 
 /// List the gadget images in the store: repository, tag, index digest and creation time.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "CREATED is relative in columns (\"2 hours ago\", as upstream and docker) and \
+RFC 3339 with --no-trunc and in JSON.\n\
+JSON (-o json): [{\"reference\", \"repository\", \"tag\", \"digest\", \"created\"}]"
+)]
 pub struct ListArgs {
-    /// Show full digests
+    /// Do not shorten digests and times
     #[arg(long)]
     no_trunc: bool,
     /// Output format
@@ -36,12 +41,12 @@ pub fn exec(global: &GlobalArgs, args: ListArgs) -> anyhow::Result<ExitStatus> {
             } else {
                 hex.chars().take(12).collect()
             };
-            vec![
-                i.repository.clone(),
-                i.tag.clone(),
-                digest,
-                i.created.clone(),
-            ]
+            let created = if args.no_trunc {
+                i.created.clone()
+            } else {
+                output::relative_time(&i.created)
+            };
+            vec![i.repository.clone(), i.tag.clone(), digest, created]
         })
         .collect();
     output::print_table(&["REPOSITORY", "TAG", "DIGEST", "CREATED"], &rows)?;

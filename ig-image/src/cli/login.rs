@@ -8,7 +8,8 @@ use ig_image::registry::{self, AuthFile, AuthFileChoice, StoredIn};
 
 use super::push::RegistryArgs;
 use super::{ExitStatus, GlobalArgs};
-use crate::output;
+use crate::outln;
+use crate::output::{self, Format};
 
 /// Log in to a registry: check the credentials against it, then store them in the auth file.
 ///
@@ -19,6 +20,7 @@ use crate::output;
 #[command(after_help = "Examples:\n  \
 echo \"$TOKEN\" | ig-image login ghcr.io -u me --password-stdin\n  \
 ig-image login localhost:5000 -u ci --password-stdin --insecure-registries localhost:5000 < pw.txt\n\n\
+JSON (-o json): {\"registry\", \"username\", \"storedIn\"}\n\
 Docs: docs/registries.md")]
 pub struct LoginArgs {
     /// The registry (`host[:port]`)
@@ -39,6 +41,9 @@ pub struct LoginArgs {
     password_stdin: bool,
     #[command(flatten)]
     registry_args: RegistryArgs,
+    /// Output format: text, or json (one object)
+    #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
+    output: Format,
 }
 
 /// `https://host:port/v2/` → `host:port`; rejects what is not a registry host.
@@ -104,7 +109,16 @@ pub fn exec(_global: &GlobalArgs, args: LoginArgs) -> anyhow::Result<ExitStatus>
             path.display()
         ));
     }
-    println!("Login succeeded: credentials for {registry} stored in {stored}");
+    if args.output != Format::Columns {
+        let doc = serde_json::json!({
+            "registry": registry,
+            "username": username,
+            "storedIn": stored.to_string(),
+        });
+        output::print_data(&doc, args.output)?;
+        return Ok(ExitStatus::Success);
+    }
+    outln!("Login succeeded: credentials for {registry} stored in {stored}");
     Ok(ExitStatus::Success)
 }
 

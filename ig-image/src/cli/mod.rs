@@ -4,6 +4,7 @@ mod artifacthub;
 mod attest;
 mod build;
 mod check;
+mod completions;
 mod doctor;
 mod export;
 mod generate_key_pair;
@@ -88,8 +89,9 @@ pub enum Command {
     Build(build::BuildArgs),
     /// Can this host run gadgets? Kernel, BTF, privileges, mounts, runtimes, toolchain
     ///
-    /// Each line is ok, warning or missing, with what was found and the fix. Nothing on the
-    /// host is changed and nothing is loaded into the kernel.
+    /// Each line is ok, warning, missing (a required item) or optional (an absent item gadgets
+    /// do not need), with what was found and the fix. Nothing on the host is changed and nothing
+    /// is loaded into the kernel.
     Doctor(doctor::DoctorArgs),
     /// Start a new gadget directory that builds and loads as is (source, metadata, CI)
     ///
@@ -161,6 +163,10 @@ pub enum Command {
         /// The job file
         job: PathBuf,
     },
+    /// Print a shell completion script (bash, zsh, fish)
+    Completions(completions::CompletionsArgs),
+    /// Write man pages for ig-image and every command into a directory
+    Man(completions::ManArgs),
 }
 
 /// How a command ended when it did not fail outright.
@@ -211,6 +217,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             microvm::guest::main(&job)?;
             Ok(ExitStatus::Success)
         }
+        Command::Completions(args) => completions::exec_completions(g, args),
+        Command::Man(args) => completions::exec_man(g, args),
     }
 }
 

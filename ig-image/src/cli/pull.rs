@@ -8,7 +8,8 @@ use ig_image::registry;
 
 use super::push::{Progress, RegistryArgs, print_report};
 use super::{ExitStatus, GlobalArgs};
-use crate::output::Format;
+use crate::outln;
+use crate::output::{self, Format};
 
 /// Pull an image, with its signatures and referrers, from its registry into the store.
 ///
@@ -23,6 +24,9 @@ ig-image pull localhost:5000/gadgets/trace_open:v1 --insecure-registries localho
 ig-image pull ghcr.io/inspektor-gadget/gadget/trace_exec:latest --platform amd64\n\n\
 With --platform, the stored index lists only those platforms, so its digest differs from the\n\
 registry's (both are printed) and the index's own signatures are not fetched.\n\
+With --public-keys, the signature that verified is printed (`Verified ...`).\n\n\
+JSON (-o json): push's transfer report (bytes_received, blobs_downloaded, source_digest with\n\
+--platform) plus \"verification\": {\"verified\": bool, \"signature\": {format, key, ...} | null}\n\
 Docs: docs/registries.md")]
 pub struct PullArgs {
     /// The image (name, optionally `:tag` or `@sha256:...`)
@@ -80,7 +84,16 @@ pub fn exec(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitStatus> {
             reference.registry()
         )
     })?;
-    args.policy.check_pulled(&store, &reference, before)?;
-    print_report("pulled", &report, args.output)?;
+    let accepted = args.policy.check_pulled(&store, &reference, before)?;
+    if args.output == Format::Columns {
+        print_report("pulled", &report, args.output)?;
+        if let Some(line) = super::verify::verification_line(&accepted, output::colour_stdout()) {
+            outln!("{line}");
+        }
+    } else {
+        let mut doc = serde_json::to_value(&report)?;
+        doc["verification"] = super::verify::verification_json(&accepted);
+        output::print_data(&doc, args.output)?;
+    }
     Ok(ExitStatus::Success)
 }

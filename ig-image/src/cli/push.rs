@@ -17,6 +17,7 @@ use ig_image::registry::{
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{ExitStatus, GlobalArgs};
+use crate::outln;
 use crate::output::{self, Format};
 
 /// Options of the commands that talk to registries.
@@ -76,7 +77,9 @@ impl RegistryArgs {
 #[command(after_help = "Examples:\n  \
 ig-image push localhost:5000/gadgets/trace_open:v1 --insecure-registries localhost:5000\n  \
 ig-image push ghcr.io/me/gadgets/trace_open:v1 --authfile ci-auth.json -o json\n\n\
-Credentials come from the auth file (see `ig-image login`). Docs: docs/registries.md")]
+Credentials come from the auth file (see `ig-image login`). Docs: docs/registries.md\n\n\
+JSON (-o json): {\"reference\", \"digest\", \"platforms\", \"bytes_sent\", \"blobs_uploaded\",\n\
+\"blobs_mounted\", \"blobs_skipped\", \"manifests\", \"signatures\", \"referrers\", \"retries\", \"millis\", ...}")]
 pub struct PushArgs {
     /// The image (its name says which registry and repository it goes to)
     image: String,
@@ -136,7 +139,7 @@ pub fn print_report(verb: &str, report: &TransferReport, format: Format) -> anyh
     if report.retries > 0 {
         parts.push(format!("{} retries", report.retries));
     }
-    println!(
+    outln!(
         "Successfully {verb} {}@{} ({}, {} ms)",
         report.reference,
         report.digest,
@@ -144,7 +147,7 @@ pub fn print_report(verb: &str, report: &TransferReport, format: Format) -> anyh
         report.millis
     );
     if let Some(source) = &report.source_digest {
-        println!(
+        outln!(
             "Stored the platforms {} only: the registry's index is {source}",
             report.platforms.join(", ")
         );
@@ -184,7 +187,12 @@ impl Progress {
         if !terminal {
             return Progress { bars: None };
         }
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        Self::with_bars(verb, ProgressDrawTarget::stderr())
+    }
+
+    /// Bars drawn to `target`.
+    fn with_bars(verb: &'static str, target: ProgressDrawTarget) -> Self {
+        let multi = MultiProgress::with_draw_target(target);
         let total = multi.add(ProgressBar::new(0));
         total.set_style(
             ProgressStyle::with_template(
@@ -263,9 +271,11 @@ impl TransferReporter for Progress {
         if let Some(b) = &self.bars {
             if let Some(bar) = b.blobs.borrow_mut().remove(digest) {
                 if outcome != BlobOutcome::Uploaded && outcome != BlobOutcome::Downloaded {
-                    // Nothing moved: count the blob as done in the total.
+                    // Nothing moved: the blob leaves the total instead of filling the bar, so
+                    // the bar measures only bytes that really crossed the network.
+                    let unmoved = bar.length().unwrap_or(0).saturating_sub(bar.position());
                     b.total
-                        .inc(bar.length().unwrap_or(0).saturating_sub(bar.position()));
+                        .set_length(b.total.length().unwrap_or(0).saturating_sub(unmoved));
                 }
                 bar.finish_and_clear();
             }
@@ -273,7 +283,10 @@ impl TransferReporter for Progress {
     }
 
     fn retrying(&self, what: &str, attempt: u32, of: u32, error: &str) {
-        let line = format!("warning: retrying: {what} (attempt {attempt} of {of} failed: {error})");
+        let line = format!(
+            "{}: retrying: {what} (attempt {attempt} of {of} failed: {error})",
+            output::paint("warning", output::Paint::Warn, output::colour_stderr())
+        );
         match &self.bars {
             Some(b) => {
                 let _ = b.multi.println(line);
@@ -295,6 +308,23 @@ impl TransferReporter for Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skipped_blobs_leave_the_total_instead_of_filling_the_bar() {
+        let p = Progress::with_bars("Pushing", ProgressDrawTarget::hidden());
+        let a = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        let b = Digest::parse(&format!("sha256:{}", "b".repeat(64))).unwrap();
+        p.started("localhost:5000/x:v1", 2, 1000 + 24);
+        // A re-push: the registry has the big blob; only 24 bytes move.
+        p.blob_started(&a, 1000);
+        p.blob_finished(&a, BlobOutcome::Skipped);
+        p.blob_started(&b, 24);
+        p.blob_progress(&b, 24);
+        p.blob_finished(&b, BlobOutcome::Uploaded);
+        let total = &p.bars.as_ref().unwrap().total;
+        assert_eq!(total.position(), 24, "only moved bytes fill the bar");
+        assert_eq!(total.length(), Some(24), "skipped bytes left the total");
+    }
 
     #[test]
     fn sizes_are_human() {

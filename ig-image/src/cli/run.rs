@@ -37,7 +37,11 @@ ig-image run trace_exec --kernel debian:bullseye --kernel debian:sid --exec /bin
 A load failure is classified (missing-btf, core-relocation, unknown-helper, unknown-program-type,\n\
 unknown-map-type, attach-point-missing, permission, verifier) and shows the end of the verifier\n\
 log; -v shows all of it. With --kernel, each image is proven on each kernel in a throwaway QEMU\n\
-microVM (docs/kernels.md). Docs: docs/proving.md"
+microVM (docs/kernels.md). Docs: docs/proving.md\n\n\
+JSON (-o json): one line per record (fields flattened with dotted names); with --verify-only one\n\
+object {\"gadget\", \"ok\", \"programs\", \"load\", ...}, plus \"verification\" when --public-keys\n\
+verified the image. A verified signature is also reported on stderr (`Verified ...`). With\n\
+--kernel: one JSON line per image x kernel, each with \"kernel\"."
 )]
 pub struct RunArgs {
     /// The image (e.g. `trace_exec`, `localhost:5000/gadgets/trace_exec:v1`) or an eBPF object
@@ -79,6 +83,11 @@ pub struct RunArgs {
     /// How often map iterators are dumped
     #[arg(long, value_name = "DUR", default_value = "1s", value_parser = prove::parse_duration)]
     interval: Duration,
+    /// Under sudo, run from the invoking user's store (SUDO_USER's ~/.ig/oci-store), read only
+    /// (as upstream `sudo ig run --oci-store-user`); never pulls. Without sudo, or when the
+    /// invoking user is root: the usual store
+    #[arg(long)]
+    oci_store_user: bool,
     /// Signature and allowed-gadgets policy for images (docs/signing.md)
     #[command(flatten)]
     policy: super::verify::PolicyArgs,
@@ -103,6 +112,32 @@ pub struct RunArgs {
     merge: Vec<PathBuf>,
 }
 
+/// The store `run` reads: `--oci-store-user`'s (see [`RunArgs::oci_store_user`]) or the usual.
+fn run_store_path(global: &GlobalArgs, oci_store_user: bool) -> anyhow::Result<PathBuf> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if !oci_store_user || unsafe { libc::geteuid() } != 0 {
+        return Ok(global.store_path());
+    }
+    // Root without sudo, or root through sudo: root is the invoking user, its store the usual.
+    let user = match std::env::var("SUDO_USER") {
+        Ok(u) if !u.is_empty() && u != "root" => u,
+        _ => return Ok(global.store_path()),
+    };
+    let path = gadget_store::user_store_path(&user).with_context(|| {
+        format!("--oci-store-user: no user `{user}` (SUDO_USER) in the passwd database")
+    })?;
+    // Read only: nothing may be created in the user's store (a root-owned file there would
+    // lock its owner out), so it must already be complete.
+    for part in ["oci-layout", "index.json", gadget_store::layout::LOCK_FILE] {
+        anyhow::ensure!(
+            path.join(part).exists(),
+            "--oci-store-user: `{}` is not a store ig-image or ig has written (no `{part}`): nothing to run, and nothing is pulled\nhint: build or pull the image as `{user}` first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 pub fn exec(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitStatus> {
     if !args.kernels.is_empty() || !args.merge.is_empty() {
         return matrix::exec(global, &args);
@@ -112,12 +147,18 @@ pub fn exec(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitStatus> {
     };
     let full_log = global.verbose > 0;
     let target = Target::from_arg(image, args.metadata.clone(), args.platform.clone());
-    let store_path = global.store_path();
+    let store_path = run_store_path(global, args.oci_store_user)?;
+    let mut verification = None;
     if let Target::Image { reference, .. } = &target {
         let r = gadget_store::Reference::parse(reference)?;
-        args.policy
-            .check(&global.open_store()?, &r)
+        let store = gadget_store::Store::open(&store_path).with_context(|| {
+            format!("cannot open the image store at `{}`", store_path.display())
+        })?;
+        let accepted = args
+            .policy
+            .check(&store, &r)
             .with_context(|| format!("cannot run `{}`", image))?;
+        verification = Some(accepted);
     }
     let gadget = target
         .open(|| {
@@ -148,10 +189,23 @@ pub fn exec(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitStatus> {
     if args.verify_only {
         let report = prove::verify(&gadget, &load, args.attach)
             .with_context(|| format!("cannot verify `{}`", image))?;
-        let mut out = std::io::stdout().lock();
+        let mut out = crate::output::Out;
         match format {
-            Format::Json => writeln!(out, "{}", serde_json::to_string(&report)?)?,
-            Format::Columns => write!(out, "{}", prove::render_verify(&report, full_log))?,
+            Format::Json => {
+                let mut doc = serde_json::to_value(&report)?;
+                if let Some(accepted) = &verification {
+                    doc["verification"] = super::verify::verification_json(accepted);
+                }
+                writeln!(out, "{doc}")?;
+            }
+            Format::Columns => {
+                if let Some(line) = verification.as_ref().and_then(|a| {
+                    super::verify::verification_line(a, crate::output::colour_stdout())
+                }) {
+                    writeln!(out, "{line}")?;
+                }
+                write!(out, "{}", prove::render_verify(&report, full_log))?;
+            }
         }
         return Ok(if report.ok {
             ExitStatus::Success
@@ -160,6 +214,12 @@ pub fn exec(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitStatus> {
         });
     }
 
+    if let Some(line) = verification
+        .as_ref()
+        .and_then(|a| super::verify::verification_line(a, crate::output::colour_stderr()))
+    {
+        eprintln!("{line}");
+    }
     let stop = session::stop_on_signals();
     let opts = RunOptions {
         timeout: args.timeout,

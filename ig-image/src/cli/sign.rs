@@ -9,6 +9,7 @@ use ig_image::sign::cosign::{self, SignatureFormat};
 use ig_image::sign::keys::{self, Password};
 
 use super::{ExitStatus, GlobalArgs};
+use crate::outln;
 use crate::output::{self, Format};
 
 /// Sign an image in the local store with a cosign key (offline: no registry involved).
@@ -22,7 +23,9 @@ use crate::output::{self, Format};
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  ig-image sign trace_open:v1 --key cosign.key\n  \
-ig-image verify trace_open:v1 --public-keys cosign.pub\nDocs: docs/signing.md"
+ig-image verify trace_open:v1 --public-keys cosign.pub\n\n\
+JSON (-o json): {\"reference\", \"digest\", \"format\", \"signature_manifest\", \"tag\", \"key_id\", \"added\"}\n\
+Docs: docs/signing.md"
 )]
 pub struct SignArgs {
     /// The image to sign
@@ -75,14 +78,14 @@ pub fn exec(global: &GlobalArgs, args: SignArgs) -> anyhow::Result<ExitStatus> {
         None => format!("referrer {}", report.signature_manifest),
     };
     if report.added {
-        println!(
+        outln!(
             "Signed {}@{} ({} signature, {place})",
             reference.display(),
             report.digest,
             report.format
         );
     } else {
-        println!(
+        outln!(
             "{}@{} already carries this {} signature ({place})",
             reference.display(),
             report.digest,

@@ -11,6 +11,7 @@ use oci_spec::image::Descriptor;
 use std::path::PathBuf;
 
 use super::{ExitStatus, GlobalArgs};
+use crate::outln;
 use crate::output::{self, Format};
 
 /// Verify an image's cosign signature in the local store.
@@ -22,7 +23,9 @@ use crate::output::{self, Format};
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  ig-image verify trace_open:v1 --public-keys cosign.pub\n  \
-ig-image verify trace_exec:v0.42.0 --public-keys upstream\nDocs: docs/signing.md"
+ig-image verify trace_exec:v0.42.0 --public-keys upstream\n\n\
+JSON (-o json): {\"verified\": true, \"reference\", \"digest\", \"format\", \"key\", \"signature_manifest\"},\n\
+or {\"verified\": false, \"reference\", \"reason\"} (exit 1)\nDocs: docs/signing.md"
 )]
 pub struct VerifyArgs {
     /// The image to verify
@@ -99,8 +102,9 @@ pub fn exec(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitStatus>
     match verify::verify(&store, &reference, &keys) {
         Ok(v) => {
             if args.output == Format::Columns {
-                println!(
-                    "Verified {}@{}: {} signature by `{}`",
+                outln!(
+                    "{} {}@{}: {} signature by `{}`",
+                    output::paint("Verified", output::Paint::Good, output::colour_stdout()),
                     reference.display(),
                     v.digest,
                     v.format,
@@ -295,6 +299,29 @@ fn fetch_remote(
         )
     })?;
     Ok((dir, store))
+}
+
+/// One line saying which signature the policy verified (`run` and `pull` print it when
+/// --public-keys verified one).
+pub fn verification_line(accepted: &Accepted, colour: bool) -> Option<String> {
+    accepted.verified.as_ref().map(|v| {
+        format!(
+            "{} {}@{}: {} signature by `{}`",
+            output::paint("Verified", output::Paint::Good, colour),
+            accepted.reference,
+            accepted.digest,
+            v.format,
+            v.key
+        )
+    })
+}
+
+/// The same as JSON: `{"verified": bool, "signature": {...} | null}`.
+pub fn verification_json(accepted: &Accepted) -> serde_json::Value {
+    serde_json::json!({
+        "verified": accepted.verified.is_some(),
+        "signature": accepted.verified,
+    })
 }
 
 /// The image policy flags of `run` and `pull` (docs/signing.md): flatten into a command's

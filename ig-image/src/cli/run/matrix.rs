@@ -50,12 +50,15 @@ pub fn exec(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitStatus> {
     let stage_store = stage.path().join("store");
     let staged = gadget_store::Store::open(&stage_store)?;
     let mut images = Vec::new();
+    let store_path = super::run_store_path(global, args.oci_store_user)?;
     for image in &args.images {
         match Target::from_arg(image, None, None) {
             Target::Object { path, .. } => images.push(absolute(&path)?.display().to_string()),
             Target::Image { reference, .. } => {
                 let r = gadget_store::Reference::parse(&reference)?;
-                let store = global.open_store()?;
+                let store = gadget_store::Store::open(&store_path).with_context(|| {
+                    format!("cannot open the image store at `{}`", store_path.display())
+                })?;
                 args.policy
                     .check(&store, &r)
                     .with_context(|| format!("cannot run `{image}`"))?;

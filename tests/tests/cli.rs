@@ -959,3 +959,106 @@ fn init_workflow_installs_from_the_source_the_user_sets() {
     let err = t.fails(["init", "wf_bad", "--dir", p, "--install-from", "a b"]);
     assert!(err.contains("--install-from"), "{err}");
 }
+
+/// Removes the throwaway user on drop.
+struct TempUser(String);
+
+impl Drop for TempUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.0).output();
+    }
+}
+
+#[test]
+fn run_oci_store_user_reads_the_sudo_users_store_read_only() {
+    if !ig_image_tests::require_kernel("run_oci_store_user_reads_the_sudo_users_store_read_only") {
+        return;
+    }
+    // A real user whose home is a temporary directory: `sudo` is simulated by SUDO_USER, which
+    // is all sudo tells the program.
+    let home = tempfile::tempdir().unwrap();
+    let name = format!("igimg{}", std::process::id());
+    let out = run({
+        let mut c = Command::new("useradd");
+        c.args(["--no-create-home", "--home-dir"])
+            .arg(home.path())
+            .args(["--shell", "/usr/sbin/nologin", &name]);
+        c
+    });
+    assert_success(&out);
+    let _user = TempUser(name.clone());
+    // The user's store, written as the user would (ig-image build).
+    let user_store = home.path().join(".ig/oci-store");
+    let builder = TempStore::new();
+    let mut c = Command::new(ig_image_tests::ig_image_bin());
+    c.arg("--store")
+        .arg(&user_store)
+        .args([
+            "build",
+            sample("trace_open").to_str().unwrap(),
+            "-t",
+            "mine:dev",
+        ])
+        .env("IG_IMAGE_CACHE_DIR", builder.cache());
+    assert_success(&run(c));
+    let before = snapshot(&user_store);
+
+    // Root's store (empty) does not have the image; --oci-store-user finds it in the user's.
+    let root_store = TempStore::new();
+    let sudo = |extra: &[&str]| {
+        let mut c = Command::new(ig_image_tests::ig_image_bin());
+        c.args(["run", "mine:dev", "--verify-only", "-o", "json"])
+            .args(extra)
+            .env("IG_IMAGE_STORE", root_store.store())
+            .env("SUDO_USER", &name);
+        run(c)
+    };
+    let without = sudo(&[]);
+    assert!(
+        !without.status.success(),
+        "root's own store has no such image"
+    );
+    let with = sudo(&["--oci-store-user"]);
+    assert_success(&with);
+    let report: Value = serde_json::from_slice(&with.stdout).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(
+        snapshot(&user_store),
+        before,
+        "the user's store was not written"
+    );
+    // Never pulls: an image the user does not have is an error, with no network involved.
+    let missing = {
+        let mut c = Command::new(ig_image_tests::ig_image_bin());
+        c.args([
+            "run",
+            "localhost:1/none:v1",
+            "--verify-only",
+            "--oci-store-user",
+        ])
+        .env("SUDO_USER", &name);
+        run(c)
+    };
+    assert!(!missing.status.success());
+    assert_eq!(snapshot(&user_store), before);
+}
+
+/// Every file of a directory tree with its bytes and owner.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap(), meta.uid()));
+            }
+        }
+    }
+    out.sort();
+    out
+}

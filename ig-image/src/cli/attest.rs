@@ -1,5 +1,6 @@
 //! `ig-image attest`.
 
+use crate::outln;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -63,13 +64,13 @@ pub fn exec(global: &GlobalArgs, args: AttestArgs) -> anyhow::Result<ExitStatus>
     if args.output != Format::Columns {
         output::print_data(&attached, args.output)?;
     } else if attached.added {
-        println!(
+        outln!(
             "Attested {} ({predicate_type}): referrer {}",
             reference.display(),
             attached.manifest
         );
     } else {
-        println!(
+        outln!(
             "{} already carries this attestation ({predicate_type}): referrer {}",
             reference.display(),
             attached.manifest

@@ -1,5 +1,6 @@
 //! `ig-image kernels`: the cache of kernels for `run --kernel` (fetch, list, prune).
 
+use crate::outln;
 use clap::{Args, Subcommand};
 use microvm::{Arch, KernelCache, KernelSpec, cache};
 
@@ -37,11 +38,15 @@ enum KernelsCommand {
         /// Resolve again and replace the cached kernel when the archive has a newer one
         #[arg(long)]
         refresh: bool,
+        /// Output format: text, or json (one array of the fetched entries, as `list -o json`)
+        #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
+        output: Format,
     },
     /// List the cached kernels
     #[command(visible_alias = "ls")]
     List {
-        /// Output format
+        /// Output format: text, or json (one array: spec, arch, release, kernel, modules,
+        /// packages, suite, trust, fetched, path, bytes)
         #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
         output: Format,
     },
@@ -53,7 +58,18 @@ enum KernelsCommand {
         /// Architecture of the specs: amd64 (default) or arm64
         #[arg(long, value_name = "ARCH")]
         platform: Option<String>,
+        /// Output format: text, or json ({"removed": [paths]})
+        #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
+        output: Format,
     },
+}
+
+/// One cached kernel as JSON: its metadata plus where it is and how big.
+fn entry_json(k: &microvm::cache::PreparedKernel) -> serde_json::Value {
+    let mut m = serde_json::to_value(&k.meta).unwrap_or_default();
+    m["path"] = k.dir.display().to_string().into();
+    m["bytes"] = k.size().into();
+    m
 }
 
 pub fn exec(_global: &GlobalArgs, args: KernelsArgs) -> anyhow::Result<ExitStatus> {
@@ -63,8 +79,10 @@ pub fn exec(_global: &GlobalArgs, args: KernelsArgs) -> anyhow::Result<ExitStatu
             specs,
             platform,
             refresh,
+            output,
         } => {
             let arch = Arch::parse(platform.as_deref())?;
+            let mut fetched = Vec::new();
             for text in &specs {
                 let spec = KernelSpec::parse(text, None)?;
                 if matches!(spec, KernelSpec::Image { .. }) {
@@ -73,13 +91,17 @@ pub fn exec(_global: &GlobalArgs, args: KernelsArgs) -> anyhow::Result<ExitStatu
                     );
                 }
                 let k = cache.ensure(&spec, arch, refresh, &mut |m| eprintln!("{text}: {m}"))?;
+                if output != Format::Columns {
+                    fetched.push(entry_json(&k));
+                    continue;
+                }
                 let pkgs: Vec<String> = k
                     .meta
                     .packages
                     .iter()
                     .map(|p| format!("{} {}", p.name, p.version))
                     .collect();
-                println!(
+                outln!(
                     "{text}: {} ({}), {} modules, {:.1} MB in {}",
                     k.meta.release,
                     if pkgs.is_empty() {
@@ -92,35 +114,33 @@ pub fn exec(_global: &GlobalArgs, args: KernelsArgs) -> anyhow::Result<ExitStatu
                     k.dir.display()
                 );
                 if let Some(t) = &k.meta.trust {
-                    println!("  trust: {t}");
+                    outln!("  trust: {t}");
                 }
+            }
+            if output != Format::Columns {
+                crate::output::print_data(&fetched, output)?;
             }
         }
         KernelsCommand::List { output } => {
             let all = cache.list()?;
-            if output == Format::Json {
-                let v: Vec<serde_json::Value> = all
-                    .iter()
-                    .map(|k| {
-                        let mut m = serde_json::to_value(&k.meta).unwrap_or_default();
-                        m["path"] = k.dir.display().to_string().into();
-                        m["bytes"] = k.size().into();
-                        m
-                    })
-                    .collect();
-                println!("{}", serde_json::to_string(&v)?);
+            if output != Format::Columns {
+                let v: Vec<serde_json::Value> = all.iter().map(entry_json).collect();
+                crate::output::print_data(&v, output)?;
             } else if all.is_empty() {
                 eprintln!(
                     "no kernels cached in {} (ig-image kernels fetch debian:bookworm)",
                     cache.root.display()
                 );
             } else {
-                println!(
+                outln!(
                     "{:<20} {:<6} {:<28} {:>8}  FETCHED",
-                    "SPEC", "ARCH", "RELEASE", "SIZE"
+                    "SPEC",
+                    "ARCH",
+                    "RELEASE",
+                    "SIZE"
                 );
                 for k in &all {
-                    println!(
+                    outln!(
                         "{:<20} {:<6} {:<28} {:>6.1}MB  {}",
                         k.meta.spec,
                         k.meta.arch,
@@ -131,14 +151,24 @@ pub fn exec(_global: &GlobalArgs, args: KernelsArgs) -> anyhow::Result<ExitStatu
                 }
             }
         }
-        KernelsCommand::Prune { specs, platform } => {
+        KernelsCommand::Prune {
+            specs,
+            platform,
+            output,
+        } => {
             let arch = Arch::parse(platform.as_deref())?;
             let parsed = specs
                 .iter()
                 .map(|s| KernelSpec::parse(s, None).map(|k| (k, arch)))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            for d in cache.prune(&parsed)? {
-                println!("removed {}", d.display());
+            let removed = cache.prune(&parsed)?;
+            if output == Format::Columns {
+                for d in &removed {
+                    outln!("removed {}", d.display());
+                }
+            } else {
+                let paths: Vec<String> = removed.iter().map(|d| d.display().to_string()).collect();
+                crate::output::print_data(&serde_json::json!({ "removed": paths }), output)?;
             }
         }
     }

@@ -198,7 +198,7 @@ pub fn report_keyless(
     match outcome {
         Ok((line, fields)) => {
             if format == Format::Columns {
-                println!("{line}");
+                outln!("{line}");
             } else {
                 let mut doc =
                     serde_json::json!({"subject": subject, "verified": true, "message": line});
@@ -239,7 +239,7 @@ fn verify_attestation(
     match verify_attestation_in(store, reference, keys, wanted, &types) {
         Ok(v) => {
             if format == Format::Columns {
-                println!(
+                outln!(
                     "Verified {}@{}: `{}` attestation by `{}` (referrer {})",
                     reference.display(),
                     v.digest,

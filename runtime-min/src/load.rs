@@ -118,6 +118,9 @@ pub struct LoadReport {
     pub max_entries: Vec<(String, u32)>,
     /// Maps pinned by the gadget (into a private bpffs, removed after loading).
     pub pinned_maps: Vec<String>,
+    /// Every map as the kernel created it (name, max_entries): sizes from `_max_entries`
+    /// parameters and 0-sized perf event arrays (one slot per possible CPU) show here.
+    pub maps: Vec<(String, u32)>,
     /// Types the runtime added to the target BTF (socket enricher).
     pub runtime_types: Vec<String>,
     /// The kernel BTF used.
@@ -344,6 +347,41 @@ struct TargetBtf {
     has_ringbuf: bool,
     /// Runtime-provided types added to it.
     runtime_types: Vec<String>,
+    /// On a cache miss: the thread writing this boot's minimized BTF into the cache while
+    /// libbpf reads the kernel's own (joined by [`TargetBtf::finish`]).
+    cache_filler: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TargetBtf {
+    /// Waits for the cache filler, if any, so that the next run finds the minimized BTF.
+    fn finish(&mut self) {
+        if let Some(filler) = self.cache_filler.take() {
+            let t = Instant::now();
+            if filler.join().is_err() {
+                log::debug!("the kernel BTF cache filler panicked; the next run computes it");
+            }
+            log::debug!("waited {:?} for the kernel BTF cache filler", t.elapsed());
+        }
+    }
+}
+
+/// Reads and minimizes the running kernel's BTF for `roots` and stores it as the cache `entry`
+/// (a failure only means the next run computes it again).
+fn fill_core_cache(entry: &Path, roots: &[RawCoreRoot]) {
+    let t = Instant::now();
+    let Ok(bytes) = std::fs::read(SYSFS_VMLINUX) else {
+        return;
+    };
+    let Ok(raw) = RawBtf::parse(&bytes) else {
+        return;
+    };
+    let mini = raw.minimize_for_core(roots);
+    core_cache::store(entry, &mini);
+    log::debug!(
+        "kernel BTF cache filled ({} bytes) in {:?}",
+        mini.len(),
+        t.elapsed()
+    );
 }
 
 /// Chooses and, where needed, writes the target BTF for CO-RE:
@@ -416,6 +454,7 @@ fn target_btf(
             _temp: t,
             has_ringbuf,
             runtime_types: runtime.clone(),
+            cache_filler: None,
         })
     };
 
@@ -449,6 +488,20 @@ fn target_btf(
     if let Some(path) = entry.as_deref().filter(|p| core_cache::lookup(p).is_some()) {
         log::debug!("target BTF from the cache in {:?}", t.elapsed());
         return done(Some(path.to_path_buf()), None, true);
+    }
+    // A cache miss without runtime types: libbpf reads the kernel's own BTF, as bpftool does,
+    // while another thread minimizes it for the cache, so that a cold run costs what bpftool
+    // does rather than that plus the minimizing.
+    if let (true, Some(entry)) = (runtime.is_empty(), entry.clone()) {
+        let filler = std::thread::Builder::new()
+            .name("core-btf-cache".into())
+            .spawn(move || fill_core_cache(&entry, &roots));
+        let mut target = done(None, None, true)?;
+        match filler {
+            Ok(handle) => target.cache_filler = Some(handle),
+            Err(e) => log::debug!("cannot start the kernel BTF cache filler: {e}"),
+        }
+        return Ok(target);
     }
     let bytes = read()?;
     parse(&bytes)?;
@@ -772,7 +825,7 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         None => opts,
     };
 
-    let target = target_btf(gadget, opts.kernel_btf.as_deref(), full_log)?;
+    let mut target = target_btf(gadget, opts.kernel_btf.as_deref(), full_log)?;
     log::debug!("target BTF ready after {:?}", started.elapsed());
 
     // Ring buffer tracer maps become perf event arrays when the kernel (or the target BTF the
@@ -953,6 +1006,7 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
     };
     drop(capture);
     drop(pin_dir);
+    target.finish();
     log::debug!("object loaded after {:?}", started.elapsed());
 
     let mut report = LoadReport {
@@ -980,6 +1034,17 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
             .collect(),
         max_entries,
         pinned_maps,
+        maps: object
+            .iter()
+            .flat_map(|o| o.maps())
+            .filter_map(|m| {
+                let info = m.info().ok()?;
+                Some((
+                    m.name().to_string_lossy().into_owned(),
+                    info.info.max_entries,
+                ))
+            })
+            .collect(),
         runtime_types: target.runtime_types.clone(),
         kernel_btf: match &btfgen_entry {
             Some((entry, _)) => format!("btfgen layer: {entry}"),

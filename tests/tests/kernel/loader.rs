@@ -26,29 +26,46 @@ fn program<'r>(report: &'r Value, name: &str) -> &'r Value {
         .unwrap_or_else(|| panic!("no program `{name}` in {report}"))
 }
 
-/// `bpftool map show name NAME`: the max_entries of every map of that name. Retried a few
-/// times: bpftool gives up when a map of a parallel test vanishes while it walks the map ids.
-fn map_sizes(name: &str) -> Vec<u64> {
-    let mut sizes = Vec::new();
-    // bpftool walks every map on the host; under other tests' churn a walk can fail, so retry
-    // for up to 10 s.
-    for _ in 0..50 {
-        let shown = run({
-            let mut c = Command::new("bpftool");
-            c.args(["-j", "map", "show", "name", name]);
-            c
-        });
-        let maps: Value = serde_json::from_slice(&shown.stdout).unwrap_or(Value::Null);
-        sizes = match &maps {
-            Value::Array(a) => a.iter().filter_map(|m| m["max_entries"].as_u64()).collect(),
-            m => m["max_entries"].as_u64().into_iter().collect(),
+/// `bpftool -j KIND show id ID`, as JSON (null when it fails).
+fn bpftool_show(kind: &str, id: &str) -> Value {
+    let shown = run({
+        let mut c = Command::new("bpftool");
+        c.args(["-j", kind, "show", "id", id]);
+        c
+    });
+    serde_json::from_slice(&shown.stdout).unwrap_or(Value::Null)
+}
+
+/// The max_entries of the maps called `name` that the process `pid` uses: the maps it holds a
+/// descriptor of and the maps its programs reference, found from its descriptors
+/// (`/proc/PID/fdinfo`: `map_id`, `prog_id`) and shown with `bpftool … show id ID`. Only that
+/// process's objects are looked at, so maps of parallel tests appearing and vanishing do not
+/// matter (a walk over every map on the host can fail under that churn).
+fn map_sizes(pid: u32, name: &str) -> Vec<u64> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("the run's descriptors");
+    let mut map_ids = std::collections::BTreeSet::new();
+    for fd in fds.flatten() {
+        let info = std::fs::read_to_string(fd.path()).unwrap_or_default();
+        let field = |key: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim().to_string())
         };
-        if !sizes.is_empty() {
-            break;
+        if let Some(id) = field("map_id:") {
+            map_ids.insert(id);
+        } else if let Some(id) = field("prog_id:") {
+            let prog = bpftool_show("prog", &id);
+            for m in prog["map_ids"].as_array().into_iter().flatten() {
+                map_ids.insert(m.to_string());
+            }
         }
-        std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    sizes
+    map_ids
+        .iter()
+        .map(|id| bpftool_show("map", id))
+        .filter(|m| m["name"] == name)
+        .filter_map(|m| m["max_entries"].as_u64())
+        .collect()
 }
 
 #[test]
@@ -177,7 +194,7 @@ fn kernel_loader_pinned_maps_stay_in_a_private_bpffs() {
     let running = start(&store, &["pinned:test", "-o", "json"]);
     spawn_and_wait("true");
     let during = tree(host_bpffs);
-    let sizes = map_sizes("ig_pinned_count");
+    let sizes = map_sizes(running.child.id(), "ig_pinned_count");
     let (status, _, stderr) = running.interrupt();
     assert!(status.success(), "{stderr}");
     // (Maps of the earlier verify runs may not be freed yet: the kernel frees them lazily.)
@@ -253,25 +270,32 @@ fn kernel_loader_classifier_perf_event_sections_and_zero_sized_maps() {
         "{report}"
     );
 
-    // The sizes the kernel holds: the parameter's for `seen`, one slot per possible CPU for the
-    // 0-sized perf event array.
-    let running = start(
-        &store,
-        &[
-            "sections:test",
-            "-o",
-            "json",
-            "--param",
-            "seen_max_entries=48",
-        ],
-    );
-    let seen = map_sizes("seen");
-    let samples = map_sizes("samples");
-    let (status, _, stderr) = running.interrupt();
-    assert!(status.success(), "{stderr}");
+    // The sizes the kernel created: the parameter's for `seen`, one slot per possible CPU for
+    // the 0-sized perf event array. (A run of this gadget stops at once, having no data source,
+    // so the kernel's sizes are read from the report, which asks the kernel for them.)
+    let out = store.ok([
+        "run",
+        "--verify-only",
+        "sections:test",
+        "-o",
+        "json",
+        "--param",
+        "seen_max_entries=48",
+    ]);
+    let sized: Value = serde_json::from_str(&out).unwrap();
+    let kernel_size = |name: &str| -> Vec<u64> {
+        sized["load"]["maps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m[0] == name)
+            .filter_map(|m| m[1].as_u64())
+            .collect()
+    };
+    let (seen, samples) = (kernel_size("seen"), kernel_size("samples"));
     assert!(
         seen.contains(&48),
-        "`seen` sized by its parameter: {seen:?}"
+        "`seen` sized by its parameter: {seen:?}\n{sized}"
     );
     let possible = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap();
     let cpus: u64 = possible

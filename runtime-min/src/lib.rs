@@ -37,6 +37,7 @@ pub mod core_cache;
 pub mod core_relo;
 pub mod decode;
 pub mod fixup;
+pub mod host_fs;
 pub mod libbpf_log;
 pub mod load;
 pub mod metadata;

@@ -5,6 +5,7 @@ mod agreement;
 mod authoring;
 mod build;
 mod cli;
+mod container;
 mod crash;
 mod docs;
 mod go_wasm;

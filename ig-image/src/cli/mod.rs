@@ -5,6 +5,7 @@ mod attest;
 mod build;
 mod check;
 mod completions;
+mod container_image;
 mod doctor;
 mod export;
 mod generate_key_pair;
@@ -163,6 +164,9 @@ pub enum Command {
         /// The job file
         job: PathBuf,
     },
+    /// Write ig-image's own container image into the store (internal: scripts/container-image)
+    #[command(hide = true)]
+    ContainerImage(container_image::ContainerImageArgs),
     /// Print a shell completion script (bash, zsh, fish)
     Completions(completions::CompletionsArgs),
     /// Write man pages for ig-image and every command into a directory
@@ -217,6 +221,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             microvm::guest::main(&job)?;
             Ok(ExitStatus::Success)
         }
+        Command::ContainerImage(args) => container_image::exec(g, args),
         Command::Completions(args) => completions::exec_completions(g, args),
         Command::Man(args) => completions::exec_man(g, args),
     }

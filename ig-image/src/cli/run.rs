@@ -83,6 +83,11 @@ pub struct RunArgs {
     /// How often map iterators are dumped
     #[arg(long, value_name = "DUR", default_value = "1s", value_parser = prove::parse_duration)]
     interval: Duration,
+    /// Mount proc, sysfs, bpffs, tracefs and debugfs where they are absent, as in a fresh
+    /// container such as `kubectl debug --profile=sysadmin node/N` (as upstream `ig`); on by
+    /// default in ig-image's container image
+    #[arg(long, env = "IG_IMAGE_AUTO_MOUNT_FILESYSTEMS")]
+    auto_mount_filesystems: bool,
     /// Under sudo, run from the invoking user's store (SUDO_USER's ~/.ig/oci-store), read only
     /// (as upstream `sudo ig run --oci-store-user`); never pulls. Without sudo, or when the
     /// invoking user is root: the usual store
@@ -146,6 +151,11 @@ pub fn exec(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitStatus> {
         anyhow::bail!("several images need --kernel (the host's kernel proves one at a time)");
     };
     let full_log = global.verbose > 0;
+    if args.auto_mount_filesystems {
+        for m in runtime_min::host_fs::auto_mount()? {
+            eprintln!("Mounted {} at {}", m.fstype, m.path.display());
+        }
+    }
     let target = Target::from_arg(image, args.metadata.clone(), args.platform.clone());
     let store_path = run_store_path(global, args.oci_store_user)?;
     let mut verification = None;

@@ -224,6 +224,46 @@ impl Transaction<'_> {
         Ok(true)
     }
 
+    /// Whether every one of `referrers` (each a manifest digest with the digests of the blobs
+    /// it holds) is already listed as a referrer of `subject` the way
+    /// [`Transaction::add_referrer`] lists it, so that adding them again would change nothing:
+    /// an untagged `index.json` entry with its digest, an entry in the bare referrers index
+    /// `sha256-<hex>`, and the manifest and its blobs in the store (each read back once and
+    /// checked against its digest). Any doubt (a missing or unreadable index) is `false`.
+    pub fn has_referrers(&self, subject: &Digest, referrers: &[(Digest, Vec<Digest>)]) -> bool {
+        let untagged = |digest: &Digest| {
+            self.index.entries.iter().any(|e| {
+                crate::layout::entry_ref_name(e).is_none()
+                    && crate::layout::entry_digest(e).as_ref() == Some(digest)
+            })
+        };
+        if !referrers.iter().all(|(manifest, _)| untagged(manifest)) {
+            return false;
+        }
+        let blobs: std::collections::BTreeSet<&Digest> = referrers
+            .iter()
+            .flat_map(|(manifest, blobs)| std::iter::once(manifest).chain(blobs))
+            .collect();
+        if blobs.into_iter().any(|d| self.read_blob(d).is_err()) {
+            return false;
+        }
+        let listed: Vec<String> = self
+            .find_tag(&referrers_tag(subject))
+            .and_then(|t| Digest::try_from(t.descriptor.digest()).ok())
+            .and_then(|d| self.read_json::<Value>(&d).ok())
+            .and_then(|index| {
+                index.get("manifests")?.as_array().map(|ms| {
+                    ms.iter()
+                        .filter_map(|m| m.get("digest")?.as_str().map(str::to_owned))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        referrers
+            .iter()
+            .all(|(manifest, _)| listed.iter().any(|d| d == manifest.as_str()))
+    }
+
     /// The entry tagged exactly `name` (a full reference or a bare tag).
     pub fn find_tag(&self, name: &str) -> Option<TaggedImage> {
         self.list().into_iter().find(|t| t.reference == name)

@@ -1531,16 +1531,65 @@ mod tests {
             });
             tx.write_json(MediaType::ImageManifest, &m)
         };
-        store
+        let (one_digest, two_digest) = store
             .transaction(|tx| {
                 let one = referrer(tx, 1)?;
+                let one_digest = Digest::try_from(one.digest()).unwrap();
+                let layer = Digest::of(&[1]);
+                assert!(!tx.has_referrers(&subject, &[(one_digest.clone(), vec![layer.clone()])]));
                 assert!(tx.add_referrer(&subject, &one)?);
+                assert!(tx.has_referrers(&subject, &[(one_digest.clone(), vec![layer.clone()])]));
                 assert!(!tx.add_referrer(&subject, &one)?);
+                // Not of another subject, and not with a blob the store lacks.
+                let other = Digest::of(b"another subject");
+                assert!(!tx.has_referrers(&other, &[(one_digest.clone(), vec![])]));
+                assert!(!tx.has_referrers(
+                    &subject,
+                    &[(one_digest.clone(), vec![Digest::of(b"absent")])]
+                ));
                 let two = referrer(tx, 2)?;
+                let two_digest = Digest::try_from(two.digest()).unwrap();
+                // Written but not listed yet: alone, or with one that is.
+                assert!(!tx.has_referrers(&subject, &[(two_digest.clone(), vec![])]));
+                let both = [(one_digest.clone(), vec![]), (two_digest.clone(), vec![])];
+                assert!(!tx.has_referrers(&subject, &both));
                 assert!(tx.add_referrer(&subject, &two)?);
-                Ok::<_, StoreError>(())
+                assert!(tx.has_referrers(&subject, &[(two_digest.clone(), vec![])]));
+                let both = [
+                    (one_digest.clone(), vec![layer]),
+                    (two_digest.clone(), vec![]),
+                ];
+                assert!(tx.has_referrers(&subject, &both));
+                Ok::<_, StoreError>((one_digest, two_digest))
             })
             .unwrap();
+        // A damaged manifest or layer is not "already there".
+        let damage = |digest: &Digest| {
+            let path = store.blob_path(digest);
+            let intact = std::fs::read(&path).unwrap();
+            let mut bad = intact.clone();
+            bad[0] ^= 1;
+            std::fs::write(&path, bad).unwrap();
+            (path, intact)
+        };
+        for blob in [one_digest.clone(), Digest::of(&[1])] {
+            let (path, intact) = damage(&blob);
+            store
+                .transaction(|tx| {
+                    assert!(
+                        !tx.has_referrers(
+                            &subject,
+                            &[(one_digest.clone(), vec![Digest::of(&[1])])]
+                        )
+                    );
+                    assert!(
+                        tx.has_referrers(&subject, &[(two_digest.clone(), vec![Digest::of(&[2])])])
+                    );
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap();
+            std::fs::write(&path, intact).unwrap();
+        }
         let tag = crate::signatures::referrers_tag(&subject);
         let index_desc = store
             .list()

@@ -312,6 +312,100 @@ fn sbom_names_the_sources_every_header_clang_read_and_clangs_version() {
 }
 
 #[test]
+fn a_rebuild_adds_no_referrer_and_restores_a_removed_one() {
+    let t = TempStore::new();
+    let (key, _) = key_pair(&t, "cosign");
+    let flags = ["--sbom", "--provenance", "--key", s(&key)];
+    let first = build(&t, "trace_open", "trace_open:v1", &flags);
+    let digest = first["digest"].as_str().unwrap().to_owned();
+    let attached = |b: &Value| -> Vec<(String, bool)> {
+        b["attestations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["manifest"].as_str().unwrap().to_owned(),
+                    a["added"] == true,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(attached(&first).len(), 4, "{first}");
+    assert!(attached(&first).iter().all(|(_, added)| *added), "{first}");
+    let manifests = |t: &TempStore| -> BTreeSet<String> {
+        referrers(t, &digest).into_iter().map(|r| r.1).collect()
+    };
+    let before = manifests(&t);
+    assert_eq!(before.len(), 4);
+    let index_before = std::fs::read(t.store().join("index.json")).unwrap();
+    let blob_count = || {
+        std::fs::read_dir(t.store().join("blobs/sha256"))
+            .unwrap()
+            .count()
+    };
+    let blobs_before = blob_count();
+
+    // The same build again: the same referrers, none added, the store untouched.
+    for _ in 0..2 {
+        let again = build(&t, "trace_open", "trace_open:v1", &flags);
+        assert_eq!(again["digest"], first["digest"]);
+        let reported: Vec<_> = attached(&again);
+        assert_eq!(
+            reported.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+            attached(&first)
+                .into_iter()
+                .map(|r| r.0)
+                .collect::<Vec<_>>()
+        );
+        assert!(reported.iter().all(|(_, added)| !*added), "{again}");
+        assert_eq!(manifests(&t), before);
+        assert_eq!(
+            std::fs::read(t.store().join("index.json")).unwrap(),
+            index_before
+        );
+        assert_eq!(blob_count(), blobs_before);
+    }
+
+    // A referrer removed from the store (the cache still remembers it) comes back identical.
+    let sbom = referrers(&t, &digest)
+        .into_iter()
+        .find(|r| r.0 == SPDX)
+        .unwrap()
+        .1;
+    let mut index = index_json(&t);
+    let referrers_tag = format!("sha256-{}", &digest[7..]);
+    index["manifests"].as_array_mut().unwrap().retain(|e| {
+        e["digest"] != sbom.as_str()
+            && e["annotations"]["org.opencontainers.image.ref.name"] != referrers_tag.as_str()
+    });
+    std::fs::write(
+        t.store().join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    assert!(!manifests(&t).contains(&sbom));
+    let restored = build(&t, "trace_open", "trace_open:v1", &flags);
+    assert!(
+        attached(&restored).contains(&(sbom.clone(), true)),
+        "{restored}"
+    );
+    assert_eq!(manifests(&t), before);
+    // Listed again in the bare referrers index, where upstream looks.
+    let listed = index_json(&t)["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["annotations"]["org.opencontainers.image.ref.name"] == referrers_tag.as_str());
+    assert!(listed);
+
+    // Another tag is another document (its name is in the SBOM): a new referrer, not a reused one.
+    let other = build(&t, "trace_open", "trace_open:v2", &["--sbom"]);
+    let (manifest, added) = attached(&other).remove(0);
+    assert!(added && !before.contains(&manifest), "{other}");
+}
+
+#[test]
 fn two_builds_with_one_source_date_epoch_give_identical_attestations() {
     let a = TempStore::new();
     let b = TempStore::new();

@@ -38,7 +38,7 @@ pub struct Document {
 }
 
 /// What was attached.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Attached {
     /// `sbom`, `provenance`, or the predicate type.
     pub kind: String,

@@ -9,12 +9,15 @@
 //!   as signed DSSE envelopes in sigstore bundles (as `cosign attest` does); also `attest`.
 //! - [`verify`]: `verify --attestation TYPE`: the envelope's signature first, then the subject
 //!   digest, then the predicate.
+//! - [`memo`]: remembers in the build cache which referrers a build's documents became, so a
+//!   rebuild with unchanged inputs renders and writes nothing when the store holds them.
 //!
 //! Every document is a function of the build's inputs: two builds with one
 //! `SOURCE_DATE_EPOCH` give byte-identical SBOMs and provenance.
 
 pub mod attach;
 pub mod inventory;
+pub mod memo;
 pub mod provenance;
 pub mod sbom;
 pub mod verify;

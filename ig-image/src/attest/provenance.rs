@@ -19,10 +19,12 @@ pub const SLSA_PROVENANCE_V02: &str = "https://slsa.dev/provenance/v0.2";
 /// Media type of a plain (unsigned) in-toto statement referrer.
 pub const IN_TOTO_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
 
-/// The build type this provenance describes.
-pub fn build_type() -> String {
-    format!("{}/build/v1", env!("CARGO_PKG_REPOSITORY"))
-}
+/// The build type this provenance describes (`buildDefinition.buildType`): a package URL naming
+/// the document that defines it inside ig-image's own source package, `docs/build-type/v1.md`
+/// (the meaning of `externalParameters`, `internalParameters`, `resolvedDependencies` and
+/// `byproducts`). Versioned by that path: a change of their meaning is a new `v2.md` and a new
+/// URI; ig-image versions that build the same way keep `v1`.
+pub const BUILD_TYPE: &str = "pkg:generic/ig-image#docs/build-type/v1.md";
 
 /// The builder id (`runDetails.builder.id`): who ran the build, from the environment.
 ///
@@ -114,7 +116,7 @@ pub fn predicate(inv: &Inventory) -> Value {
     }
     json!({
         "buildDefinition": {
-            "buildType": build_type(),
+            "buildType": BUILD_TYPE,
             "externalParameters": inv.definition,
             "internalParameters": {
                 "SOURCE_DATE_EPOCH": inv.source_date_epoch,
@@ -152,7 +154,19 @@ pub fn render(inv: &Inventory) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::builder_id_from;
+    use super::{BUILD_TYPE, builder_id_from};
+
+    #[test]
+    fn the_build_type_names_its_versioned_definition_in_the_package() {
+        // A package URL with a subpath: the definition ships with the source, at that path.
+        let (package, subpath) = BUILD_TYPE.split_once('#').unwrap();
+        assert_eq!(package, "pkg:generic/ig-image");
+        assert_eq!(subpath, "docs/build-type/v1.md");
+        let definition = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/build-type/v1.md");
+        let text = std::fs::read_to_string(definition).expect("the definition is in docs/");
+        assert!(text.contains(BUILD_TYPE), "{definition} names its URI");
+        assert!(!BUILD_TYPE.contains("example.invalid"));
+    }
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| {

@@ -564,7 +564,7 @@ fn build_one(
         wasm,
     };
     let assembled = image::assemble(&inputs)?;
-    let documents = if opts.attest.any() {
+    let attest_plan = if opts.attest.any() {
         let index_digest =
             gadget_store::Digest::try_from(assembled.index.digest()).map_err(|e| {
                 image::assemble::AssembleError {
@@ -580,14 +580,19 @@ fn build_one(
             platforms: &platforms,
             objects: &objects,
             wasm: inputs.wasm.as_deref(),
+            blobs: &assembled.blobs,
         })
         .map_err(|source| BuildError::Inventory {
             dir: dir.to_path_buf(),
             source,
         })?;
-        crate::attest::documents(&inventory, &opts.attest)
+        Some(crate::attest::memo::Plan::new(
+            inventory,
+            &opts.attest,
+            opts.cache_dir.as_deref(),
+        ))
     } else {
-        Vec::new()
+        None
     };
     // The image and its attestations in one transaction: all or nothing.
     enum Failed {
@@ -599,7 +604,7 @@ fn build_one(
             Failed::Store(e)
         }
     }
-    let attestations = store
+    let attachment = store
         .get()
         .map_err(|source| BuildError::Store {
             dir: dir.to_path_buf(),
@@ -610,14 +615,10 @@ fn build_one(
                 tx.write_blob(bytes)?;
             }
             tx.tag(&reference, assembled.index.clone())?;
-            crate::attest::attach::attach(
-                tx,
-                &assembled.index,
-                &documents,
-                opts.attest.key.as_deref(),
-                &created,
-            )
-            .map_err(Failed::Attach)
+            match &attest_plan {
+                Some(plan) => plan.attach(tx, &assembled.index).map_err(Failed::Attach),
+                None => Ok(Default::default()),
+            }
         })
         .map_err(|e| match e {
             Failed::Store(source) => BuildError::Store {
@@ -626,6 +627,9 @@ fn build_one(
             },
             Failed::Attach(e) => BuildError::Attest(e),
         })?;
+    let attestations = attest_plan
+        .map(|plan| plan.finish(attachment))
+        .unwrap_or_default();
 
     if let Some(out) = &opts.output_dir {
         write_objects(out, &reference_text, &objects)?;
@@ -656,6 +660,24 @@ struct BuildFacts<'a> {
     platforms: &'a [Platform],
     objects: &'a [Option<c::CompiledObject>],
     wasm: Option<&'a [u8]>,
+    /// The image's blobs with their descriptors (the objects' and the module's digests).
+    blobs: &'a [(oci_spec::image::Descriptor, Vec<u8>)],
+}
+
+impl BuildFacts<'_> {
+    /// SHA-256 hex of `bytes`: the digest the image already gives that content, else computed.
+    fn sha256_of(&self, bytes: &[u8]) -> String {
+        self.blobs
+            .iter()
+            .find(|(_, b)| b.as_slice() == bytes)
+            .and_then(|(d, _)| {
+                d.digest()
+                    .as_ref()
+                    .strip_prefix("sha256:")
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| cache::sha256_hex(bytes))
+    }
 }
 
 /// The role of a file a compiler read.
@@ -824,11 +846,11 @@ fn inventory_of(f: &BuildFacts<'_>) -> std::io::Result<crate::attest::inventory:
             .flatten()
             .map(|o| ObjectInfo {
                 platform: o.platform.oci_arch().to_string(),
-                sha256: cache::sha256_hex(&o.bytes),
+                sha256: f.sha256_of(&o.bytes),
                 size: o.bytes.len(),
             })
             .collect(),
-        wasm: f.wasm.map(|w| (cache::sha256_hex(w), w.len())),
+        wasm: f.wasm.map(|w| (f.sha256_of(w), w.len())),
         definition,
     })
 }

@@ -90,7 +90,12 @@ pub fn exec(_global: &GlobalArgs, args: KernelsArgs) -> anyhow::Result<ExitStatu
                         "`{text}`: a kernel image is not cached; pass it to `run --kernel` with --modules"
                     );
                 }
-                let k = cache.ensure(&spec, arch, refresh, &mut |m| eprintln!("{text}: {m}"))?;
+                // With -o json, stderr carries only warnings and errors (docs/commands).
+                let k = cache.ensure(&spec, arch, refresh, &mut |m| {
+                    if output == Format::Columns {
+                        eprintln!("{text}: {m}");
+                    }
+                })?;
                 if output != Format::Columns {
                     fetched.push(entry_json(&k));
                     continue;

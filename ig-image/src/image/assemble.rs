@@ -46,7 +46,7 @@ pub struct AssembleError {
     pub message: String,
 }
 
-fn err(e: impl std::fmt::Display) -> AssembleError {
+pub(super) fn err(e: impl std::fmt::Display) -> AssembleError {
     AssembleError {
         message: e.to_string(),
     }
@@ -62,7 +62,7 @@ pub fn digest_of(data: &[u8]) -> Result<Digest, AssembleError> {
     .map_err(err)
 }
 
-fn descriptor(media_type: &str, data: &[u8]) -> Result<Descriptor, AssembleError> {
+pub(super) fn descriptor(media_type: &str, data: &[u8]) -> Result<Descriptor, AssembleError> {
     Ok(Descriptor::new(
         MediaType::from(media_type),
         data.len() as u64,
@@ -134,20 +134,37 @@ pub fn assemble(inputs: &ImageInputs) -> Result<AssembledImage, AssembleError> {
             .annotations(annotations.clone())
             .build()
             .map_err(err)?;
-        let bytes = gadget_store::canonical::to_canonical_json(&manifest).map_err(err)?;
-        let mut entry = descriptor(mt::MANIFEST, &bytes)?;
+        let (mut entry, bytes) = manifest_entry(*platform, &manifest)?;
         entry.set_annotations(Some(annotations.clone()));
-        entry.set_platform(Some(
-            PlatformBuilder::default()
-                .architecture(arch(*platform))
-                .os(Os::Linux)
-                .build()
-                .map_err(err)?,
-        ));
         blobs.push((entry.clone(), bytes));
         entries.push(entry);
     }
+    finish_index(blobs, entries, annotations)
+}
 
+/// A platform manifest's bytes and its index entry (descriptor with the platform).
+pub(super) fn manifest_entry(
+    platform: Platform,
+    manifest: &oci_spec::image::ImageManifest,
+) -> Result<(Descriptor, Vec<u8>), AssembleError> {
+    let bytes = gadget_store::canonical::to_canonical_json(manifest).map_err(err)?;
+    let mut entry = descriptor(mt::MANIFEST, &bytes)?;
+    entry.set_platform(Some(
+        PlatformBuilder::default()
+            .architecture(arch(platform))
+            .os(Os::Linux)
+            .build()
+            .map_err(err)?,
+    ));
+    Ok((entry, bytes))
+}
+
+/// Adds the index over `entries` (with `annotations`) as the last blob and returns the image.
+pub(super) fn finish_index(
+    mut blobs: Vec<(Descriptor, Vec<u8>)>,
+    entries: Vec<Descriptor>,
+    annotations: HashMap<String, String>,
+) -> Result<AssembledImage, AssembleError> {
     let index = ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)

@@ -6,11 +6,13 @@
 use std::collections::HashMap;
 
 use oci_spec::image::{
-    Arch, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, ImageIndexBuilder,
-    ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
+    Arch, ConfigBuilder, HistoryBuilder, ImageConfigurationBuilder, ImageManifestBuilder,
+    MediaType, Os, RootFsBuilder,
 };
 
-use super::assemble::{AssembleError, AssembledImage, digest_of};
+use super::assemble::{
+    AssembleError, AssembledImage, descriptor, digest_of, err, finish_index, manifest_entry,
+};
 use super::media_types as mt;
 use crate::platform::Platform;
 
@@ -44,20 +46,6 @@ pub struct ContainerInputs {
     pub created: String,
     /// The files' modification time, seconds since the epoch (the same instant).
     pub mtime: u64,
-}
-
-fn err(e: impl std::fmt::Display) -> AssembleError {
-    AssembleError {
-        message: e.to_string(),
-    }
-}
-
-fn descriptor(media_type: &str, data: &[u8]) -> Result<Descriptor, AssembleError> {
-    Ok(Descriptor::new(
-        MediaType::from(media_type),
-        data.len() as u64,
-        digest_of(data)?,
-    ))
 }
 
 /// The root filesystem as an uncompressed tar: entries in a fixed order, owned by root, every
@@ -188,31 +176,13 @@ pub fn assemble_container(inputs: &ContainerInputs) -> Result<AssembledImage, As
             .annotations(annotations.clone())
             .build()
             .map_err(err)?;
-        let manifest_bytes = gadget_store::canonical::to_canonical_json(&manifest).map_err(err)?;
-        let mut entry = descriptor(mt::MANIFEST, &manifest_bytes)?;
-        entry.set_platform(Some(
-            PlatformBuilder::default()
-                .architecture(Arch::from(platform.oci_arch()))
-                .os(Os::Linux)
-                .build()
-                .map_err(err)?,
-        ));
+        let (entry, manifest_bytes) = manifest_entry(*platform, &manifest)?;
         blobs.push((layer, layer_bytes));
         blobs.push((config_descriptor, config_bytes));
         blobs.push((entry.clone(), manifest_bytes));
         entries.push(entry);
     }
-    let index = ImageIndexBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageIndex)
-        .manifests(entries)
-        .annotations(annotations)
-        .build()
-        .map_err(err)?;
-    let bytes = gadget_store::canonical::to_canonical_json(&index).map_err(err)?;
-    let index = descriptor(mt::INDEX, &bytes)?;
-    blobs.push((index.clone(), bytes));
-    Ok(AssembledImage { blobs, index })
+    finish_index(blobs, entries, annotations)
 }
 
 #[cfg(test)]

@@ -199,7 +199,9 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> 
 
 /// A status line on stderr, cargo-style (`   Building trace_open`).
 pub fn status(verb: &str, message: impl std::fmt::Display) {
-    eprintln!("{verb:>12} {message}");
+    // One write for the line: stderr is unbuffered, and `{:>12}` pads one space at a time.
+    let line = format!("{verb:>12} {message}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
 }
 
 /// A one-line note on stderr (`note:`), for what a flag does not do here.

@@ -212,6 +212,8 @@ pub fn file_sha256(path: &Path) -> Option<String> {
 #[derive(Debug, Default)]
 pub struct FileSet {
     files: BTreeMap<PathBuf, (&'static str, Vec<String>)>,
+    /// Digests the build has just checked, so the file need not be read again.
+    checked: BTreeMap<PathBuf, String>,
 }
 
 impl FileSet {
@@ -229,22 +231,29 @@ impl FileSet {
         }
     }
 
+    /// Records that `path`'s content has SHA-256 `sha256` (hex), as the build just checked it.
+    pub fn checked(&mut self, path: &Path, sha256: &str) {
+        self.checked.insert(path.to_path_buf(), sha256.to_owned());
+    }
+
     /// Every recorded path.
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files.keys().map(PathBuf::as_path)
     }
 
     /// The files, hashed and classified, sorted by (origin, name). Bundled SDK files take
-    /// their digest from the binary (computed when it was built); others are read now. An
-    /// unreadable file is an error naming it.
+    /// their digest from the binary (computed when it was built), files the build has just
+    /// checked the digest it checked; others are read now. An unreadable file is an error
+    /// naming it.
     pub fn resolve(&self, roots: &Roots) -> Result<Vec<InputFile>, std::io::Error> {
         let mut out = Vec::with_capacity(self.files.len());
         for (path, (role, platforms)) in &self.files {
             let (origin, name) = roots.classify(path);
-            let bundled = (origin == Origin::BundledSdk)
+            let known = (origin == Origin::BundledSdk)
                 .then(|| crate::sdk::file_sha256(name.trim_start_matches("./")))
-                .flatten();
-            let sha256 = match bundled {
+                .flatten()
+                .or_else(|| self.checked.get(path).map(String::as_str));
+            let sha256 = match known {
                 Some(d) => d.to_string(),
                 None => {
                     let data = std::fs::read(path).map_err(|e| {
@@ -313,10 +322,9 @@ pub fn tool_info(name: &str, tool: &Tool, cache_dir: Option<&Path>) -> ToolInfo 
             v
         }
     };
-    let resolved = canonical(&tool.path);
     ToolInfo {
         name: name.to_string(),
-        path: slash_path(&resolved),
+        path: slash_path(&tool.resolved),
         version,
     }
 }

@@ -48,6 +48,9 @@ pub struct CompiledObject {
     /// clang's dependency output lists them (for Rust: the crate sources, manifests and
     /// Cargo.lock). Empty when the compiler did not report them.
     pub dependencies: Vec<PathBuf>,
+    /// Dependencies whose content this build has just checked against a cache entry, with that
+    /// digest (the SBOM takes it instead of reading them again). Empty after a fresh compile.
+    pub checked: Vec<super::cache::Dependency>,
 }
 
 /// A compile that failed.
@@ -181,10 +184,11 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
         }
         k.finish()
     };
-    if let Some((bytes, dependencies)) = req
+    if let Some((bytes, checked)) = req
         .cache
         .and_then(|c| c.lookup_with_dependencies(&key, req.immutable_root))
     {
+        let dependencies = super::cache::Dependency::paths(&checked);
         // An entry written before reads were checked (or by another tool) is checked too.
         reads::check_paths(&dependencies, req.source, &roots)?;
         return Ok(CompiledObject {
@@ -193,6 +197,7 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
             cached: true,
             warnings: String::new(),
             dependencies,
+            checked: super::cache::Dependency::checked(checked),
         });
     }
 
@@ -311,5 +316,6 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
         cached: false,
         warnings: stderr,
         dependencies: deps,
+        checked: Vec::new(),
     })
 }

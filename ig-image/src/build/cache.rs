@@ -28,6 +28,21 @@ pub struct Dependency {
     pub sha256: String,
 }
 
+impl Dependency {
+    /// The paths of `dependencies`, in order.
+    pub fn paths(dependencies: &[Dependency]) -> Vec<PathBuf> {
+        dependencies.iter().map(|d| d.path.clone()).collect()
+    }
+
+    /// The ones with a digest (read and checked), for [`super::c::CompiledObject::checked`].
+    pub fn checked(dependencies: Vec<Dependency>) -> Vec<Dependency> {
+        dependencies
+            .into_iter()
+            .filter(|d| !d.sha256.is_empty())
+            .collect()
+    }
+}
+
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Entry {
     format: String,
@@ -102,12 +117,14 @@ impl BuildCache {
             .map(|(object, _)| object)
     }
 
-    /// As [`BuildCache::lookup`], also returning the recorded dependency files (for the SBOM).
+    /// As [`BuildCache::lookup`], also returning the recorded dependency files (for the SBOM),
+    /// each with the digest its content was just checked against (empty below
+    /// `immutable_root`, which is not read).
     pub fn lookup_with_dependencies(
         &self,
         key: &str,
         immutable_root: &Path,
-    ) -> Option<(Vec<u8>, Vec<PathBuf>)> {
+    ) -> Option<(Vec<u8>, Vec<Dependency>)> {
         let text = std::fs::read(self.entry_path(key)).ok()?;
         let entry: Entry = serde_json::from_slice(&text).ok()?;
         if entry.format != FORMAT {
@@ -126,7 +143,12 @@ impl BuildCache {
         let object = std::fs::read(self.object_path(&entry.object_sha256)).ok()?;
         // Every read of cached content is checked against its digest.
         (sha256_hex(&object) == entry.object_sha256).then(|| {
-            let deps = entry.dependencies.into_iter().map(|d| d.path).collect();
+            let mut deps = entry.dependencies;
+            for dep in &mut deps {
+                if dep.path.starts_with(immutable_root) {
+                    dep.sha256.clear();
+                }
+            }
             (object, deps)
         })
     }

@@ -580,6 +580,7 @@ fn build_one(
             platforms: &platforms,
             objects: &objects,
             wasm: inputs.wasm.as_deref(),
+            metadata: inputs.metadata.as_deref(),
             blobs: &assembled.blobs,
         })
         .map_err(|source| BuildError::Inventory {
@@ -660,6 +661,8 @@ struct BuildFacts<'a> {
     platforms: &'a [Platform],
     objects: &'a [Option<c::CompiledObject>],
     wasm: Option<&'a [u8]>,
+    /// The metadata file's content as the build read it (the config blob).
+    metadata: Option<&'a [u8]>,
     /// The image's blobs with their descriptors (the objects' and the module's digests).
     blobs: &'a [(oci_spec::image::Descriptor, Vec<u8>)],
 }
@@ -718,16 +721,31 @@ fn inventory_of(f: &BuildFacts<'_>) -> std::io::Result<crate::attest::inventory:
     .canonicalized();
 
     let mut files = FileSet::default();
-    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    // Each path is resolved once: the file list and the build definition name the same files.
+    let resolved_paths = std::cell::RefCell::new(std::collections::HashMap::new());
+    let canonical = |p: &Path| -> PathBuf {
+        resolved_paths
+            .borrow_mut()
+            .entry(p.to_path_buf())
+            .or_insert_with(|| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
+            .clone()
+    };
     if let Some(build_file) = spec.file.as_deref().filter(|p| p.is_file()) {
         files.add(&canonical(build_file), "build-file", None);
     }
     if spec.metadata.is_file() {
-        files.add(&canonical(&spec.metadata), "metadata", None);
+        let path = canonical(&spec.metadata);
+        files.add(&path, "metadata", None);
+        if let Some(bytes) = f.metadata {
+            files.checked(&path, &f.sha256_of(bytes));
+        }
     }
     for object in f.objects.iter().flatten() {
         for dep in &object.dependencies {
             files.add(dep, role_of(dep), Some(object.platform));
+        }
+        for dep in &object.checked {
+            files.checked(&dep.path, &dep.sha256);
         }
         if object.dependencies.is_empty() {
             if let Some(src) = spec.ebpf_source.as_deref().filter(|p| p.is_file()) {

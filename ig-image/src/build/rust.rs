@@ -266,7 +266,7 @@ pub fn compile(req: &RustRequest<'_>) -> Result<CompiledObject, RustBuildError> 
         }
         k.finish()
     };
-    if let Some((bytes, dependencies)) = req
+    if let Some((bytes, checked)) = req
         .cache
         .and_then(|c| c.lookup_with_dependencies(&key, &req.toolchain.library_src))
     {
@@ -275,7 +275,8 @@ pub fn compile(req: &RustRequest<'_>) -> Result<CompiledObject, RustBuildError> 
             bytes,
             cached: true,
             warnings: String::new(),
-            dependencies,
+            dependencies: super::cache::Dependency::paths(&checked),
+            checked: super::cache::Dependency::checked(checked),
         });
     }
 
@@ -406,6 +407,7 @@ pub fn compile(req: &RustRequest<'_>) -> Result<CompiledObject, RustBuildError> 
         cached: false,
         warnings: warnings_only(&stderr),
         dependencies: deps,
+        checked: Vec::new(),
     })
 }
 

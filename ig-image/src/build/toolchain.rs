@@ -246,6 +246,8 @@ pub struct Tool {
     pub path: PathBuf,
     /// `path|size|mtime` of the resolved binary: changes when the tool is upgraded.
     pub identity: String,
+    /// `path` with every symlink resolved (as recorded in the SBOM).
+    pub resolved: PathBuf,
 }
 
 /// The tools a C gadget build needs.
@@ -322,7 +324,11 @@ fn tool_at(path: PathBuf) -> Tool {
         }
         Err(_) => resolved.display().to_string(),
     };
-    Tool { path, identity }
+    Tool {
+        path,
+        identity,
+        resolved,
+    }
 }
 
 /// For each tool, the `<tool>-NN` with the highest NN >= [`MIN_LLVM_MAJOR`] in the PATH

@@ -587,7 +587,7 @@ fn compile_c(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError>
         .as_ref()
         .and_then(|c| c.lookup_with_dependencies(&key, no_immutable))
     {
-        reads::check_paths(&deps, req.source, &roots)?;
+        reads::check_paths(&super::cache::Dependency::paths(&deps), req.source, &roots)?;
         return Ok((bytes, Vec::new()));
     }
     let work = scratch_dir("ig-image-wasm-")?;

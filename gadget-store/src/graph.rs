@@ -14,15 +14,7 @@ use crate::digest::Digest;
 use crate::error::StoreError;
 use crate::layout::{MAX_DOCUMENT_SIZE, entry_digest, entry_media_type, entry_size, read_limited};
 
-const INDEX_TYPES: &[&str] = &[
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
-const MANIFEST_TYPES: &[&str] = &[
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.oci.artifact.manifest.v1+json",
-];
+use crate::media_types::{INDEX_TYPES, MANIFEST_TYPES};
 
 /// Whether a descriptor with this media type points at a document with children.
 pub(crate) fn is_container_type(media_type: &str) -> bool {

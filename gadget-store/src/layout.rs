@@ -25,10 +25,7 @@ pub const LOCK_FILE: &str = "index.json.lock";
 pub const INGEST_DIR: &str = "ingest";
 /// The annotation that carries a tag in `index.json`.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
-/// OCI image index media type.
-pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// OCI image manifest media type.
-pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub use crate::media_types::{INDEX as MEDIA_TYPE_INDEX, MANIFEST as MEDIA_TYPE_MANIFEST};
 
 pub(crate) const FILE_MODE: u32 = 0o644;
 pub(crate) const DIR_MODE: u32 = 0o755;

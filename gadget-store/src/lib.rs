@@ -25,6 +25,7 @@ mod error;
 mod graph;
 pub mod layout;
 mod lock;
+pub mod media_types;
 pub mod reference;
 pub mod signatures;
 pub mod store;

@@ -66,8 +66,7 @@ const MAX_REFERRER_SIZE: u64 = 4 << 20;
 /// The store path upstream `ig` uses: `/var/lib/ig/oci-store` for root, else
 /// `~/.ig/oci-store` with the home directory from the passwd database (falling back to `$HOME`).
 pub fn default_store_path() -> PathBuf {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    if rustix::process::geteuid().is_root() {
         return PathBuf::from(ROOT_STORE_PATH);
     }
     let home = passwd_home()
@@ -94,8 +93,7 @@ pub fn user_store_path(name: &str) -> Option<PathBuf> {
 
 /// The effective user's home directory from the passwd database.
 fn passwd_home() -> Option<PathBuf> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
+    let uid = rustix::process::geteuid().as_raw();
     passwd_lookup(|pwd, buf, len, result| {
         // SAFETY: every pointer is valid for the duration of the call and `len` is the real
         // length of `buf`.
@@ -1064,8 +1062,7 @@ mod tests {
     #[test]
     fn default_path() {
         let p = default_store_path();
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
+        if rustix::process::geteuid().is_root() {
             assert_eq!(p, Path::new(ROOT_STORE_PATH));
         } else {
             assert!(p.ends_with(".ig/oci-store"), "{}", p.display());

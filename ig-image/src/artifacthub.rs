@@ -957,102 +957,15 @@ fn is_url(s: &str) -> bool {
 
 /// SemVer 2.0.0: `MAJOR.MINOR.PATCH`, optional `-prerelease` and `+build`.
 pub fn is_semver(v: &str) -> bool {
-    let (rest, build) = match v.split_once('+') {
-        Some((r, b)) => (r, Some(b)),
-        None => (v, None),
-    };
-    let (core, pre) = match rest.split_once('-') {
-        Some((c, p)) => (c, Some(p)),
-        None => (rest, None),
-    };
-    let numeric = |p: &str| {
-        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0'))
-    };
-    let ident_ok =
-        |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    let parts: Vec<&str> = core.split('.').collect();
-    if parts.len() != 3 || !parts.iter().all(|p| numeric(p)) {
-        return false;
-    }
-    if let Some(pre) = pre {
-        for id in pre.split('.') {
-            if !ident_ok(id) {
-                return false;
-            }
-            if id.bytes().all(|b| b.is_ascii_digit()) && !numeric(id) {
-                return false; // numeric identifiers have no leading zeros
-            }
-        }
-    }
-    if let Some(build) = build {
-        if !build.split('.').all(ident_ok) {
-            return false;
-        }
-    }
-    true
+    semver::Version::parse(v).is_ok()
 }
 
-/// RFC 3339 `date-time`: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, with ranges checked.
+/// RFC 3339 `date-time`: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, with ranges checked (a leap
+/// second only where one can fall). The date and time are parted by `T`, `t` or a space.
 pub fn is_rfc3339(v: &str) -> bool {
-    let b = v.as_bytes();
-    if b.len() < 20 {
-        return false;
-    }
-    let num = |from: usize, len: usize| -> Option<u32> {
-        let s = v.get(from..from + len)?;
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
-        num(0, 4),
-        num(5, 2),
-        num(8, 2),
-        num(11, 2),
-        num(14, 2),
-        num(17, 2),
-    ) else {
-        return false;
-    };
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' {
-        return false;
-    }
-    if b[16] != b':' {
-        return false;
-    }
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    if day == 0 || day > days || hour > 23 || minute > 59 || second > 60 {
-        return false;
-    }
-    let mut i = 19;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == start {
-            return false;
-        }
-    }
-    match b.get(i) {
-        Some(b'Z' | b'z') => i + 1 == b.len(),
-        Some(b'+' | b'-') => {
-            i + 6 == b.len()
-                && b[i + 3] == b':'
-                && num(i + 1, 2).is_some_and(|h| h <= 23)
-                && num(i + 4, 2).is_some_and(|m| m <= 59)
-        }
-        _ => false,
-    }
+    use time::format_description::well_known::Rfc3339;
+    matches!(v.as_bytes().get(10), Some(b'T' | b't' | b' '))
+        && time::OffsetDateTime::parse(v, &Rfc3339).is_ok()
 }
 
 /// Reads and checks an `artifacthub-repo.yml` (`repositoryID`, `owners`, `ignore`); returns its
@@ -1199,7 +1112,15 @@ mod tests {
             assert!(is_semver(good), "{good}");
         }
         for bad in [
-            "1.2", "01.2.3", "1.2.3-", "1.2.3-01", "v1.2.3", "latest", "1.2.3+",
+            "1.2",
+            "01.2.3",
+            "1.2.3-",
+            "1.2.3-01",
+            "v1.2.3",
+            "latest",
+            "1.2.3+",
+            "1.2.3-a..b",
+            " 1.2.3",
         ] {
             assert!(!is_semver(bad), "{bad}");
         }
@@ -1211,6 +1132,7 @@ mod tests {
             "2024-01-02T15:04:05Z",
             "2024-02-29T00:00:00.123+01:00",
             "2023-12-31t23:59:60z",
+            "2024-01-02 15:04:05-07:30",
         ] {
             assert!(is_rfc3339(good), "{good}");
         }
@@ -1220,6 +1142,9 @@ mod tests {
             "2024-01-02T15:04:05",
             "2024-13-02T15:04:05Z",
             "2024-01-02T15:04:05+1:00",
+            "2024-01-02X15:04:05Z",
+            "2024-01-02T15:04:05Zjunk",
+            "2024-01-02T25:04:05Z",
         ] {
             assert!(!is_rfc3339(bad), "{bad}");
         }

@@ -59,9 +59,8 @@ pub fn mark_stdout_closed() {
         return;
     }
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        use std::os::fd::AsRawFd as _;
-        // SAFETY: dup2 on two valid descriptors; fd 1 stays open (now /dev/null).
-        unsafe { libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO) };
+        // fd 1 stays open, now on /dev/null.
+        let _ = rustix::stdio::dup2_stdout(&null);
     }
 }
 

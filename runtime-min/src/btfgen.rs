@@ -56,7 +56,7 @@ impl HostKey {
     pub fn of_this_host() -> Result<HostKey, BtfgenError> {
         let text = std::fs::read_to_string(OS_RELEASE)
             .map_err(|e| BtfgenError::Host(format!("`{OS_RELEASE}`: {e}")))?;
-        let (machine, release) = uname().map_err(|e| BtfgenError::Host(format!("uname: {e}")))?;
+        let (machine, release) = uname();
         HostKey::from_parts(&text, &machine, &release)
     }
 
@@ -102,21 +102,10 @@ impl HostKey {
 }
 
 /// `uname -m` and `uname -r`.
-fn uname() -> std::io::Result<(String, String)> {
-    // SAFETY: uname fills the zeroed struct it is given; the fields are NUL-terminated.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let text = |field: &[libc::c_char]| {
-        let bytes: Vec<u8> = field
-            .iter()
-            .take_while(|c| **c != 0)
-            .map(|c| *c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    Ok((text(&u.machine), text(&u.release)))
+fn uname() -> (String, String) {
+    let u = rustix::system::uname();
+    let text = |field: &std::ffi::CStr| field.to_string_lossy().into_owned();
+    (text(u.machine()), text(u.release()))
 }
 
 /// The BTF of entry `key` in the tar.gz `layer`.

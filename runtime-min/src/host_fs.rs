@@ -80,6 +80,20 @@ fn is_mounted(path: &Path, magic: u64) -> bool {
     rustix::fs::statfs(path).is_ok_and(|s| s.f_type as u64 == magic)
 }
 
+/// Mounts the kernel filesystem `fstype` (its own source name too) at `path`, creating the mount
+/// point first. Also used by the attach code to mount tracefs on demand.
+pub(crate) fn mount_kernel_fs(fstype: &str, path: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    rustix::mount::mount(
+        fstype,
+        path,
+        fstype,
+        rustix::mount::MountFlags::empty(),
+        None,
+    )?;
+    Ok(())
+}
+
 /// Mounts, in order, each of proc, sysfs, bpffs, tracefs and debugfs that is not mounted where
 /// a run expects it, and returns what it mounted (nothing on a normal host). A required one
 /// that cannot be mounted is an error; debugfs is only skipped (with a log line).
@@ -90,17 +104,7 @@ pub fn auto_mount() -> Result<Vec<Mounted>, MountError> {
         if is_mounted(path, fs.magic) {
             continue;
         }
-        let result = std::fs::create_dir_all(path).and_then(|()| {
-            rustix::mount::mount(
-                fs.fstype,
-                path,
-                fs.fstype,
-                rustix::mount::MountFlags::empty(),
-                None,
-            )
-            .map_err(std::io::Error::from)
-        });
-        match result {
+        match mount_kernel_fs(fs.fstype, path) {
             Ok(()) => {
                 log::info!("mounted {} at {}", fs.fstype, fs.path);
                 mounted.push(Mounted {

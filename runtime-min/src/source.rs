@@ -10,16 +10,9 @@ use serde_json::Value;
 use crate::fixup::{Elf, FixupError};
 use crate::metadata::{Metadata, MetadataError};
 
-/// Media type of the eBPF layer.
-pub const EBPF_LAYER: &str = "application/vnd.gadget.ebpf.program.v1+binary";
-/// Media type of the WASM module layer.
-pub const WASM_LAYER: &str = "application/vnd.gadget.wasm.program.v1+binary";
-/// Media type of the btfgen layer (minimized BTFs for kernels without their own).
-pub const BTFGEN_LAYER: &str = "application/vnd.gadget.btfgen.v1+binary";
-/// Media type of the gadget.yaml config.
-pub const GADGET_CONFIG: &str = "application/vnd.gadget.config.v1+yaml";
-/// Media type of an OCI image index.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub use gadget_store::media_types::{
+    BTFGEN_LAYER, EBPF_LAYER, GADGET_CONFIG, INDEX as OCI_INDEX, WASM_LAYER,
+};
 
 /// A gadget could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -640,16 +640,11 @@ fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::
         "clock_time_get",
         |mut caller: Caller<'_, Host>, id: i32, _precision: i64, out: i32| -> i32 {
             let clock = if id == 0 {
-                libc::CLOCK_REALTIME
+                rustix::time::ClockId::Realtime
             } else {
-                libc::CLOCK_MONOTONIC
+                rustix::time::ClockId::Monotonic
             };
-            let mut ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            // SAFETY: `ts` is a valid timespec for the call.
-            unsafe { libc::clock_gettime(clock, &mut ts) };
+            let ts = rustix::time::clock_gettime(clock);
             let ns = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
             let Some(mem) = memory(&caller) else {
                 return 21;
@@ -674,14 +669,11 @@ fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::
             let mut bytes = vec![0u8; len as u32 as usize];
             let mut filled = 0;
             while filled < bytes.len() {
-                // SAFETY: the pointer and length describe the unfilled part of `bytes`.
-                let n = unsafe {
-                    libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
-                };
-                if n <= 0 {
-                    return 29; // EIO
+                let flags = rustix::rand::GetRandomFlags::empty();
+                match rustix::rand::getrandom(&mut bytes[filled..], flags) {
+                    Ok(n) if n > 0 => filled += n,
+                    _ => return 29, // EIO
                 }
-                filled += n as usize;
             }
             let Some(mem) = memory(&caller) else {
                 return 21;

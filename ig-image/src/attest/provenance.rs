@@ -16,8 +16,8 @@ use super::inventory::{Inventory, Origin};
 pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
 /// SLSA provenance v0.2 predicate type (cosign's `--type slsaprovenance`).
 pub const SLSA_PROVENANCE_V02: &str = "https://slsa.dev/provenance/v0.2";
-/// Media type of a plain (unsigned) in-toto statement referrer.
-pub const IN_TOTO_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
+/// Media type of a plain (unsigned) in-toto statement referrer: the DSSE payload type.
+pub use crate::sign::cosign::IN_TOTO_PAYLOAD_TYPE as IN_TOTO_MEDIA_TYPE;
 
 /// The build type this provenance describes (`buildDefinition.buildType`): a package URL naming
 /// the document that defines it inside ig-image's own source package, `docs/build-type/v1.md`

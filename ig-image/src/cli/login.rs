@@ -122,8 +122,11 @@ pub fn exec(_global: &GlobalArgs, args: LoginArgs) -> anyhow::Result<ExitStatus>
     Ok(ExitStatus::Success)
 }
 
-/// Reads a line from the terminal, with echo off when `echo` is false.
+/// Reads a line from the terminal; with echo off (through `rpassword`) when `echo` is false.
 fn prompt(label: &str, echo: bool) -> anyhow::Result<String> {
+    if !echo {
+        return rpassword::prompt_password(label).context("cannot read from the terminal");
+    }
     let mut tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -131,51 +134,11 @@ fn prompt(label: &str, echo: bool) -> anyhow::Result<String> {
         .context("cannot open the terminal to ask for credentials")?;
     tty.write_all(label.as_bytes())?;
     tty.flush()?;
-    let guard = if echo { None } else { EchoOff::new(&tty) };
     let mut line = String::new();
-    let read = io::BufReader::new(&tty).read_line(&mut line);
-    drop(guard);
-    if !echo {
-        let _ = tty.write_all(b"\n");
-    }
-    read.context("cannot read from the terminal")?;
+    io::BufReader::new(&tty)
+        .read_line(&mut line)
+        .context("cannot read from the terminal")?;
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
-}
-
-/// Terminal echo turned off until dropped.
-struct EchoOff {
-    fd: i32,
-    saved: libc::termios,
-}
-
-impl EchoOff {
-    fn new(tty: &std::fs::File) -> Option<Self> {
-        use std::os::fd::AsRawFd as _;
-        let fd = tty.as_raw_fd();
-        // SAFETY: an all-zero termios is a valid value for tcgetattr to overwrite.
-        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: `fd` is an open descriptor and `saved` a valid, writable termios.
-        if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
-            return None;
-        }
-        let mut quiet = saved;
-        quiet.c_lflag &= !libc::ECHO;
-        // SAFETY: `fd` is an open descriptor and `quiet` a valid termios.
-        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) } != 0 {
-            return None;
-        }
-        Some(EchoOff { fd, saved })
-    }
-}
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        // SAFETY: `fd` is still open (the File outlives the guard) and `saved` is what
-        // tcgetattr returned.
-        unsafe {
-            libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved);
-        }
-    }
 }
 
 #[cfg(test)]

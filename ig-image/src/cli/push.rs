@@ -155,16 +155,9 @@ pub fn print_report(verb: &str, report: &TransferReport, format: Format) -> anyh
     Ok(())
 }
 
+/// Sizes as the progress bars show them (indicatif's binary units, `107.40 KiB`).
 fn human_bytes(n: u64) -> String {
-    #[allow(clippy::cast_precision_loss, reason = "display only")]
-    let f = n as f64;
-    if n < 1024 {
-        format!("{n} B")
-    } else if n < 1024 * 1024 {
-        format!("{:.1} KiB", f / 1024.0)
-    } else {
-        format!("{:.1} MiB", f / (1024.0 * 1024.0))
-    }
+    indicatif::HumanBytes(n).to_string()
 }
 
 /// Progress on stderr: a bar per blob and a total on a terminal; otherwise only warnings
@@ -329,7 +322,8 @@ mod tests {
     #[test]
     fn sizes_are_human() {
         assert_eq!(human_bytes(12), "12 B");
-        assert_eq!(human_bytes(2048), "2.0 KiB");
-        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+        assert_eq!(human_bytes(2048), "2.00 KiB");
+        assert_eq!(human_bytes(3 << 20), "3.00 MiB");
+        assert_eq!(human_bytes(5 << 30), "5.00 GiB");
     }
 }

@@ -28,10 +28,7 @@ pub const ENV: [&str; 3] = [
     "IG_IMAGE_AUTO_MOUNT_FILESYSTEMS=true",
 ];
 
-/// A gzip-compressed OCI layer.
-const LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-/// The OCI image configuration.
-const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+use super::media_types::{IMAGE_CONFIG, LAYER_TAR_GZIP};
 
 /// Everything that goes into the container image.
 #[derive(Debug, Clone)]

@@ -208,8 +208,7 @@ impl AuthFileChoice {
             };
         }
         let default = PathBuf::from(DEFAULT_AUTH_FILE);
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = rustix::process::geteuid().is_root();
         if root || default.exists() {
             return AuthFileChoice {
                 path: default,
@@ -735,56 +734,35 @@ fn helper_erase(helper: &str, server: &str) -> Result<bool, RegistryError> {
     })
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// Standard base64 with padding (the `auth` field's encoding).
 pub(crate) fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-/// Decodes standard or URL-safe base64, padding optional; `None` when invalid.
+/// Decodes standard or URL-safe base64, padding optional (docker and podman write it padded,
+/// hand-written files sometimes do not); `None` when invalid.
 pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim().trim_end_matches('=');
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in text.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    if bits >= 6 {
-        return None;
-    }
-    Some(out)
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true),
+    );
+    // The URL-safe characters are read as their standard counterparts, even mixed.
+    let standard: String = text
+        .trim()
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    LENIENT.decode(standard).ok()
 }
 
 #[cfg(test)]
@@ -801,6 +779,12 @@ mod tests {
         assert_eq!(base64_decode("YWxpY2U6cHc").unwrap(), b"alice:pw");
         assert!(base64_decode("a*b").is_none());
         assert!(base64_decode("A").is_none());
+        // URL-safe, unpadded and over-padded forms are read too.
+        assert_eq!(base64_decode("-_8").unwrap(), [0xfb, 0xff]);
+        assert_eq!(base64_decode("+/8=").unwrap(), [0xfb, 0xff]);
+        assert_eq!(base64_decode(" YWJj== ").unwrap(), b"abc");
+        assert_eq!(base64_decode("-/8").unwrap(), [0xfb, 0xff]);
+        assert!(base64_decode("YW Jj").is_none());
     }
 
     #[test]

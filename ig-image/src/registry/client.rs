@@ -45,15 +45,10 @@ pub const SSL_CERT_FILE: &str = crate::env::SSL_CERT_FILE;
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("ig-image/", env!("CARGO_PKG_VERSION"));
 
-/// OCI image index.
-pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// OCI image manifest.
-pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// Docker manifest list (read for compatibility).
-pub const MEDIA_TYPE_DOCKER_LIST: &str =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Docker image manifest (read for compatibility).
-pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub use gadget_store::media_types::{
+    DOCKER_LIST as MEDIA_TYPE_DOCKER_LIST, DOCKER_MANIFEST as MEDIA_TYPE_DOCKER_MANIFEST,
+    INDEX as MEDIA_TYPE_INDEX, MANIFEST as MEDIA_TYPE_MANIFEST,
+};
 /// Everything a manifest `GET` accepts.
 pub const MANIFEST_TYPES: &[&str] = &[
     MEDIA_TYPE_INDEX,

@@ -47,10 +47,8 @@ pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 pub const COSIGN_SIG_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 /// `artifactType` and layer media type of a sigstore bundle.
 pub const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
-/// Config media type of the legacy signature manifest.
-pub const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-/// The OCI empty descriptor's media type.
-pub const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// Config media type of the legacy signature manifest; the OCI empty descriptor's media type.
+pub use crate::image::media_types::{EMPTY, IMAGE_CONFIG};
 /// The OCI empty blob, `{}`.
 pub const EMPTY_BLOB: &[u8] = b"{}";
 /// `type` of a simple-signing payload.
@@ -62,7 +60,7 @@ pub const IN_TOTO_STATEMENT: &str = "https://in-toto.io/Statement/v1";
 /// Predicate type cosign uses for image signatures in bundles.
 pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+use crate::image::media_types::MANIFEST;
 
 /// How a signature is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -1077,4 +1077,38 @@ mod tests {
         let err = PublicKey::from_pem(b"garbage", "g").unwrap_err();
         assert!(matches!(err, KeyError::NoPem { .. }), "{err}");
     }
+
+    #[test]
+    fn pem_is_read_as_go_reads_it() {
+        // Text before and after, header lines (with and without the blank line after them),
+        // the body re-wrapped at 20 columns: cosign (Go's pem.Decode) reads all of these.
+        let body = UPSTREAM_PUBLIC_KEY_PEM
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>();
+        let wrapped: Vec<&str> = body
+            .as_bytes()
+            .chunks(20)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        for headers in ["Comment: x\n\n", "Comment: x\n", ""] {
+            let text = format!(
+                "upstream key:\n-----BEGIN PUBLIC KEY-----\n{headers}{}\n-----END PUBLIC KEY-----\n\ntrailer\n",
+                wrapped.join("\n")
+            );
+            let key = PublicKey::from_pem(text.as_bytes(), "k").unwrap();
+            assert_eq!(key.to_pem(), UPSTREAM_PUBLIC_KEY_PEM);
+        }
+
+        let cut = "-----BEGIN PUBLIC KEY-----\nAAAA\n";
+        let err = PublicKey::from_pem(cut.as_bytes(), "cut").unwrap_err();
+        assert!(matches!(err, KeyError::Pem { .. }), "{err}");
+        assert!(
+            err.to_string().contains("-----END PUBLIC KEY-----"),
+            "{err}"
+        );
+        let bad = "-----BEGIN PUBLIC KEY-----\nA*A=\n-----END PUBLIC KEY-----\n";
+        let err = PublicKey::from_pem(bad.as_bytes(), "bad").unwrap_err();
+        assert!(matches!(err, KeyError::Pem { .. }), "{err}");
+    }
 }

@@ -31,8 +31,7 @@ use super::keys::NamedKey;
 const MAX_DOCUMENT: u64 = 4 << 20;
 /// At most this many documents are examined while looking for referrers.
 const MAX_WALK: usize = 100_000;
-const INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+use crate::image::media_types::{INDEX, MANIFEST};
 
 /// A signature that verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -16,26 +16,9 @@ pub fn ensure_tracefs() {
     if has_entries(Path::new(TRACEFS)) || has_entries(Path::new("/sys/kernel/debug/tracing")) {
         return;
     }
-    let cstr = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
-    let (src, target, fstype) = (cstr("tracefs"), cstr(TRACEFS), cstr("tracefs"));
-    // SAFETY: the three pointers are valid NUL-terminated strings for the duration of the call;
-    // `data` may be NULL for tracefs.
-    let rc = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc == 0 {
-        log::info!("mounted tracefs at {TRACEFS}");
-    } else {
-        log::warn!(
-            "tracefs is not mounted and mounting it at {TRACEFS} failed: {}",
-            std::io::Error::last_os_error()
-        );
+    match crate::host_fs::mount_kernel_fs("tracefs", Path::new(TRACEFS)) {
+        Ok(()) => log::info!("mounted tracefs at {TRACEFS}"),
+        Err(e) => log::warn!("tracefs is not mounted and mounting it at {TRACEFS} failed: {e}"),
     }
 }
 

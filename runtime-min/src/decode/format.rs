@@ -320,21 +320,16 @@ pub struct Clock {
     offset_ns: i128,
 }
 
-fn clock_ns(id: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the pointer we pass.
-    unsafe { libc::clock_gettime(id, &mut ts) };
+fn clock_ns(id: rustix::time::ClockId) -> i128 {
+    let ts = rustix::time::clock_gettime(id);
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
 }
 
 impl Clock {
     /// Reads the current offset between the realtime and boottime clocks.
     pub fn now() -> Clock {
-        let boot = clock_ns(libc::CLOCK_BOOTTIME);
-        let real = clock_ns(libc::CLOCK_REALTIME);
+        let boot = clock_ns(rustix::time::ClockId::Boottime);
+        let real = clock_ns(rustix::time::ClockId::Realtime);
         Clock {
             offset_ns: real - boot,
         }

@@ -1,0 +1,50 @@
+//! Media types and annotation keys of OCI layouts and gadget images (docs/format.md): the one
+//! definition every crate uses (the store, the builder, the registry client, the runtime).
+
+/// The image index every gadget image is.
+pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// One per-architecture manifest.
+pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Docker manifest list (read for compatibility).
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker image manifest (read for compatibility).
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// The short-lived OCI artifact manifest (read for compatibility).
+pub const ARTIFACT_MANIFEST: &str = "application/vnd.oci.artifact.manifest.v1+json";
+/// The OCI image config.
+pub const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// A gzip-compressed OCI layer (ig-image's own container image).
+pub const LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// Documents whose children are manifests (an index or a manifest list).
+pub const INDEX_TYPES: &[&str] = &[INDEX, DOCKER_LIST];
+/// Documents whose children are a config and layers.
+pub const MANIFEST_TYPES: &[&str] = &[MANIFEST, DOCKER_MANIFEST, ARTIFACT_MANIFEST];
+
+/// `artifactType` of gadget manifests.
+pub const GADGET_ARTIFACT: &str = "application/vnd.gadget.v1+binary";
+/// Config blob: gadget.yaml as written.
+pub const GADGET_CONFIG: &str = "application/vnd.gadget.config.v1+yaml";
+/// The OCI empty descriptor's media type, used when there is no gadget.yaml.
+pub const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// The eBPF object layer.
+pub const EBPF_LAYER: &str = "application/vnd.gadget.ebpf.program.v1+binary";
+/// The WASM module layer.
+pub const WASM_LAYER: &str = "application/vnd.gadget.wasm.program.v1+binary";
+/// The btfgen layer.
+pub const BTFGEN_LAYER: &str = "application/vnd.gadget.btfgen.v1+binary";
+
+/// Image title (gadget.yaml `name`).
+pub const TITLE: &str = "org.opencontainers.image.title";
+/// gadget.yaml `description`.
+pub const DESCRIPTION: &str = "org.opencontainers.image.description";
+/// gadget.yaml `homepageURL`.
+pub const URL: &str = "org.opencontainers.image.url";
+/// gadget.yaml `documentationURL`.
+pub const DOCUMENTATION: &str = "org.opencontainers.image.documentation";
+/// gadget.yaml `sourceURL`.
+pub const SOURCE: &str = "org.opencontainers.image.source";
+/// Creation time, RFC 3339.
+pub const CREATED: &str = "org.opencontainers.image.created";
+/// Version of the tool that built the image.
+pub const BUILDER_VERSION: &str = "io.inspektor-gadget.builder.version";

@@ -57,6 +57,10 @@ pub struct KernelMeta {
     /// How the archive index was trusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust: Option<String>,
+    /// A static busybox for the guest's architecture, when it is not the host's (the host's
+    /// `/bin/busybox` cannot run there): Debian's `busybox-static` from the same suite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busybox: Option<String>,
     /// Notes from preparing it (e.g. a vmlinux that could not be extracted).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -86,6 +90,12 @@ impl PreparedKernel {
             .iter()
             .map(|m| self.dir.join("modules").join(m))
             .collect()
+    }
+
+    /// The guest's static busybox: the entry's own (a foreign architecture), else `None` (the
+    /// host's `/bin/busybox` serves).
+    pub fn busybox_path(&self) -> Option<PathBuf> {
+        self.meta.busybox.as_ref().map(|b| self.dir.join(b))
     }
 
     /// Bytes on disk.
@@ -188,7 +198,23 @@ impl KernelCache {
         if !dir.join("kernel.json").is_file() {
             return Ok(None);
         }
-        PreparedKernel::load(&dir).map(Some)
+        let k = PreparedKernel::load(&dir)?;
+        // Fetched before entries carried the guest's busybox: fetch again.
+        if matches!(spec, KernelSpec::Debian { .. }) && !arch.is_host() && k.meta.busybox.is_none()
+        {
+            return Ok(None);
+        }
+        Ok(Some(k))
+    }
+
+    /// A static busybox for `arch` from any cached Debian entry of that architecture (local
+    /// kernels of a foreign architecture borrow it).
+    pub fn any_busybox(&self, arch: Arch) -> Option<PathBuf> {
+        self.list()
+            .ok()?
+            .into_iter()
+            .filter(|k| k.meta.arch == arch.debian())
+            .find_map(|k| k.busybox_path().filter(|p| p.is_file()))
     }
 
     /// Every cached kernel.
@@ -326,6 +352,24 @@ impl KernelCache {
             debs.len()
         ));
         let mut meta = prepare_debs(&debs, arch, out)?;
+        let mut packages = packages;
+        if !arch.is_host() {
+            let busybox = debian::newest_package(&indexes, BUSYBOX_PACKAGE).with_context(|| {
+                format!(
+                    "no {BUSYBOX_PACKAGE} package for {} in {suite} (the guest's init)",
+                    arch.debian()
+                )
+            })?;
+            progress(&format!(
+                "downloading {} {} for the guest's init",
+                busybox.name, busybox.version
+            ));
+            let dest = debian::deb_path(work, &busybox);
+            archive.download(&busybox, &dest)?;
+            extract_busybox(&dest, arch, &out.join(BUSYBOX_FILE))?;
+            meta.busybox = Some(BUSYBOX_FILE.to_string());
+            packages.push(busybox);
+        }
         meta.packages = packages;
         meta.suite = Some(found_in);
         meta.trust = Some(format!(
@@ -334,6 +378,51 @@ impl KernelCache {
         ));
         Ok(meta)
     }
+}
+
+/// Debian's static busybox package.
+const BUSYBOX_PACKAGE: &str = "busybox-static";
+/// The busybox file in a cache entry.
+const BUSYBOX_FILE: &str = "busybox";
+/// Largest busybox accepted.
+const MAX_BUSYBOX: u64 = 16 << 20;
+
+/// The content of member `path` of package `deb`, refused when larger than `max` bytes.
+fn read_member(
+    r: impl std::io::Read,
+    path: &Path,
+    deb: &Path,
+    max: u64,
+) -> anyhow::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    r.take(max + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > max {
+        bail!(
+            "`{}` in `{}` is larger than {max} bytes",
+            path.display(),
+            deb.display()
+        );
+    }
+    Ok(data)
+}
+
+/// Extracts `bin/busybox` from a `busybox-static` package to `dest`, checking that it is a
+/// static program for `arch`.
+fn extract_busybox(deb: &Path, arch: Arch, dest: &Path) -> anyhow::Result<()> {
+    let mut data = None;
+    crate::deb::for_each_file(deb, |path, r| {
+        if path == Path::new("bin/busybox") || path == Path::new("usr/bin/busybox") {
+            data = Some(read_member(r, path, deb, MAX_BUSYBOX)?);
+            return Ok(false);
+        }
+        Ok(true)
+    })?;
+    let data = data.with_context(|| format!("`{}` holds no bin/busybox", deb.display()))?;
+    crate::elf::check_static_program(&data, arch)
+        .with_context(|| format!("bin/busybox in `{}`", deb.display()))?;
+    std::fs::write(dest, &data).with_context(|| format!("cannot write `{}`", dest.display()))?;
+    std::fs::set_permissions(dest, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    Ok(())
 }
 
 fn write_meta(dir: &Path, meta: &KernelMeta) -> anyhow::Result<()> {
@@ -386,16 +475,7 @@ pub fn prepare_debs(debs: &[PathBuf], arch: Arch, out: &Path) -> anyhow::Result<
             crate::deb::for_each_file(deb, |path, r| {
                 if pass == 0 && kernel.is_none() {
                     if let Some(rel) = kernel_image_path(path) {
-                        let mut data = Vec::new();
-                        r.take(MAX_KERNEL + 1).read_to_end(&mut data)?;
-                        if data.len() as u64 > MAX_KERNEL {
-                            bail!(
-                                "`{}` in `{}` is larger than {MAX_KERNEL} bytes",
-                                path.display(),
-                                deb.display()
-                            );
-                        }
-                        kernel = Some((data, rel));
+                        kernel = Some((read_member(r, path, deb, MAX_KERNEL)?, rel));
                         return Ok(true);
                     }
                 }
@@ -506,6 +586,7 @@ fn finish(
         packages: Vec::new(),
         suite: None,
         trust: None,
+        busybox: None,
         notes,
         fetched: now(),
     })

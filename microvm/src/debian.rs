@@ -75,12 +75,12 @@ pub struct Package {
     pub depends: Vec<String>,
 }
 
-/// A parsed suite index (the kernel packages only) and how it was trusted.
+/// A parsed suite index (the kernel packages and `busybox-static` only) and how it was trusted.
 #[derive(Debug, Clone)]
 pub struct SuiteIndex {
     /// `bookworm-security`.
     pub suite: String,
-    /// The `linux-*` packages.
+    /// The `linux-*` packages and `busybox-static`.
     pub packages: Vec<Package>,
     /// How `InRelease` was checked.
     pub signature: String,
@@ -142,7 +142,8 @@ impl Archive {
     }
 
     /// Reads `dists/<suite>/InRelease` (signature checked when possible) and its
-    /// `main/binary-<arch>/Packages.xz` (hash checked), keeping the `linux-*` packages.
+    /// `main/binary-<arch>/Packages.xz` (hash checked), keeping the `linux-*` packages and
+    /// `busybox-static`.
     pub fn index(&self, mirror: &str, suite: &str, arch: &str) -> anyhow::Result<SuiteIndex> {
         let base = format!("{mirror}/dists/{suite}");
         let inrelease = self.get(&format!("{base}/InRelease"), 4 << 20)?;
@@ -158,7 +159,7 @@ impl Archive {
         }
         let text = decompress::decompress(&xz, 1 << 30, &format!("{base}/{rel_path}"))?;
         let packages = parse_packages(&String::from_utf8_lossy(&text), mirror, |n| {
-            n.starts_with("linux-")
+            n.starts_with("linux-") || n == "busybox-static"
         });
         Ok(SuiteIndex {
             suite: suite.to_string(),
@@ -384,6 +385,16 @@ pub fn newest_kernel(indexes: &[SuiteIndex], flavour: &str) -> Option<(Vec<Packa
         }
     }
     Some((pkgs, idx.suite.clone()))
+}
+
+/// The newest version of package `name` among several suites' indexes.
+pub fn newest_package(indexes: &[SuiteIndex], name: &str) -> Option<Package> {
+    indexes
+        .iter()
+        .flat_map(|i| i.packages.iter())
+        .filter(|p| p.name == name)
+        .max_by(|a, b| compare_versions(&a.version, &b.version))
+        .cloned()
 }
 
 /// Debian version order (epoch, upstream, revision; `~` sorts before everything).

@@ -7,14 +7,21 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-/// The busybox binary copied into the initramfs (Debian's `busybox-static`).
+/// The busybox binary copied into the initramfs of a guest of the host's architecture (Debian's
+/// `busybox-static`); other architectures bring their own (the kernel cache's).
 pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Where the init puts busybox's applets in the guest's root when the host's programs cannot run
+/// there (a guest of another architecture): first on `PATH`, so `--exec true` runs.
+pub const GUEST_APPLETS: &str = "/run/ig-vm/bin";
 
 /// QEMU's isa-debug-exit port (x86): the init writes its exit code there.
 pub const DEBUG_EXIT_PORT: u16 = 0xf4;
 
 /// The init script. The kernel command line carries `igvm.job=<dir>` (the read-write share,
-/// mounted at the same path) and `igvm.exe=<path>` (the ig-image binary in the host root).
+/// mounted at the same path), `igvm.exe=<path>` (the ig-image binary in the host root) and, for a
+/// guest whose architecture is not the host's, `igvm.applets=1` (busybox's applets go to
+/// [`GUEST_APPLETS`], first on `PATH`).
 pub const INIT: &str = r#"#!/bin/busybox sh
 # ig-image microVM init: load virtio/9p, mount the host root read-only, run the job, power off.
 B=/bin/busybox
@@ -36,6 +43,7 @@ for w in $($B cat /proc/cmdline); do
   case "$w" in
     igvm.job=*) JOB="${w#igvm.job=}" ;;
     igvm.exe=*) EXE="${w#igvm.exe=}" ;;
+    igvm.applets=1) APPLETS=1 ;;
   esac
 done
 $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 hostroot /root || { say "cannot mount the host root over 9p (virtio-9p missing?)"; finish 90; }
@@ -47,6 +55,12 @@ $B mount -t bpf bpf /root/sys/fs/bpf 2>/dev/null
 $B mount -t tracefs tracefs /root/sys/kernel/tracing 2>/dev/null
 $B mount -t debugfs debugfs /root/sys/kernel/debug 2>/dev/null
 $B mount -t 9p -o trans=virtio,version=9p2000.L,rw,cache=none,msize=512000 results "/root$JOB" || { say "cannot mount the results share"; finish 91; }
+if [ -n "$APPLETS" ]; then
+  A=/root/run/ig-vm/bin
+  $B mkdir -p $A && $B cp /bin/busybox $A/busybox &&
+    $B chroot /root /run/ig-vm/bin/busybox --install -s /run/ig-vm/bin || { say "cannot install busybox in the guest"; finish 92; }
+  export PATH=/run/ig-vm/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+fi
 say "running the job"
 $B chroot /root "$EXE" microvm-guest "$JOB/job.json"
 finish $?
@@ -127,10 +141,15 @@ impl<W: Write> Cpio<W> {
     }
 }
 
-/// Writes the initramfs for a kernel whose modules (in load order) are `modules`.
-pub fn write(path: &Path, modules: &[std::path::PathBuf]) -> anyhow::Result<()> {
-    let busybox = std::fs::read(BUSYBOX)
-        .with_context(|| format!("cannot read `{BUSYBOX}` (install busybox-static)"))?;
+/// Writes the initramfs for a kernel whose modules (in load order) are `modules`, with the
+/// static `busybox` for the guest's architecture.
+pub fn write(path: &Path, modules: &[std::path::PathBuf], busybox: &Path) -> anyhow::Result<()> {
+    let busybox = std::fs::read(busybox).with_context(|| {
+        format!(
+            "cannot read `{}` (install busybox-static)",
+            busybox.display()
+        )
+    })?;
     let file = std::fs::File::create(path)
         .with_context(|| format!("cannot create `{}`", path.display()))?;
     let mut c = Cpio::new(std::io::BufWriter::new(file));

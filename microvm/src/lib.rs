@@ -10,6 +10,7 @@ pub mod cache;
 pub mod deb;
 pub mod debian;
 pub mod decompress;
+pub mod elf;
 pub mod guest;
 pub mod initramfs;
 pub mod matrix;

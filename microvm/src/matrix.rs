@@ -34,8 +34,12 @@ pub struct MatrixOptions {
     pub verify_only: bool,
     /// More `ig-image run` arguments for the guest.
     pub run_args: Vec<String>,
-    /// The ig-image binary (run in the guest from the host root).
+    /// The ig-image binary (run in the guest from the host root): for a guest of another
+    /// architecture, a static build for that architecture.
     pub exe: PathBuf,
+    /// The guest's static busybox for kernels whose cache entry has none (the host's
+    /// `/bin/busybox` for the host's architecture).
+    pub busybox: Option<PathBuf>,
     /// A store holding every image (copied for each guest).
     pub store: PathBuf,
 }
@@ -71,7 +75,19 @@ pub fn run(
     let mut initrds = Vec::new();
     for (i, k) in kernels.iter().enumerate() {
         let path = work.path().join(format!("initramfs-{i}.cpio"));
-        crate::initramfs::write(&path, &k.kernel.module_paths())
+        let busybox = k
+            .kernel
+            .busybox_path()
+            .or_else(|| opts.busybox.clone())
+            .with_context(|| {
+                format!(
+                    "`{}`: no static busybox for {} guests (`ig-image kernels fetch --platform {} debian:bookworm` caches Debian's)",
+                    k.label,
+                    opts.arch.debian(),
+                    opts.arch.debian()
+                )
+            })?;
+        crate::initramfs::write(&path, &k.kernel.module_paths(), &busybox)
             .with_context(|| format!("cannot build the initramfs for `{}`", k.label))?;
         initrds.push(path);
     }

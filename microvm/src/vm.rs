@@ -225,6 +225,14 @@ pub struct Boot<'a> {
     pub console: &'a Path,
 }
 
+impl Boot<'_> {
+    /// Whether the host's programs cannot run in the guest (another architecture): the init then
+    /// puts busybox's applets first on `PATH`.
+    fn foreign(&self) -> bool {
+        !self.arch.is_host()
+    }
+}
+
 /// The QEMU command for a boot.
 pub fn command(qemu: &Path, boot: &Boot) -> anyhow::Result<Command> {
     for (what, p) in [
@@ -259,9 +267,10 @@ pub fn command(qemu: &Path, boot: &Boot) -> anyhow::Result<Command> {
         .arg(boot.initrd)
         .arg("-append")
         .arg(format!(
-            "console={console_dev} panic=-1 rdinit=/init loglevel=4 mitigations=off igvm.job={} igvm.exe={}",
+            "console={console_dev} panic=-1 rdinit=/init loglevel=4 mitigations=off igvm.job={} igvm.exe={}{}",
             boot.job_dir.display(),
-            boot.exe.display()
+            boot.exe.display(),
+            if boot.foreign() { " igvm.applets=1" } else { "" }
         ))
         .arg("-fsdev")
         .arg("local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap")

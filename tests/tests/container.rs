@@ -203,3 +203,61 @@ fn container_image_proves_trace_exec_like_a_debug_container() {
     // The host's mounts are untouched (the container's were private).
     assert!(Path::new("/proc/self").exists());
 }
+
+/// `scripts/container-image --arm64`: a two-platform image whose arm64 root filesystem holds
+/// scripts/cross-arm64's static AArch64 ig-image, byte for byte, beside the amd64 one. (The
+/// arm64 binary itself is proven in an arm64 kernel by
+/// `microvm::microvm_arm64_trace_exec_on_bookworm_arm64`.)
+#[test]
+#[ignore = "cross-builds a static arm64 ig-image first (scripts/cross-arm64, about 15 min from clean here): run with `cargo test --release -p ig-image-tests --test integration -- --ignored container::container_image_arm64`"]
+fn container_image_arm64_holds_the_static_aarch64_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let tag = "localhost/ig-image:arm64-test";
+    let mut script = Command::new(workspace_root().join("scripts/container-image"));
+    script
+        .args(["--out", out.to_str().unwrap(), "--tag", tag, "--arm64"])
+        .env("SOURCE_DATE_EPOCH", "1700000000");
+    assert_success(&run(script));
+    let cross = run(Command::new(workspace_root().join("scripts/cross-arm64")));
+    assert_success(&cross);
+    let arm64_bin = String::from_utf8_lossy(&cross.stdout).trim().to_string();
+
+    let layout = out.join("layout");
+    let index = json_blob(&layout, &tagged(&layout, tag));
+    let manifests = index["manifests"].as_array().unwrap();
+    let mut arches: Vec<&str> = manifests
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    arches.sort();
+    assert_eq!(arches, ["amd64", "arm64"], "{index}");
+    for m in manifests {
+        let arch = m["platform"]["architecture"].as_str().unwrap();
+        let manifest = json_blob(&layout, m["digest"].as_str().unwrap());
+        let config = json_blob(&layout, manifest["config"]["digest"].as_str().unwrap());
+        assert_eq!(config["architecture"], arch, "{config}");
+        let layer = blob(&layout, manifest["layers"][0]["digest"].as_str().unwrap());
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&layer[..]));
+        let mut binary = None;
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap() == Path::new("usr/bin/ig-image") {
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).unwrap();
+                binary = Some(bytes);
+            }
+        }
+        let binary = binary.unwrap_or_else(|| panic!("no usr/bin/ig-image in the {arch} layer"));
+        assert_eq!(&binary[..4], b"\x7fELF");
+        let machine = u16::from_le_bytes([binary[18], binary[19]]);
+        let expected = if arch == "arm64" { 183 } else { 62 }; // EM_AARCH64, EM_X86_64
+        assert_eq!(machine, expected, "{arch}: ELF machine {machine}");
+        if arch == "arm64" {
+            assert!(
+                binary == std::fs::read(&arm64_bin).unwrap(),
+                "the arm64 layer's ig-image is not {arm64_bin}"
+            );
+        }
+    }
+}

@@ -116,6 +116,28 @@ fn record<'a>(records: &'a [Value], image: &str, suite: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no record for {image} on {kernel}: {records:#?}"))
 }
 
+/// trace_exec's record `r` (on `label`) with `--exec true`: its program loaded and attached, the
+/// workload exited 0, and an event names it (`true`) with the guest runner (`ig-image`) as its
+/// parent.
+fn assert_attached_and_saw_true(r: &Value, label: &str) {
+    let prog = &r["verify"]["programs"][0];
+    assert_eq!(prog["status"], "loaded", "{label}: {r:#}");
+    assert_eq!(prog["attach"]["attach"], "attached", "{label}: {r:#}");
+    let exec = &r["exec"];
+    assert_eq!(exec["exit"], 0, "{label}: {r:#}");
+    let pid = exec["pid"].as_u64().unwrap();
+    let parent = exec["parent_pid"].as_u64().unwrap();
+    let e = r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["proc.pid"].as_u64() == Some(pid))
+        .unwrap_or_else(|| panic!("{label}: no event for the workload (pid {pid}): {r:#}"));
+    assert_eq!(e["proc.comm"], "true", "{label}: {e}");
+    assert_eq!(e["proc.parent.pid"].as_u64(), Some(parent), "{label}: {e}");
+    assert_eq!(e["proc.parent.comm"], "ig-image", "{label}: {e}");
+}
+
 /// The top_file sample built with its kprobe variant (`-DTOP_FILE_KPROBES`).
 fn build_top_file_kprobe(store: &TempStore) {
     let dir = store.dir.path().join("top_file_kprobe");
@@ -162,23 +184,7 @@ fn microvm_trace_exec_and_kprobes_on_four_debian_kernels_then_merge() {
     for suite in SUITES {
         let r = record(&execs, "trace_exec:test", suite);
         assert_eq!(r["ok"], true, "{r:#}");
-        let prog = &r["verify"]["programs"][0];
-        assert_eq!(prog["status"], "loaded", "{r:#}");
-        assert_eq!(prog["attach"]["attach"], "attached", "{r:#}");
-        let exec = &r["exec"];
-        assert_eq!(exec["exit"], 0, "{r:#}");
-        let pid = exec["pid"].as_u64().unwrap();
-        let parent = exec["parent_pid"].as_u64().unwrap();
-        let seen = r["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["proc.pid"].as_u64() == Some(pid));
-        let e =
-            seen.unwrap_or_else(|| panic!("{suite}: no event for the workload (pid {pid}): {r:#}"));
-        assert_eq!(e["proc.comm"], "true", "{suite}: {e}");
-        assert_eq!(e["proc.parent.pid"].as_u64(), Some(parent), "{suite}: {e}");
-        assert_eq!(e["proc.parent.comm"], "ig-image", "{suite}: {e}");
+        assert_attached_and_saw_true(r, suite);
         let release = r["kernel_release"].as_str().unwrap();
         let want = match *suite {
             "bullseye" => "5.10.",
@@ -411,4 +417,137 @@ fn microvm_kernel_specs_and_cache_errors_are_clear() {
     c.env("IG_IMAGE_KERNELS_DIR", &empty);
     let out = run(c);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}
+
+/// The static arm64 ig-image the arm64 guest runs: `$IG_IMAGE_ARM64_BINARY`, else built (or
+/// found up to date) by scripts/cross-arm64, which prints its path.
+fn arm64_guest_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("IG_IMAGE_ARM64_BINARY").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let out = run(Command::new(
+        ig_image_tests::workspace_root().join("scripts/cross-arm64"),
+    ));
+    ig_image_tests::assert_success(&out);
+    PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .expect("scripts/cross-arm64 prints the binary's path"),
+    )
+}
+
+/// trace_exec's arm64 build proven on Debian bookworm's arm64 kernel under qemu-system-aarch64
+/// (TCG), by a static arm64 ig-image in the guest: it verifies, attaches, and reports the
+/// workload `true` (busybox's arm64 applet: the host's /bin/true is an amd64 program) with the
+/// guest runner as its parent.
+#[test]
+#[ignore = "cross-builds a static arm64 ig-image first (scripts/cross-arm64, about 15 min from clean here): run with `cargo test --release -p ig-image-tests --test integration -- --ignored microvm::microvm_arm64`"]
+fn microvm_arm64_trace_exec_on_bookworm_arm64() {
+    if !require_qemu("microvm_arm64_trace_exec_on_bookworm_arm64") {
+        return;
+    }
+    if !which("qemu-system-aarch64") {
+        let reason = "microvm_arm64_trace_exec_on_bookworm_arm64: needs qemu-system-aarch64";
+        assert!(
+            std::env::var("IG_REQUIRE_KERNEL").as_deref() != Ok("1"),
+            "IG_REQUIRE_KERNEL=1 but {reason}"
+        );
+        eprintln!("SKIPPED (not a pass): {reason}");
+        return;
+    }
+    let guest = arm64_guest_binary();
+    let store = TempStore::new();
+    let fetch = run(cmd(
+        &store,
+        &["kernels", "fetch", "--platform", "arm64", "debian:bookworm"],
+    ));
+    ig_image_tests::assert_success(&fetch);
+    store.ok([
+        "build",
+        sample("trace_exec").to_str().unwrap(),
+        "-t",
+        "trace_exec:test",
+        "--platform",
+        "arm64",
+    ]);
+    let args: Vec<String> = [
+        "trace_exec:test",
+        "--kernel",
+        "debian:bookworm",
+        "--platform",
+        "arm64",
+        "--guest-binary",
+        guest.to_str().unwrap(),
+        "--exec",
+        "true",
+        "--timeout",
+        "600s",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (records, ok, stderr) = matrix(&store, &args);
+    assert!(ok, "trace_exec failed on arm64:\n{stderr}\n{records:#?}");
+    assert!(
+        stderr.contains("arm64") && stderr.contains("TCG"),
+        "{stderr}"
+    );
+    let r = record(&records, "trace_exec:test", "bookworm");
+    assert_eq!(r["arch"], "arm64", "{r:#}");
+    let release = r["kernel_release"].as_str().unwrap();
+    assert!(
+        release.starts_with("6.1.") && release.ends_with("-arm64"),
+        "{release}"
+    );
+    assert_attached_and_saw_true(r, "bookworm arm64");
+}
+
+/// An arm64 guest cannot run the host's amd64 programs: without a static arm64 --guest-binary,
+/// with a dynamic or amd64 one, or with an amd64 --exec program, `run` says so before booting.
+#[test]
+fn microvm_arm64_refuses_programs_the_guest_cannot_run() {
+    let store = TempStore::new();
+    let base = [
+        "run",
+        "x:y",
+        "--kernel",
+        "debian:bookworm",
+        "--platform",
+        "arm64",
+    ];
+    let err = store.fails(base);
+    assert!(
+        err.contains("--guest-binary") && err.contains("scripts/cross-arm64"),
+        "{err}"
+    );
+    let host = ig_image_tests::ig_image_bin();
+    let mut args = base.to_vec();
+    args.extend(["--guest-binary", host.to_str().unwrap()]);
+    let err = store.fails(&args);
+    assert!(err.contains("it is a program for amd64"), "{err}");
+    // A static arm64 ELF program (headers only) passes; the amd64 /bin/true then cannot run.
+    let mut elf = vec![0u8; 64];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[4] = 2; // 64-bit
+    elf[5] = 1; // little-endian
+    elf[6] = 1; // version
+    elf[16] = 2; // ET_EXEC
+    elf[18..20].copy_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
+    elf[20] = 1;
+    elf[52] = 64; // e_ehsize
+    elf[54] = 56; // e_phentsize
+    let fake = store.dir.path().join("arm64-static");
+    std::fs::write(&fake, &elf).unwrap();
+    let mut args = base.to_vec();
+    args.extend([
+        "--guest-binary",
+        fake.to_str().unwrap(),
+        "--exec",
+        "/bin/true",
+    ]);
+    let err = store.fails(&args);
+    assert!(
+        err.contains("`/bin/true` is a program for amd64") && err.contains("--exec true"),
+        "{err}"
+    );
 }

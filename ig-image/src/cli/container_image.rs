@@ -50,6 +50,11 @@ pub fn exec(global: &GlobalArgs, args: ContainerImageArgs) -> anyhow::Result<Exi
             bytes.starts_with(b"\x7fELF"),
             "--binary `{spec}`: `{path}` is not an ELF executable"
         );
+        // Platforms a microVM can boot (amd64, arm64) are also checked for a static program.
+        if let Ok(arch) = microvm::spec::Arch::parse(Some(platform.oci_arch())) {
+            microvm::elf::check_static_program(&bytes, arch)
+                .with_context(|| format!("--binary `{spec}`: `{path}`"))?;
+        }
         binaries.push((platform, bytes));
     }
     let ca_roots = std::fs::read(&args.ca_roots).with_context(|| {

@@ -111,6 +111,11 @@ pub struct RunArgs {
     /// With --kernel: guests at once (default: the number of CPUs)
     #[arg(short = 'j', long, value_name = "N", requires = "kernels")]
     jobs: Option<usize>,
+    /// With --kernel: the ig-image binary the guests run (default: this one). A --platform the
+    /// host cannot run (arm64 here) needs a static ig-image built for it, e.g. by
+    /// scripts/cross-arm64
+    #[arg(long, value_name = "PATH", requires = "kernels")]
+    guest_binary: Option<PathBuf>,
     /// Merge JSON-lines records of earlier --kernel runs (files) into one table; exit 1 if any
     /// cell failed
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "kernels")]
@@ -119,8 +124,7 @@ pub struct RunArgs {
 
 /// The store `run` reads: `--oci-store-user`'s (see [`RunArgs::oci_store_user`]) or the usual.
 fn run_store_path(global: &GlobalArgs, oci_store_user: bool) -> anyhow::Result<PathBuf> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if !oci_store_user || unsafe { libc::geteuid() } != 0 {
+    if !oci_store_user || !rustix::process::geteuid().is_root() {
         return Ok(global.store_path());
     }
     // Root without sudo, or root through sudo: root is the invoking user, its store the usual.

@@ -26,6 +26,18 @@ pub fn exec(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitStatus> {
         return print(&records, json, true);
     }
     let arch = Arch::parse(args.platform.as_deref())?;
+    let exec: Option<Vec<String>> = args
+        .exec
+        .as_ref()
+        .map(|e| e.split_whitespace().map(str::to_string).collect())
+        .filter(|v: &Vec<String>| !v.is_empty());
+    if args.exec.is_some() && exec.is_none() {
+        bail!("--exec needs a command");
+    }
+    let exe = guest_binary(args.guest_binary.as_deref(), arch)?;
+    if let Some(program) = exec.as_ref().map(|e| Path::new(&e[0])) {
+        check_workload(program, arch)?;
+    }
     let accel = vm::choose_accel(arch);
     let cache = KernelCache::new(cache::default_dir());
     let mut kernels = Vec::new();
@@ -90,14 +102,6 @@ pub fn exec(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitStatus> {
     if let Some(p) = &args.platform {
         run_args.extend(["--platform".to_string(), p.clone()]);
     }
-    let exec: Option<Vec<String>> = args
-        .exec
-        .as_ref()
-        .map(|e| e.split_whitespace().map(str::to_string).collect())
-        .filter(|v: &Vec<String>| !v.is_empty());
-    if args.exec.is_some() && exec.is_none() {
-        bail!("--exec needs a command");
-    }
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -109,7 +113,12 @@ pub fn exec(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitStatus> {
         exec,
         verify_only: args.verify_only,
         run_args,
-        exe: std::env::current_exe().context("cannot find the ig-image binary")?,
+        exe,
+        busybox: if arch.is_host() {
+            Some(PathBuf::from(microvm::initramfs::BUSYBOX))
+        } else {
+            cache.any_busybox(arch)
+        },
         store: stage_store,
     };
     eprintln!(
@@ -159,6 +168,56 @@ fn print(records: &[Record], json: bool, merged: bool) -> anyhow::Result<ExitSta
     } else {
         ExitStatus::Failure
     })
+}
+
+/// The ig-image binary the guests run: `--guest-binary`, else this one when the guest's
+/// architecture is the host's. A guest of another architecture shares the host's root, so its
+/// binary must be static (no dynamic loader of its architecture is there).
+fn guest_binary(given: Option<&Path>, arch: Arch) -> anyhow::Result<PathBuf> {
+    let Some(path) = given else {
+        if arch.is_host() {
+            return std::env::current_exe().context("cannot find the ig-image binary");
+        }
+        bail!(
+            "--platform {a} boots {a} guests, which cannot run this ig-image: pass a static ig-image built for {a} with --guest-binary PATH (scripts/cross-arm64 builds one; docs/proving.md)",
+            a = arch.debian()
+        );
+    };
+    let path = absolute(path).context("--guest-binary")?;
+    if arch.is_host() {
+        let head = microvm::elf::read_head(&path).context("--guest-binary")?;
+        if microvm::elf::arch_of(&head) != Some(arch) {
+            bail!(
+                "--guest-binary `{}` is not an ELF program for {}",
+                path.display(),
+                arch.debian()
+            );
+        }
+    } else {
+        microvm::elf::check_static_file(&path, arch).context("--guest-binary")?;
+    }
+    Ok(path)
+}
+
+/// Refuses an `--exec` program the guest cannot run: one built for another architecture than
+/// the guest's (in an arm64 guest, the host's `/bin/true`). Such guests put busybox's applets
+/// first on `PATH`, so `--exec true` works there.
+fn check_workload(program: &Path, arch: Arch) -> anyhow::Result<()> {
+    if arch.is_host() || !program.is_absolute() {
+        return Ok(());
+    }
+    let Ok(head) = microvm::elf::read_head(program) else {
+        return Ok(());
+    };
+    match microvm::elf::arch_of(&head) {
+        Some(a) if a != arch => bail!(
+            "--exec `{}` is a program for {}, which the {} guest cannot run; name one of busybox's applets instead (e.g. `--exec true`: the guest puts them first on PATH)",
+            program.display(),
+            a.debian(),
+            arch.debian()
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {

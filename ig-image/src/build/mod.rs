@@ -564,14 +564,14 @@ fn build_one(
         wasm,
     };
     let assembled = image::assemble(&inputs)?;
-    let attest_plan = if opts.attest.any() {
+    let facts = if opts.attest.any() {
         let index_digest =
             gadget_store::Digest::try_from(assembled.index.digest()).map_err(|e| {
                 image::assemble::AssembleError {
                     message: format!("the index digest: {e}"),
                 }
             })?;
-        let inventory = inventory_of(&BuildFacts {
+        Some(BuildFacts {
             opts,
             spec: &spec,
             reference: &reference,
@@ -583,54 +583,10 @@ fn build_one(
             metadata: inputs.metadata.as_deref(),
             blobs: &assembled.blobs,
         })
-        .map_err(|source| BuildError::Inventory {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
-        Some(crate::attest::memo::Plan::new(
-            inventory,
-            &opts.attest,
-            opts.cache_dir.as_deref(),
-        ))
     } else {
         None
     };
-    // The image and its attestations in one transaction: all or nothing.
-    enum Failed {
-        Store(gadget_store::StoreError),
-        Attach(crate::attest::attach::AttachError),
-    }
-    impl From<gadget_store::StoreError> for Failed {
-        fn from(e: gadget_store::StoreError) -> Self {
-            Failed::Store(e)
-        }
-    }
-    let attachment = store
-        .get()
-        .map_err(|source| BuildError::Store {
-            dir: dir.to_path_buf(),
-            source,
-        })?
-        .transaction(|tx| {
-            for (_, bytes) in &assembled.blobs {
-                tx.write_blob(bytes)?;
-            }
-            tx.tag(&reference, assembled.index.clone())?;
-            match &attest_plan {
-                Some(plan) => plan.attach(tx, &assembled.index).map_err(Failed::Attach),
-                None => Ok(Default::default()),
-            }
-        })
-        .map_err(|e| match e {
-            Failed::Store(source) => BuildError::Store {
-                dir: dir.to_path_buf(),
-                source,
-            },
-            Failed::Attach(e) => BuildError::Attest(e),
-        })?;
-    let attestations = attest_plan
-        .map(|plan| plan.finish(attachment))
-        .unwrap_or_default();
+    let attestations = store_image(store, dir, &reference, &assembled, facts.as_ref())?;
 
     if let Some(out) = &opts.output_dir {
         write_objects(out, &reference_text, &objects)?;
@@ -648,6 +604,73 @@ fn build_one(
         millis: started.elapsed().as_millis(),
         metadata_updated,
         attestations,
+    })
+}
+
+/// Writes and tags the image, with its attestations when `facts` is given, in one store
+/// transaction: all or nothing. The attestations' plan (the inventory and its memo lookup) is
+/// made on another thread while the transaction takes the store's lock, reads its index and
+/// writes the image, so a no-op rebuild does not wait for it.
+fn store_image(
+    store: &StoreTarget,
+    dir: &Path,
+    reference: &Reference,
+    assembled: &image::assemble::AssembledImage,
+    facts: Option<&BuildFacts<'_>>,
+) -> Result<Vec<crate::attest::attach::Attached>, BuildError> {
+    use crate::attest::memo::Plan;
+    enum Failed {
+        Store(gadget_store::StoreError),
+        Inventory(std::io::Error),
+        Attach(crate::attest::attach::AttachError),
+    }
+    impl From<gadget_store::StoreError> for Failed {
+        fn from(e: gadget_store::StoreError) -> Self {
+            Failed::Store(e)
+        }
+    }
+    let store = store.get().map_err(|source| BuildError::Store {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    std::thread::scope(|scope| {
+        let planning = facts.map(|f| {
+            scope.spawn(move || {
+                inventory_of(f).map(|inventory| {
+                    Plan::new(inventory, &f.opts.attest, f.opts.cache_dir.as_deref())
+                })
+            })
+        });
+        let (plan, attachment) = store
+            .transaction(|tx| {
+                for (_, bytes) in &assembled.blobs {
+                    tx.write_blob(bytes)?;
+                }
+                tx.tag(reference, assembled.index.clone())?;
+                let Some(planning) = planning else {
+                    return Ok((None, Default::default()));
+                };
+                let plan = planning
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    .map_err(Failed::Inventory)?;
+                let attachment = plan.attach(tx, &assembled.index).map_err(Failed::Attach)?;
+                Ok((Some(plan), attachment))
+            })
+            .map_err(|e| match e {
+                Failed::Store(source) => BuildError::Store {
+                    dir: dir.to_path_buf(),
+                    source,
+                },
+                Failed::Inventory(source) => BuildError::Inventory {
+                    dir: dir.to_path_buf(),
+                    source,
+                },
+                Failed::Attach(e) => BuildError::Attest(e),
+            })?;
+        Ok(plan
+            .map(|plan: Plan<'_>| plan.finish(attachment))
+            .unwrap_or_default())
     })
 }
 

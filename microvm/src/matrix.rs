@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -96,6 +96,7 @@ pub fn run(
         .collect();
     let results: Mutex<Vec<Option<Record>>> = Mutex::new(vec![None; cells.len()]);
     let next = AtomicUsize::new(0);
+    let kvm_failed = AtomicBool::new(false);
     std::thread::scope(|s| {
         for _ in 0..opts.jobs.max(1).min(cells.len().max(1)) {
             s.spawn(|| {
@@ -103,11 +104,16 @@ pub fn run(
                     let n = next.fetch_add(1, Ordering::SeqCst);
                     let Some(&(i, k)) = cells.get(n) else { break };
                     let job_dir = work.path().join(format!("guest-{n}"));
-                    let rec =
-                        prove_one(&qemu, &images[i], &kernels[k], &initrds[k], &job_dir, opts)
-                            .unwrap_or_else(|e| {
-                                failed(&images[i], &kernels[k], opts, format!("{e:#}"))
-                            });
+                    let rec = prove_one(
+                        &qemu,
+                        &images[i],
+                        &kernels[k],
+                        &initrds[k],
+                        &job_dir,
+                        opts,
+                        &kvm_failed,
+                    )
+                    .unwrap_or_else(|e| failed(&images[i], &kernels[k], opts, format!("{e:#}")));
                     on_record(&rec);
                     results.lock().expect("no poisoned lock")[n] = Some(rec);
                 }
@@ -146,6 +152,7 @@ fn prove_one(
     initrd: &Path,
     job_dir: &Path,
     opts: &MatrixOptions,
+    kvm_failed: &AtomicBool,
 ) -> anyhow::Result<Record> {
     std::fs::create_dir_all(job_dir)?;
     let store = job_dir.join("store");
@@ -166,21 +173,26 @@ fn prove_one(
     let kernel_path = k.kernel.kernel_path();
     let boot = Boot {
         arch: opts.arch,
-        accel: opts.accel,
+        accel: if kvm_failed.load(Ordering::SeqCst) {
+            Accel::Tcg
+        } else {
+            opts.accel
+        },
         kernel: &kernel_path,
         initrd,
         job_dir,
         exe: &opts.exe,
         console: &console,
     };
-    let outcome = vm::run_bounded(vm::command(qemu, &boot)?, opts.timeout)?;
+    let (outcome, accel, accel_note) = boot_guest(qemu, boot, opts.timeout, kvm_failed)?;
     let mut rec = failed(image, k, opts, String::new());
     rec.boot = BootStats {
-        accel: opts.accel.to_string(),
+        accel: accel.to_string(),
         wall_ms: outcome.wall.as_millis() as u64,
         qemu_exit: outcome.exit_code,
         timed_out: outcome.timed_out,
         peak_rss_kib: outcome.peak_rss_kib,
+        accel_note,
     };
     let result: Option<GuestResult> = std::fs::read(job_dir.join("result.json"))
         .ok()
@@ -267,6 +279,32 @@ fn prove_one(
         rec.stderr = format!("{}{}", result.verify_stderr, result.run_stderr);
     }
     Ok(rec)
+}
+
+/// Boots one guest. When KVM fails inside it (QEMU's [`vm::KVM_FAILURE`]: some hosts run the
+/// accelerator probe under KVM but not a real kernel), the guest is stopped at once and booted
+/// again under TCG, and `kvm_failed` makes the matrix's later guests start under TCG. Returns
+/// the outcome, the accelerator that gave it, and a note when it fell back.
+fn boot_guest(
+    qemu: &Path,
+    mut boot: Boot<'_>,
+    timeout: Duration,
+    kvm_failed: &AtomicBool,
+) -> anyhow::Result<(vm::Bounded, Accel, Option<String>)> {
+    let stop_on = (boot.accel == Accel::Kvm).then_some(vm::KVM_FAILURE);
+    let outcome = vm::run_bounded(vm::command(qemu, &boot)?, timeout, stop_on)?;
+    if !outcome.stopped {
+        return Ok((outcome, boot.accel, None));
+    }
+    kvm_failed.store(true, Ordering::SeqCst);
+    boot.accel = Accel::Tcg;
+    let retry = vm::run_bounded(vm::command(qemu, &boot)?, timeout, None)?;
+    let failure = format!("{} after {} ms", vm::KVM_FAILURE, outcome.wall.as_millis());
+    vm::remember_kvm_failure(&failure);
+    let note = format!(
+        "KVM failed in this guest ({failure}; the probe guest had run): booted again under TCG"
+    );
+    Ok((retry, Accel::Tcg, Some(note)))
 }
 
 /// Copies a directory tree of regular files (no symlinks followed).

@@ -25,6 +25,9 @@ pub struct BootStats {
     pub timed_out: bool,
     /// QEMU's peak resident memory, KiB.
     pub peak_rss_kib: u64,
+    /// Set when KVM failed inside this guest and it was booted again under TCG.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accel_note: Option<String>,
 }
 
 /// One image on one kernel.

@@ -92,6 +92,12 @@ fn probe_kvm() -> AccelChoice {
     {
         return tcg(format!("/dev/kvm: {e}"));
     }
+    if let Some(note) = kvm_failure_marker().and_then(|p| std::fs::read_to_string(p).ok()) {
+        return tcg(format!(
+            "KVM failed in a guest earlier in this boot of the host ({})",
+            note.trim()
+        ));
+    }
     let Some(qemu) = qemu_binary(Arch::Amd64) else {
         return tcg("qemu-system-x86_64 is not installed".into());
     };
@@ -124,7 +130,7 @@ fn probe_kvm() -> AccelChoice {
     .arg("-bios")
     .arg(&bios_path)
     .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
-    match run_bounded(cmd, Duration::from_secs(5)) {
+    match run_bounded(cmd, Duration::from_secs(5), None) {
         Ok(r) if r.exit_code == Some((0x2a << 1) | 1) => AccelChoice {
             accel: Accel::Kvm,
             reason: "KVM ran a probe guest".into(),
@@ -152,6 +158,8 @@ pub struct Bounded {
     pub exit_code: Option<i32>,
     /// Killed after the bound.
     pub timed_out: bool,
+    /// Killed because its stderr showed the `stop_on` text.
+    pub stopped: bool,
     /// Wall time.
     pub wall: Duration,
     /// Peak resident memory (KiB) from `wait4`.
@@ -160,9 +168,19 @@ pub struct Bounded {
     pub stderr: String,
 }
 
+/// What QEMU prints when KVM cannot run an instruction of the guest (then it pauses the guest
+/// and waits: it does not exit). Some hosts run the accelerator probe under KVM but not a real
+/// kernel.
+pub const KVM_FAILURE: &str = "KVM internal error";
+
 /// Runs `cmd` (stdin and stdout null, stderr captured to a file) for at most `bound`, then
-/// kills it by pid.
-pub fn run_bounded(mut cmd: Command, bound: Duration) -> anyhow::Result<Bounded> {
+/// kills it by pid. With `stop_on`, it is also killed as soon as its stderr shows that text
+/// ([`Bounded::stopped`]).
+pub fn run_bounded(
+    mut cmd: Command,
+    bound: Duration,
+    stop_on: Option<&str>,
+) -> anyhow::Result<Bounded> {
     let errfile = tempfile::tempfile()?;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -171,6 +189,8 @@ pub fn run_bounded(mut cmd: Command, bound: Duration) -> anyhow::Result<Bounded>
     let child = cmd.spawn().context("cannot start QEMU")?;
     let pid = child.id() as libc::pid_t;
     let mut timed_out = false;
+    let mut stopped = false;
+    let mut polls = 0u32;
     let (status, rusage) = loop {
         let mut status = 0;
         // SAFETY: a zeroed rusage is a valid out-parameter for wait4.
@@ -183,7 +203,15 @@ pub fn run_bounded(mut cmd: Command, bound: Duration) -> anyhow::Result<Bounded>
         if r < 0 {
             bail!("waiting for QEMU: {}", std::io::Error::last_os_error());
         }
-        if !timed_out && start.elapsed() > bound {
+        polls += 1;
+        let stop_now = !stopped
+            && polls.is_multiple_of(10)
+            && stop_on.is_some_and(|text| file_contains(&errfile, text));
+        if stop_now {
+            stopped = true;
+            // SAFETY: kill by the pid of our unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        } else if !timed_out && !stopped && start.elapsed() > bound {
             timed_out = true;
             // SAFETY: kill by the pid of our unreaped child.
             unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -200,10 +228,39 @@ pub fn run_bounded(mut cmd: Command, bound: Duration) -> anyhow::Result<Bounded>
     Ok(Bounded {
         exit_code,
         timed_out,
+        stopped,
         wall: start.elapsed(),
         peak_rss_kib: rusage.ru_maxrss as u64,
         stderr,
     })
+}
+
+/// Where a KVM failure inside a guest is remembered until the host reboots (the file name
+/// carries the boot id), so that later processes start under TCG instead of paying for the
+/// failure again: on some hosts a real kernel runs for half a minute under KVM before it fails.
+fn kvm_failure_marker() -> Option<PathBuf> {
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(std::env::temp_dir().join(format!("ig-image-kvm-failed-{}", boot_id.trim())))
+}
+
+/// Remembers that KVM failed inside a guest ([`KVM_FAILURE`]), for [`choose_accel`] in later
+/// processes of this boot; a marker that cannot be written is only logged.
+pub fn remember_kvm_failure(note: &str) {
+    if let Some(path) = kvm_failure_marker() {
+        if let Err(e) = std::fs::write(&path, note) {
+            log::debug!("cannot write `{}`: {e}", path.display());
+        }
+    }
+}
+
+/// Whether the first 64 KiB of `file` (a growing stderr capture) contain `text`.
+fn file_contains(file: &std::fs::File, text: &str) -> bool {
+    use std::os::unix::fs::FileExt as _;
+    let mut buf = vec![0u8; 64 << 10];
+    let n = file.read_at(&mut buf, 0).unwrap_or(0);
+    buf[..n]
+        .windows(text.len().max(1))
+        .any(|w| w == text.as_bytes())
 }
 
 /// One guest boot.
@@ -303,14 +360,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bounded_processes_stop_when_stderr_shows_the_text() {
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            "echo 'qemu: KVM internal error. Suberror: 1' >&2; sleep 30",
+        ]);
+        let r = run_bounded(c, Duration::from_secs(20), Some(KVM_FAILURE)).unwrap();
+        assert!(r.stopped && !r.timed_out, "{r:?}");
+        assert!(r.wall < Duration::from_secs(10), "{r:?}");
+        assert!(r.stderr.contains(KVM_FAILURE));
+    }
+
+    #[test]
     fn bounded_processes_are_killed_by_pid() {
         let mut c = Command::new("sleep");
         c.arg("30");
-        let r = run_bounded(c, Duration::from_millis(200)).unwrap();
+        let r = run_bounded(c, Duration::from_millis(200), None).unwrap();
         assert!(r.timed_out);
         assert_eq!(r.exit_code, None);
         assert!(r.wall < Duration::from_secs(5));
-        let r = run_bounded(Command::new("true"), Duration::from_secs(5)).unwrap();
+        let r = run_bounded(Command::new("true"), Duration::from_secs(5), None).unwrap();
         assert_eq!(r.exit_code, Some(0));
     }
 

@@ -39,7 +39,7 @@ use sha2::{Digest as _, Sha256};
 use crate::canonical::to_canonical_json;
 use crate::digest::Digest;
 use crate::error::{IoContext, StoreError};
-use crate::graph::{BlobDir, is_container_type, subject_digest};
+use crate::graph::{BlobDir, is_document_type, subject_digest};
 use crate::layout::{
     INDEX_FILE, IndexFile, LOCK_FILE, MAX_DOCUMENT_SIZE, MEDIA_TYPE_INDEX, OCI_LAYOUT_CONTENT,
     OCI_LAYOUT_FILE, REF_NAME_ANNOTATION, copy_hashing, entry_digest, entry_media_type,
@@ -107,7 +107,7 @@ impl Store {
                         }),
                         None => {
                             entry_digest(entry).is_some_and(|d| !blobs.contains_key(&d))
-                                && is_container_type(entry_media_type(entry))
+                                && is_document_type(entry_media_type(entry))
                                 && entry_digest(entry)
                                     .and_then(|d| blob_dir.read_document(&d).ok())
                                     .and_then(|doc| subject_digest(&doc))

@@ -1,5 +1,11 @@
-//! Walking the content graph of OCI documents: index → manifests → config, layers, and nested
-//! indexes. A manifest's `subject` is not a child (a referrer does not keep its subject alive).
+//! The OCI content graph, one walker for every user: an index's children are manifests (and
+//! nested indexes), a manifest's are its config, layers and `blobs`. GC, export and import (in
+//! this crate), registry copy, verify, inspect and the runtime's image reader (in the crates
+//! above) all ask [`Children::of`] and [`is_document_type`] rather than reading the JSON fields
+//! themselves, as oras-go's one graph walker serves its copy, GC and export.
+//!
+//! A manifest's `subject` is not a child (a referrer does not keep its subject alive):
+//! [`subject_digest`] reads it on its own.
 //!
 //! Documents are handled as raw JSON so that manifests with or without a `mediaType` field, and
 //! fields this crate does not model, are all accepted.
@@ -16,32 +22,92 @@ use crate::layout::{MAX_DOCUMENT_SIZE, entry_digest, entry_media_type, entry_siz
 
 use crate::media_types::{INDEX_TYPES, MANIFEST_TYPES};
 
-/// Whether a descriptor with this media type points at a document with children.
-pub(crate) fn is_container_type(media_type: &str) -> bool {
-    INDEX_TYPES.contains(&media_type) || MANIFEST_TYPES.contains(&media_type)
+/// Whether a descriptor with this media type points at an index (an OCI index or a Docker
+/// manifest list): a document whose children are manifests.
+pub fn is_index_type(media_type: &str) -> bool {
+    INDEX_TYPES.contains(&media_type)
 }
 
-/// The child descriptors of a parsed document (`manifests`, `config`, `layers`, `blobs`).
-pub(crate) fn child_descriptors(doc: &Value) -> Vec<&Value> {
-    let mut out = Vec::new();
-    for key in ["manifests", "layers", "blobs"] {
-        if let Some(Value::Array(items)) = doc.get(key) {
-            out.extend(items.iter());
+/// Whether a descriptor with this media type points at a document with children: an index or
+/// a manifest of [`INDEX_TYPES`] or [`MANIFEST_TYPES`].
+pub fn is_document_type(media_type: &str) -> bool {
+    is_index_type(media_type) || MANIFEST_TYPES.contains(&media_type)
+}
+
+/// The child descriptors of a parsed manifest or index, by role. Fields that are absent, or not
+/// of the JSON type the OCI spec gives them, contribute no children.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Children<'d> {
+    /// An index's `manifests` (manifests, or nested indexes).
+    pub manifests: Vec<&'d Value>,
+    /// A manifest's `config` descriptor.
+    pub config: Option<&'d Value>,
+    /// A manifest's `layers`.
+    pub layers: Vec<&'d Value>,
+    /// An artifact manifest's `blobs`.
+    pub blobs: Vec<&'d Value>,
+}
+
+impl<'d> Children<'d> {
+    /// The children of `doc`.
+    pub fn of(doc: &'d Value) -> Children<'d> {
+        let array = |key: &str| -> Vec<&'d Value> {
+            match doc.get(key) {
+                Some(Value::Array(items)) => items.iter().collect(),
+                _ => Vec::new(),
+            }
+        };
+        Children {
+            manifests: array("manifests"),
+            config: doc.get("config").filter(|c| c.is_object()),
+            layers: array("layers"),
+            blobs: array("blobs"),
         }
     }
-    if let Some(config) = doc.get("config").filter(|c| c.is_object()) {
-        out.push(config);
+
+    /// The children that are plain blobs rather than documents: the config, then the layers,
+    /// then `blobs`.
+    pub fn content(&self) -> impl Iterator<Item = &'d Value> + '_ {
+        self.config
+            .into_iter()
+            .chain(self.layers.iter().copied())
+            .chain(self.blobs.iter().copied())
     }
-    out
+
+    /// Every child: `manifests`, `layers`, `blobs`, then the config (the order the store's
+    /// walks push them in).
+    pub fn all(&self) -> Vec<&'d Value> {
+        self.manifests
+            .iter()
+            .chain(&self.layers)
+            .chain(&self.blobs)
+            .copied()
+            .chain(self.config)
+            .collect()
+    }
+
+    /// The first layer of `media_type`.
+    pub fn layer(&self, media_type: &str) -> Option<&'d Value> {
+        self.layers
+            .iter()
+            .copied()
+            .find(|l| l.get("mediaType").and_then(Value::as_str) == Some(media_type))
+    }
+}
+
+/// Whether a parsed document is an index by its shape: it has a `manifests` field (whatever
+/// its `mediaType` says, or without one).
+pub fn has_manifests(doc: &Value) -> bool {
+    doc.get("manifests").is_some()
 }
 
 /// The `subject.digest` of a parsed document.
-pub(crate) fn subject_digest(doc: &Value) -> Option<Digest> {
+pub fn subject_digest(doc: &Value) -> Option<Digest> {
     entry_digest(doc.get("subject")?)
 }
 
-/// Whether a parsed JSON value looks like an OCI manifest or index.
-pub(crate) fn looks_like_document(doc: &Value) -> bool {
+/// Whether a parsed JSON value looks like an OCI manifest or index (`schemaVersion: 2`).
+pub fn looks_like_document(doc: &Value) -> bool {
     doc.get("schemaVersion").and_then(Value::as_u64) == Some(2)
 }
 
@@ -137,12 +203,12 @@ impl BlobDir {
             let media_type = entry_media_type(&desc);
             // A root entry without a known media type is still walked if it is a document.
             let sniffed = is_root
-                && !is_container_type(media_type)
+                && !is_document_type(media_type)
                 && size <= MAX_DOCUMENT_SIZE
                 && self
                     .read_document(&digest)
                     .is_ok_and(|d| looks_like_document(&d));
-            if is_container_type(media_type) || sniffed {
+            if is_document_type(media_type) || sniffed {
                 let doc = self.read_document(&digest)?;
                 if !looks_like_document(&doc) {
                     return Err(StoreError::InvalidDocument {
@@ -153,7 +219,8 @@ impl BlobDir {
                     });
                 }
                 stack.extend(
-                    child_descriptors(&doc)
+                    Children::of(&doc)
+                        .all()
                         .into_iter()
                         .map(|c| (c.clone(), false)),
                 );

@@ -5,6 +5,7 @@
 //! - [`Reference`]: parsing and normalization of image references (spec §6);
 //! - [`Digest`]: validated `sha256:<hex>` digests;
 //! - [`to_canonical_json`]: the deterministic JSON encoding used for every OCI document we write;
+//! - [`graph`]: the children of a manifest or index, the one OCI graph walker every crate uses;
 //! - [`Store`]: the OCI image layout store (tags, blobs, lock, garbage collection, export and
 //!   import), shared with upstream `ig`;
 //! - [`signatures`]: the bare `sha256-<hex>.sig` and `sha256-<hex>` tags signatures and
@@ -22,7 +23,7 @@ mod archive;
 pub mod canonical;
 pub mod digest;
 mod error;
-mod graph;
+pub mod graph;
 pub mod layout;
 mod lock;
 pub mod media_types;

@@ -44,9 +44,7 @@ use serde_json::Value;
 use crate::canonical::to_canonical_json;
 use crate::digest::Digest;
 use crate::error::{IoContext, StoreError};
-use crate::graph::{
-    BlobDir, child_descriptors, is_container_type, looks_like_document, subject_digest,
-};
+use crate::graph::{BlobDir, Children, is_document_type, looks_like_document, subject_digest};
 use crate::layout::{
     self, DIR_MODE, INDEX_FILE, INGEST_DIR, IndexFile, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE,
     REF_NAME_ANNOTATION, blob_is_intact, blob_path, blobs_dir, copy_hashing, create_dir_all,
@@ -764,13 +762,14 @@ impl Transaction<'_> {
                 continue;
             }
             let media_type = entry_media_type(&desc);
-            let known_container = is_container_type(media_type);
+            let known_container = is_document_type(media_type);
             if !(known_container || (is_root && self.sniff_document(&digest))) {
                 continue;
             }
             match blobs.read_document(&digest) {
                 Ok(doc) => stack.extend(
-                    child_descriptors(&doc)
+                    Children::of(&doc)
+                        .all()
                         .into_iter()
                         .map(|c| (c.clone(), false)),
                 ),
@@ -874,7 +873,7 @@ impl Transaction<'_> {
                 if orphaned(&d) {
                     return false;
                 }
-                if removed_graph.contains(&d) || !is_container_type(entry_media_type(e)) {
+                if removed_graph.contains(&d) || !is_document_type(entry_media_type(e)) {
                     return true;
                 }
                 // An untagged referrer whose subject was part of the removed graph only.
@@ -959,7 +958,7 @@ impl Transaction<'_> {
                             .map(str::to_owned)
                     })
                     .unwrap_or_else(|| layout::MEDIA_TYPE_MANIFEST.to_owned());
-                let media_type = if is_container_type(&media_type) {
+                let media_type = if is_document_type(&media_type) {
                     media_type
                 } else {
                     layout::MEDIA_TYPE_MANIFEST.to_owned()

@@ -3,6 +3,7 @@
 
 use gadget_object::GadgetObject;
 use gadget_object::yaml;
+use gadget_store::graph::Children;
 use gadget_store::reference::{self, Reference};
 use gadget_store::{Digest, Store, StoreError};
 use serde::Serialize;
@@ -155,11 +156,7 @@ pub fn list(store: &Store) -> Result<Vec<ImageSummary>, InspectError> {
             tagged.descriptor.digest().as_ref(),
             &tagged.reference,
         )?;
-        let entries = index
-            .get("manifests")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let entries = Children::of(&index).manifests;
         let host_entry = entries
             .iter()
             .find(|e| str_at(e, &["platform", "architecture"]) == host)
@@ -191,11 +188,7 @@ pub fn inspect(
     let descriptor = store.resolve(reference)?;
     let digest = descriptor.digest().to_string();
     let index = read_json(store, &digest, &full)?;
-    let entries = index
-        .get("manifests")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let entries = Children::of(&index).manifests;
     let available: Vec<String> = entries
         .iter()
         .filter_map(|e| str_at(e, &["platform", "architecture"]).map(str::to_string))
@@ -211,7 +204,8 @@ pub fn inspect(
         let manifest_digest = str_at(entry, &["digest"]).unwrap_or("").to_string();
         let manifest = read_json(store, &manifest_digest, &full)?;
         let mut metadata = Value::Null;
-        if let Some(cfg) = manifest.get("config") {
+        let children = Children::of(&manifest);
+        if let Some(cfg) = children.config {
             if str_at(cfg, &["mediaType"]) == Some(mt::GADGET_CONFIG) {
                 let d = Digest::parse(str_at(cfg, &["digest"]).unwrap_or("")).map_err(|e| {
                     InspectError::Malformed {
@@ -231,12 +225,7 @@ pub fn inspect(
         let mut layers = Vec::new();
         let mut ebpf = None;
         let mut wasm = None;
-        for layer in manifest
-            .get("layers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for layer in children.layers.iter().copied() {
             let media_type = str_at(layer, &["mediaType"]).unwrap_or("").to_string();
             let layer_digest = str_at(layer, &["digest"]).unwrap_or("").to_string();
             if media_type == mt::EBPF_LAYER {

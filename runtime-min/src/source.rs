@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use gadget_object::GadgetObject;
+use gadget_store::graph::{self, Children};
 use gadget_store::{Digest, Reference, Store, StoreError};
 use serde_json::Value;
 
@@ -215,8 +216,8 @@ impl Gadget {
         let top = Digest::try_from(descriptor.digest()).map_err(|e| malformed(e.to_string()))?;
         let doc: Value = store.read_json(&top).map_err(store_err)?;
         // An index (the normal case) or a single manifest.
-        let manifest_digest = if doc.get("manifests").is_some() {
-            let entries = doc["manifests"].as_array().cloned().unwrap_or_default();
+        let manifest_digest = if graph::has_manifests(&doc) {
+            let entries = Children::of(&doc).manifests;
             let arch_of = |e: &Value| {
                 e["platform"]["architecture"]
                     .as_str()
@@ -226,7 +227,7 @@ impl Gadget {
             match entries.iter().find(|e| arch_of(e) == arch) {
                 Some(e) => e["digest"].as_str().unwrap_or("").to_string(),
                 None => {
-                    let available: Vec<String> = entries.iter().map(arch_of).collect();
+                    let available: Vec<String> = entries.iter().copied().map(arch_of).collect();
                     return Err(SourceError::NoPlatform {
                         reference: name,
                         arch: arch.to_string(),
@@ -250,8 +251,9 @@ impl Gadget {
             store.read_blob(&digest).map_err(store_err)
         };
         // gadget.yaml, through the hardened loader, its size checked before it is read.
-        let metadata = match &manifest["config"] {
-            c if c["mediaType"].as_str() == Some(GADGET_CONFIG) => {
+        let children = Children::of(&manifest);
+        let metadata = match children.config {
+            Some(c) if c["mediaType"].as_str() == Some(GADGET_CONFIG) => {
                 let origin =
                     gadget_object::yaml::blob_origin(&name, c["digest"].as_str().unwrap_or(""));
                 let wrap = |source: MetadataError| SourceError::Metadata {
@@ -267,21 +269,14 @@ impl Gadget {
             }
             _ => None,
         };
-        let layer = manifest["layers"]
-            .as_array()
-            .and_then(|ls| {
-                ls.iter()
-                    .find(|l| l["mediaType"].as_str() == Some(EBPF_LAYER))
-            })
+        let layer = children
+            .layer(EBPF_LAYER)
             .ok_or_else(|| SourceError::NoEbpf {
                 reference: name.clone(),
             })?;
         let object = blob(layer)?;
         let optional_layer = |media_type: &str| -> Result<Option<Vec<u8>>, SourceError> {
-            match manifest["layers"].as_array().and_then(|ls| {
-                ls.iter()
-                    .find(|l| l["mediaType"].as_str() == Some(media_type))
-            }) {
+            match children.layer(media_type) {
                 Some(l) => Ok(Some(blob(l)?)),
                 None => Ok(None),
             }

@@ -26,14 +26,15 @@ use std::time::Instant;
 
 use futures_util::StreamExt as _;
 use futures_util::stream;
+use gadget_store::graph::{self, Children};
 use gadget_store::{Digest, Reference, Store, Transaction};
 use oci_spec::image::{Descriptor, MediaType};
 use serde_json::Value;
 
 use super::auth::Credentials;
 use super::client::{
-    Access, Client, LimitedWriter, MANIFEST_TYPES, MEDIA_TYPE_DOCKER_LIST,
-    MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Repository,
+    Access, Client, LimitedWriter, MANIFEST_TYPES, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
+    Repository,
 };
 use super::error::{Failure, RegistryError};
 use super::progress::{BlobOutcome, TransferReport, TransferReporter};
@@ -83,14 +84,10 @@ impl Graph {
     }
 }
 
-fn is_index_type(media_type: &str) -> bool {
-    media_type == MEDIA_TYPE_INDEX || media_type == MEDIA_TYPE_DOCKER_LIST
-}
-
+/// A media type `pull` and `push` treat as a document (what the registry client accepts as a
+/// manifest).
 fn is_document_type(media_type: &str) -> bool {
-    is_index_type(media_type)
-        || media_type == MEDIA_TYPE_MANIFEST
-        || media_type == MEDIA_TYPE_DOCKER_MANIFEST
+    MANIFEST_TYPES.contains(&media_type)
 }
 
 /// The media type of a document: the descriptor's, else the body's, else by shape.
@@ -101,7 +98,7 @@ fn doc_media_type(descriptor_type: Option<&str>, doc: &Value) -> String {
     if let Some(t) = doc.get("mediaType").and_then(Value::as_str) {
         return t.to_owned();
     }
-    if doc.get("manifests").is_some() {
+    if graph::has_manifests(doc) {
         MEDIA_TYPE_INDEX.to_owned()
     } else {
         MEDIA_TYPE_MANIFEST.to_owned()
@@ -128,24 +125,6 @@ fn parse_descriptor(d: &Value, what: &str) -> Result<(Digest, u64, Option<String
         .and_then(Value::as_str)
         .map(str::to_owned);
     Ok((digest, size, media_type))
-}
-
-/// Children of a document: (documents, blobs) descriptors.
-fn children(doc: &Value) -> (Vec<&Value>, Vec<&Value>) {
-    let mut docs = Vec::new();
-    let mut blobs = Vec::new();
-    if let Some(Value::Array(items)) = doc.get("manifests") {
-        docs.extend(items.iter());
-    }
-    if let Some(c) = doc.get("config").filter(|c| c.is_object()) {
-        blobs.push(c);
-    }
-    for key in ["layers", "blobs"] {
-        if let Some(Value::Array(items)) = doc.get(key) {
-            blobs.extend(items.iter());
-        }
-    }
-    (docs, blobs)
 }
 
 /// Reads the graph under a stored document.
@@ -196,8 +175,8 @@ fn local_walk(
     let doc: Value = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Unsupported {
         reason: format!("{what}: document `{digest}` is not JSON ({e})"),
     })?;
-    let (docs, blobs) = children(&doc);
-    for d in docs {
+    let children = Children::of(&doc);
+    for d in children.manifests.iter().copied() {
         let (child, _, mt) = parse_descriptor(d, what)?;
         local_walk(
             tx,
@@ -210,7 +189,7 @@ fn local_walk(
             depth + 1,
         )?;
     }
-    for b in blobs {
+    for b in children.content() {
         let (d, size, _) = parse_descriptor(b, what)?;
         if seen_blobs.insert(d.clone()) {
             graph.blobs.push(BlobRef { digest: d, size });
@@ -254,11 +233,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, RegistryError> {
 }
 
 fn platforms_of(index: &Value) -> Vec<String> {
-    index
-        .get("manifests")
-        .and_then(Value::as_array)
+    Children::of(index)
+        .manifests
         .into_iter()
-        .flatten()
         .filter_map(|m| {
             let p = m.get("platform")?;
             Some(format!(
@@ -526,7 +503,7 @@ async fn put_docs_by_digest(
     // but gadget images have one level, so the manifests of one index go at once.
     let leaves: Vec<&Doc> = docs
         .iter()
-        .filter(|d| !is_index_type(&d.media_type))
+        .filter(|d| !graph::is_index_type(&d.media_type))
         .collect();
     let results: Vec<Result<(), RegistryError>> = stream::iter(leaves)
         .map(|d| put_doc(repo, d, d.digest.as_str(), stats))
@@ -534,7 +511,7 @@ async fn put_docs_by_digest(
         .collect()
         .await;
     results.into_iter().collect::<Result<Vec<()>, _>>()?;
-    for d in docs.iter().filter(|d| is_index_type(&d.media_type)) {
+    for d in docs.iter().filter(|d| graph::is_index_type(&d.media_type)) {
         put_doc(repo, d, d.digest.as_str(), stats).await?;
     }
     Ok(())
@@ -562,11 +539,11 @@ impl PulledArtifacts {
 /// The index entries to pull: all, or those of `platforms`. Errors when none is left.
 fn select_entries(root: &Doc, platforms: Option<&[Platform]>) -> Result<Vec<Value>, RegistryError> {
     let root_json = root.json();
-    let entries: Vec<Value> = root_json
-        .get("manifests")
-        .and_then(Value::as_array)
+    let entries: Vec<Value> = Children::of(&root_json)
+        .manifests
+        .into_iter()
         .cloned()
-        .unwrap_or_default();
+        .collect();
     let Some(list) = platforms else {
         return Ok(entries);
     };
@@ -640,7 +617,7 @@ pub fn pull(
 
         // What to fetch, and the subjects whose signatures come along: every document of the
         // image as the registry has it (the index only when it is kept as is).
-        let is_index = is_index_type(&root.media_type);
+        let is_index = graph::is_index_type(&root.media_type);
         let entries = if is_index {
             select_entries(&root, platforms)?
         } else {
@@ -931,7 +908,7 @@ async fn fetch_image(
 ) -> Result<(Graph, Option<Digest>), RegistryError> {
     let root_json = root.json();
     let mut graph = Graph::default();
-    if !is_index_type(&root.media_type) {
+    if !graph::is_index_type(&root.media_type) {
         add_manifest_blobs(&mut graph, &root_json, "the image")?;
         graph.docs.push(root);
         return Ok((graph, None));
@@ -950,7 +927,7 @@ async fn fetch_image(
         .await;
     for doc in fetched {
         let doc = doc?;
-        if is_index_type(&doc.media_type) {
+        if graph::is_index_type(&doc.media_type) {
             return Err(RegistryError::Unsupported {
                 reason: format!(
                     "index `{}` lists another index (`{}`): nested indexes are not gadget images",
@@ -991,7 +968,7 @@ fn add_manifest_blobs(
     manifest: &Value,
     what: &str,
 ) -> Result<(), RegistryError> {
-    for b in children(manifest).1 {
+    for b in Children::of(manifest).content() {
         let (d, size, _) = parse_descriptor(b, what)?;
         if !graph.blobs.iter().any(|x| x.digest == d) {
             graph.blobs.push(BlobRef { digest: d, size });

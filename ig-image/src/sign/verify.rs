@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use gadget_store::graph::Children;
 use gadget_store::{Digest, Reference, Store, StoreError, Transaction};
 use serde::Serialize;
 use serde_json::Value;
@@ -307,9 +308,7 @@ pub(crate) fn find_signatures(
         let is_index =
             media_type == INDEX || doc.get("mediaType").and_then(Value::as_str) == Some(INDEX);
         if is_index {
-            if let Some(children) = doc.get("manifests").and_then(Value::as_array) {
-                stack.extend(children.iter().cloned());
-            }
+            stack.extend(Children::of(&doc).manifests.into_iter().cloned());
             continue;
         }
         let subject = doc
@@ -320,8 +319,8 @@ pub(crate) fn find_signatures(
             continue;
         }
         let artifact_type = doc.get("artifactType").and_then(Value::as_str);
-        let config_type = doc
-            .get("config")
+        let config_type = Children::of(&doc)
+            .config
             .and_then(|c| c.get("mediaType"))
             .and_then(Value::as_str);
         let format = if artifact_type == Some(BUNDLE) {
@@ -351,12 +350,12 @@ pub(crate) fn find_signatures(
 
 /// The layers of `media_type` in a manifest, or why there are none.
 pub(crate) fn layers_of<'d>(doc: &'d Value, media_type: &str) -> Result<Vec<&'d Value>, String> {
-    let layers = doc
-        .get("layers")
-        .and_then(Value::as_array)
-        .ok_or_else(|| "not a readable manifest with `layers`".to_string())?;
-    let wanted: Vec<&Value> = layers
-        .iter()
+    if !doc.get("layers").is_some_and(Value::is_array) {
+        return Err("not a readable manifest with `layers`".to_string());
+    }
+    let wanted: Vec<&Value> = Children::of(doc)
+        .layers
+        .into_iter()
         .filter(|l| l.get("mediaType").and_then(Value::as_str) == Some(media_type))
         .collect();
     if wanted.is_empty() {

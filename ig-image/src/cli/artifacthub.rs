@@ -59,7 +59,7 @@ struct RepoMetadataArgs {
     #[arg(value_name = "FILE")]
     file: PathBuf,
     #[command(flatten)]
-    registry: super::push::RegistryArgs,
+    registry: super::common::RegistryArgs,
     /// Output format: text, or json (one object: `repository`, `digest`, `pushed`, `problems`)
     #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
     output: Format,

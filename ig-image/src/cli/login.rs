@@ -6,7 +6,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use ig_image::registry::{self, AuthFile, AuthFileChoice, StoredIn};
 
-use super::push::RegistryArgs;
+use super::common::RegistryArgs;
 use super::{ExitStatus, GlobalArgs};
 use crate::outln;
 use crate::output::{self, Format};

@@ -4,6 +4,7 @@ mod artifacthub;
 mod attest;
 mod build;
 mod check;
+mod common;
 mod completions;
 mod container_image;
 mod doctor;

@@ -6,7 +6,7 @@ use gadget_store::Reference;
 use ig_image::platform::{self, Platform};
 use ig_image::registry;
 
-use super::push::{Progress, RegistryArgs, print_report};
+use super::common::{Progress, RegistryArgs, print_report};
 use super::{ExitStatus, GlobalArgs};
 use crate::outln;
 use crate::output::{self, Format};
@@ -44,7 +44,7 @@ pub struct PullArgs {
     registry: RegistryArgs,
     /// Signature and allowed-gadgets policy for the pulled image (docs/signing.md)
     #[command(flatten)]
-    policy: super::verify::PolicyArgs,
+    policy: super::common::PolicyArgs,
 }
 
 /// A parsed `--platform` list (a newtype so clap treats it as one value).
@@ -87,12 +87,12 @@ pub fn exec(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitStatus> {
     let accepted = args.policy.check_pulled(&store, &reference, before)?;
     if args.output == Format::Columns {
         print_report("pulled", &report, args.output)?;
-        if let Some(line) = super::verify::verification_line(&accepted, output::colour_stdout()) {
+        if let Some(line) = super::common::verification_line(&accepted, output::colour_stdout()) {
             outln!("{line}");
         }
     } else {
         let mut doc = serde_json::to_value(&report)?;
-        doc["verification"] = super::verify::verification_json(&accepted);
+        doc["verification"] = super::common::verification_json(&accepted);
         output::print_data(&doc, args.output)?;
     }
     Ok(ExitStatus::Success)

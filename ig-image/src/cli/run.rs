@@ -95,7 +95,7 @@ pub struct RunArgs {
     oci_store_user: bool,
     /// Signature and allowed-gadgets policy for images (docs/signing.md)
     #[command(flatten)]
-    policy: super::verify::PolicyArgs,
+    policy: super::common::PolicyArgs,
     /// Prove on this kernel in a microVM instead of the host's (repeatable): debian:<suite>
     /// (bullseye, bookworm, trixie, sid…), a linux-image-*.deb, or a vmlinuz (with --modules).
     /// One record per image x kernel; --timeout bounds each guest (default 180s)
@@ -208,13 +208,13 @@ pub fn exec(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitStatus> {
             Format::Json => {
                 let mut doc = serde_json::to_value(&report)?;
                 if let Some(accepted) = &verification {
-                    doc["verification"] = super::verify::verification_json(accepted);
+                    doc["verification"] = super::common::verification_json(accepted);
                 }
                 writeln!(out, "{doc}")?;
             }
             Format::Columns => {
                 if let Some(line) = verification.as_ref().and_then(|a| {
-                    super::verify::verification_line(a, crate::output::colour_stdout())
+                    super::common::verification_line(a, crate::output::colour_stdout())
                 }) {
                     writeln!(out, "{line}")?;
                 }
@@ -230,7 +230,7 @@ pub fn exec(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitStatus> {
 
     if let Some(line) = verification
         .as_ref()
-        .and_then(|a| super::verify::verification_line(a, crate::output::colour_stderr()))
+        .and_then(|a| super::common::verification_line(a, crate::output::colour_stderr()))
     {
         eprintln!("{line}");
     }

@@ -1,15 +1,13 @@
-//! `ig-image verify`, and the policy flags `run` and `pull` share ([`PolicyArgs`]).
+//! `ig-image verify` (the policy flags `run` and `pull` share are [`super::common::PolicyArgs`]).
 
 use anyhow::Context as _;
 use clap::Args;
 use gadget_store::{Reference, Store};
 use ig_image::attest::verify::{predicate_types, verify_attestation as verify_attestation_in};
-use ig_image::sign::policy::{self, Accepted, Policy};
 use ig_image::sign::verify;
 use ig_image::sign::{keyless, keys};
-use oci_spec::image::Descriptor;
-use std::path::PathBuf;
 
+use super::common::KeylessArgs;
 use super::{ExitStatus, GlobalArgs};
 use crate::outln;
 use crate::output::{self, Format};
@@ -52,7 +50,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     remote: bool,
     #[command(flatten)]
-    registry: super::push::RegistryArgs,
+    registry: super::common::RegistryArgs,
 }
 
 pub fn exec(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
@@ -133,57 +131,6 @@ pub fn exec(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitStatus>
             Ok(ExitStatus::Failure)
         }
         Err(e) => Err(e).with_context(|| format!("cannot verify `{}`", args.image)),
-    }
-}
-
-/// The keyless flags of `verify`, `verify-blob`, `run` and `pull` (cosign's names).
-#[derive(Debug, Clone, Default, Args)]
-pub struct KeylessArgs {
-    /// Keyless: the signer identity the Fulcio certificate must name (an email or a workflow URI)
-    #[arg(
-        long,
-        value_name = "ID",
-        conflicts_with = "certificate_identity_regexp"
-    )]
-    pub certificate_identity: Option<String>,
-    /// Keyless: a regular expression the whole certificate identity must match
-    #[arg(long, value_name = "REGEX")]
-    pub certificate_identity_regexp: Option<String>,
-    /// Keyless: the OIDC issuer of the certificate (GitHub Actions: https://token.actions.githubusercontent.com)
-    #[arg(
-        long,
-        value_name = "URL",
-        conflicts_with = "certificate_oidc_issuer_regexp"
-    )]
-    pub certificate_oidc_issuer: Option<String>,
-    /// Keyless: a regular expression the whole OIDC issuer must match
-    #[arg(long, value_name = "REGEX")]
-    pub certificate_oidc_issuer_regexp: Option<String>,
-    /// Keyless: a Sigstore trusted_root.json to verify against (default: the public-good production root built in); never fetched
-    #[arg(long, value_name = "FILE")]
-    pub trusted_root: Option<PathBuf>,
-}
-
-impl KeylessArgs {
-    /// Whether any identity flag was given.
-    pub fn is_set(&self) -> bool {
-        self.certificate_identity.is_some()
-            || self.certificate_identity_regexp.is_some()
-            || self.certificate_oidc_issuer.is_some()
-            || self.certificate_oidc_issuer_regexp.is_some()
-    }
-
-    /// The identity policy and the trusted root.
-    pub fn policy_and_root(
-        &self,
-    ) -> anyhow::Result<(keyless::IdentityPolicy, sigstore_trust_root::TrustedRoot)> {
-        let policy = keyless::IdentityPolicy::new(
-            self.certificate_identity.clone(),
-            self.certificate_identity_regexp.clone(),
-            self.certificate_oidc_issuer.clone(),
-            self.certificate_oidc_issuer_regexp.clone(),
-        )?;
-        Ok((policy, keyless::trusted_root(self.trusted_root.as_deref())?))
     }
 }
 
@@ -299,119 +246,4 @@ fn fetch_remote(
         )
     })?;
     Ok((dir, store))
-}
-
-/// One line saying which signature the policy verified (`run` and `pull` print it when
-/// --public-keys verified one).
-pub fn verification_line(accepted: &Accepted, colour: bool) -> Option<String> {
-    accepted.verified.as_ref().map(|v| {
-        format!(
-            "{} {}@{}: {} signature by `{}`",
-            output::paint("Verified", output::Paint::Good, colour),
-            accepted.reference,
-            accepted.digest,
-            v.format,
-            v.key
-        )
-    })
-}
-
-/// The same as JSON: `{"verified": bool, "signature": {...} | null}`.
-pub fn verification_json(accepted: &Accepted) -> serde_json::Value {
-    serde_json::json!({
-        "verified": accepted.verified.is_some(),
-        "signature": accepted.verified,
-    })
-}
-
-/// The image policy flags of `run` and `pull` (docs/signing.md): flatten into a command's
-/// args and call [`PolicyArgs::check`] before using the image.
-#[derive(Debug, Clone, Args)]
-pub struct PolicyArgs {
-    /// Verify the image's signature with --public-keys (default when keys are given; `--verify-image=false` to skip)
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
-    pub verify_image: Option<bool>,
-    /// PEM public keys an image's signature must verify with, comma separated (`upstream` = upstream's key)
-    #[arg(long, value_delimiter = ',', value_name = "FILE|upstream")]
-    pub public_keys: Vec<String>,
-    /// Only these images may be used: exact `repo:tag` / `repo@sha256:<digest>`, or prefixes ending in `*`
-    #[arg(long, value_delimiter = ',', value_name = "REF|PREFIX*")]
-    pub allowed_gadgets: Vec<String>,
-    #[command(flatten)]
-    pub keyless: KeylessArgs,
-}
-
-impl PolicyArgs {
-    /// The policy these flags describe.
-    pub fn policy(&self) -> anyhow::Result<Policy> {
-        if self.verify_image == Some(true) && self.public_keys.is_empty() && !self.keyless.is_set()
-        {
-            anyhow::bail!(
-                "--verify-image needs --public-keys\nhint: pass `--public-keys cosign.pub`, or `--public-keys upstream` for official gadgets"
-            );
-        }
-        Ok(Policy {
-            verify_image: self.verify_image.unwrap_or(true),
-            public_keys: keys::load_public_keys(&self.public_keys)?,
-            allowed_gadgets: self.allowed_gadgets.clone(),
-        })
-    }
-
-    /// Applies the policy to `reference` in `store`; an error refuses the image.
-    pub fn check(&self, store: &Store, reference: &Reference) -> anyhow::Result<Accepted> {
-        let policy = self.policy()?;
-        if !policy.verify_image && (!policy.public_keys.is_empty() || self.keyless.is_set()) {
-            output::warning(format!(
-                "not verifying the signature of `{}` (--verify-image=false)",
-                reference.display()
-            ));
-        }
-        if self.keyless.is_set() && policy.verify_image {
-            let (identity, root) = self.keyless.policy_and_root()?;
-            keyless::verify_image(store, reference, &identity, &root, None).map_err(|e| {
-                anyhow::Error::new(e).context(format!(
-                    "refusing `{}`: keyless signature verification failed\nhint: check `--certificate-identity` and `--certificate-oidc-issuer`, or pass `--verify-image=false` to use it knowingly",
-                    reference.display()
-                ))
-            })?;
-        }
-        Ok(policy::check(store, reference, &policy)?)
-    }
-
-    /// For `pull`: what `reference` pointed at in `store` before pulling (to restore it when the
-    /// pulled image is refused).
-    pub fn before_pull(&self, store: &Store, reference: &Reference) -> Option<Descriptor> {
-        reference.tag().and(store.resolve(reference).ok())
-    }
-
-    /// For `pull`: applies the policy to the image just pulled. When it is refused, the tag is
-    /// put back to what it was before the pull (or removed, with the content only it reached),
-    /// so a refused image is never left usable in the store; then the refusal is returned.
-    pub fn check_pulled(
-        &self,
-        store: &Store,
-        reference: &Reference,
-        before: Option<Descriptor>,
-    ) -> anyhow::Result<Accepted> {
-        let refused = match self.check(store, reference) {
-            Ok(accepted) => return Ok(accepted),
-            Err(e) => e,
-        };
-        if reference.tag().is_some() {
-            let undo = match before {
-                Some(previous) => store.tag(reference, previous).map(drop),
-                None => store.remove(reference).map(drop),
-            };
-            if let Err(e) = undo {
-                output::warning(format!(
-                    "the refused image is still tagged `{}`: {e}",
-                    reference.display()
-                ));
-            }
-        }
-        Err(refused.context(format!(
-            "pulled `{}` but refused it: its tag is back to what it was before the pull",
-            reference.display()
-        )))
-    }
 }

@@ -6,7 +6,8 @@ use anyhow::Context as _;
 use clap::Args;
 use ig_image::sign::keyless::{self, Subject};
 
-use super::verify::{KeylessArgs, report_keyless};
+use super::common::KeylessArgs;
+use super::verify::report_keyless;
 use super::{ExitStatus, GlobalArgs};
 use crate::output::Format;
 

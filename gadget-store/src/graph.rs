@@ -238,3 +238,64 @@ fn descriptor_digest(desc: &Value, name: &str, location: &Path) -> Result<Digest
         reason: format!("a descriptor has an unusable digest: {e}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn children_by_role_and_in_the_walkers_order() {
+        let index = json!({"schemaVersion": 2, "manifests": [{"digest": "a"}, {"digest": "b"}]});
+        let children = Children::of(&index);
+        assert_eq!(children.manifests.len(), 2);
+        assert_eq!(children.content().count(), 0);
+        assert!(has_manifests(&index));
+
+        let manifest = json!({
+            "schemaVersion": 2,
+            "config": {"digest": "c"},
+            "layers": [{"digest": "l1", "mediaType": "x"}, {"digest": "l2", "mediaType": "y"}],
+            "blobs": [{"digest": "b1"}],
+            "subject": {"digest": "not a child"},
+        });
+        let children = Children::of(&manifest);
+        let digests = |v: Vec<&Value>| -> Vec<String> {
+            v.iter()
+                .map(|d| d["digest"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            digests(children.content().collect()),
+            ["c", "l1", "l2", "b1"]
+        );
+        assert_eq!(digests(children.all()), ["l1", "l2", "b1", "c"]);
+        assert_eq!(children.layer("y").unwrap()["digest"], "l2");
+        assert!(children.layer("z").is_none());
+        assert!(!has_manifests(&manifest));
+    }
+
+    #[test]
+    fn fields_of_the_wrong_json_type_have_no_children() {
+        let doc = json!({"manifests": {}, "config": "c", "layers": "l", "blobs": null});
+        assert_eq!(Children::of(&doc), Children::default());
+        // An empty `manifests` still makes an index by shape.
+        assert!(has_manifests(&json!({"manifests": []})));
+    }
+
+    #[test]
+    fn media_type_sets() {
+        use crate::media_types::{
+            ARTIFACT_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST, INDEX, MANIFEST,
+        };
+        for t in [INDEX, DOCKER_LIST] {
+            assert!(is_index_type(t) && is_document_type(t), "{t}");
+        }
+        for t in [MANIFEST, DOCKER_MANIFEST, ARTIFACT_MANIFEST] {
+            assert!(!is_index_type(t) && is_document_type(t), "{t}");
+        }
+        assert!(!is_document_type("application/vnd.oci.image.layer.v1.tar"));
+        assert!(!is_document_type(""));
+    }
+}

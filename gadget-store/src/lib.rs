@@ -6,6 +6,7 @@
 //! - [`Digest`]: validated `sha256:<hex>` digests;
 //! - [`to_canonical_json`]: the deterministic JSON encoding used for every OCI document we write;
 //! - [`graph`]: the children of a manifest or index, the one OCI graph walker every crate uses;
+//! - [`hint`]: hints as data on errors, and the one error renderer both binaries use;
 //! - [`Store`]: the OCI image layout store (tags, blobs, lock, garbage collection, export and
 //!   import), shared with upstream `ig`;
 //! - [`signatures`]: the bare `sha256-<hex>.sig` and `sha256-<hex>` tags signatures and
@@ -24,6 +25,7 @@ pub mod canonical;
 pub mod digest;
 mod error;
 pub mod graph;
+pub mod hint;
 pub mod layout;
 mod lock;
 pub mod media_types;

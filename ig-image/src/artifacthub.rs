@@ -142,9 +142,7 @@ pub enum ArtifactHubError {
         reason: String,
     },
     /// No SemVer version can be taken from the image tag.
-    #[error(
-        "`{image}`: the tag `{tag}` is not a SemVer 2 version (such as v1.2.3 or 1.2.3)\nhint: tag the image with its version, or pass `--pkg-version`"
-    )]
+    #[error("`{image}`: the tag `{tag}` is not a SemVer 2 version (such as v1.2.3 or 1.2.3)")]
     NotSemver {
         /// The image.
         image: String,
@@ -153,7 +151,7 @@ pub enum ArtifactHubError {
     },
     /// There is no image and no existing file to take the version from.
     #[error(
-        "`{path}` does not exist and no image was given: the version and creation date come from the image\nhint: pass `--image REF` (an image in the store, tagged with its version)"
+        "`{path}` does not exist and no image was given: the version and creation date come from the image"
     )]
     NeedImage {
         /// The package file.
@@ -1085,6 +1083,21 @@ fn is_uuid(s: &str) -> bool {
             .iter()
             .zip([8, 4, 4, 4, 12])
             .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+impl gadget_store::hint::Hint for ArtifactHubError {
+    fn hints(&self) -> Vec<String> {
+        let hint = match self {
+            ArtifactHubError::NotSemver { .. } => {
+                "tag the image with its version, or pass `--pkg-version`".to_string()
+            }
+            ArtifactHubError::NeedImage { .. } => {
+                "pass `--image REF` (an image in the store, tagged with its version)".to_string()
+            }
+            _ => return Vec::new(),
+        };
+        vec![hint]
+    }
 }
 
 #[cfg(test)]

@@ -29,9 +29,7 @@ pub const BPFTOOL_ENV: &str = "BPFTOOL";
 #[derive(Debug, thiserror::Error)]
 pub enum BtfgenError {
     /// No bpftool.
-    #[error(
-        "`bpftool` not found on PATH or in /usr/sbin, and `BPFTOOL` is not set\nhint: install it with `apt-get install bpftool` (it needs `gen min_core_btf`, bpftool 7+)"
-    )]
+    #[error("`bpftool` not found on PATH or in /usr/sbin, and `BPFTOOL` is not set")]
     NoBpftool,
     /// The archive directory is unreadable.
     #[error("cannot read the btfhub archive `{path}`")]
@@ -44,7 +42,7 @@ pub enum BtfgenError {
     },
     /// No kernel of the platform in the archive.
     #[error(
-        "`{archive}` has no `<ID>/<VERSION_ID>/{arch_dir}/<release>.btf.tar.xz` for {platform}\nhint: a btfhub-archive checkout, or `--platform` without {platform}"
+        "`{archive}` has no `<ID>/<VERSION_ID>/{arch_dir}/<release>.btf.tar.xz` for {platform}"
     )]
     NoKernels {
         /// The archive.
@@ -404,6 +402,17 @@ fn minimize(
     })?;
     let _ = std::fs::remove_file(&output);
     Ok(bytes)
+}
+
+impl gadget_store::hint::Hint for BtfgenError {
+    fn hints(&self) -> Vec<String> {
+        let hint = match self {
+            BtfgenError::NoBpftool => "install it with `apt-get install bpftool` (it needs `gen min_core_btf`, bpftool 7+)".to_string(),
+            BtfgenError::NoKernels { platform, .. } => format!("a btfhub-archive checkout, or `--platform` without {platform}"),
+            _ => return Vec::new(),
+        };
+        vec![hint]
+    }
 }
 
 #[cfg(test)]

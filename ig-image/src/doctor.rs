@@ -761,12 +761,12 @@ fn toolchain_checks() -> Vec<Check> {
             ));
         }
         Err(e) => {
-            let text = e.to_string();
-            let (msg, hint) = text.split_once("\nhint: ").unwrap_or((&text, ""));
+            let msg = &e.to_string();
+            let hint = gadget_store::hint::Hint::hints(&e).join("\n");
             let fix = Some(if hint.is_empty() {
                 "apt-get install clang-19 llvm-19".to_string()
             } else {
-                hint.to_string()
+                hint
             });
             let name = if msg.contains("llvm-strip") || msg.contains("LLVM_STRIP") {
                 "toolchain.llvm-strip"

@@ -219,32 +219,14 @@ pub fn warning(message: impl std::fmt::Display) {
     );
 }
 
-/// Print an error chain: `error:`, then `caused by:` lines; message lines starting with `hint:` are kept as hints.
+/// Print an error chain: `error:`, then `caused by:` lines, then the hints the errors carry
+/// ([`ig_image::hints::hints_of`]), through the renderer `runtime-min` uses too.
 pub fn print_error(error: &anyhow::Error) {
-    let colour = colour_stderr();
-    let mut hints = Vec::new();
-    let mut first = true;
-    for cause in error.chain() {
-        // Control characters escaped: messages may quote bytes from hostile input.
-        let text = gadget_store::printable(&cause.to_string());
-        let mut body = Vec::new();
-        for line in text.lines() {
-            match line.strip_prefix("hint: ") {
-                Some(h) => hints.push(h.to_string()),
-                None => body.push(line),
-            }
-        }
-        let body = body.join("\n");
-        if first {
-            eprintln!("{}: {body}", paint("error", Paint::Bad, colour));
-            first = false;
-        } else if !body.is_empty() {
-            eprintln!("caused by: {body}");
-        }
-    }
-    for h in hints {
-        eprintln!("hint: {h}");
-    }
+    let error_word = paint("error", Paint::Bad, colour_stderr());
+    eprintln!(
+        "{}",
+        gadget_store::hint::render_error(error.as_ref(), ig_image::hints::hints_of, &error_word)
+    );
 }
 
 /// `created` (RFC 3339) as docker and upstream `ig` show it in columns: "2 hours ago". Empty

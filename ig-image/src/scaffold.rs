@@ -108,9 +108,7 @@ pub struct Scaffold {
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     /// The name cannot be a gadget name.
-    #[error(
-        "invalid gadget name `{name}`: {reason}\nhint: use lowercase letters, digits, and single `_` or `-` between them, such as `trace_open`"
-    )]
+    #[error("invalid gadget name `{name}`: {reason}")]
     InvalidName {
         /// The name given.
         name: String,
@@ -118,9 +116,7 @@ pub enum InitError {
         reason: String,
     },
     /// The directory (or a file of that name) already exists.
-    #[error(
-        "`{dir}` already exists; not overwriting it\nhint: pick another name, or `--dir` to create it elsewhere"
-    )]
+    #[error("`{dir}` already exists; not overwriting it")]
     Exists {
         /// The path.
         dir: PathBuf,
@@ -540,6 +536,17 @@ fn write_files(dir: &Path, files: &[(PathBuf, String)]) -> Result<(), InitError>
         })?;
     }
     Ok(())
+}
+
+impl gadget_store::hint::Hint for InitError {
+    fn hints(&self) -> Vec<String> {
+        let hint = match self {
+            InitError::InvalidName { .. } => "use lowercase letters, digits, and single `_` or `-` between them, such as `trace_open`".to_string(),
+            InitError::Exists { .. } => "pick another name, or `--dir` to create it elsewhere".to_string(),
+            _ => return Vec::new(),
+        };
+        vec![hint]
+    }
 }
 
 #[cfg(test)]

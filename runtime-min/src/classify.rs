@@ -111,9 +111,19 @@ impl Failure {
         }
     }
 
-    /// Multi-line text: `[class] message`, then the verifier log (its last
-    /// [`LOG_TAIL_LINES`] lines unless `full`), then the hint.
+    /// Multi-line text: [`Failure::render_body`], then the hint (as reports print it).
     pub fn render(&self, full: bool) -> String {
+        let mut out = self.render_body(full);
+        if let Some(h) = self.class.hint() {
+            out.push_str("\nhint: ");
+            out.push_str(h);
+        }
+        out
+    }
+
+    /// `[class] message`, then the verifier log (its last [`LOG_TAIL_LINES`] lines unless
+    /// `full`): the text of an error, whose hint is data ([`FailureClass::hint`]).
+    pub fn render_body(&self, full: bool) -> String {
         let mut out = format!("[{}] {}", self.class, self.message);
         let lines: Vec<&str> = self.verifier_log.lines().collect();
         if !lines.is_empty() {
@@ -135,10 +145,6 @@ impl Failure {
                 out.push_str("\n  ");
                 out.push_str(l);
             }
-        }
-        if let Some(h) = self.class.hint() {
-            out.push_str("\nhint: ");
-            out.push_str(h);
         }
         out
     }

@@ -63,7 +63,7 @@ pub struct Mounted {
 /// A required filesystem is absent and could not be mounted.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{fstype} is not mounted at {} and mounting it failed: {source}\nhint: --auto-mount-filesystems needs root with CAP_SYS_ADMIN (a privileged container, e.g. `kubectl debug --profile=sysadmin`)",
+    "{fstype} is not mounted at {} and mounting it failed: {source}",
     path.display()
 )]
 pub struct MountError {
@@ -73,6 +73,16 @@ pub struct MountError {
     pub path: PathBuf,
     /// Why mount(2) or creating the mount point failed.
     pub source: std::io::Error,
+}
+
+impl gadget_store::hint::Hint for MountError {
+    fn hints(&self) -> Vec<String> {
+        vec![
+            "--auto-mount-filesystems needs root with CAP_SYS_ADMIN (a privileged container, \
+             e.g. `kubectl debug --profile=sysadmin`)"
+                .to_string(),
+        ]
+    }
 }
 
 /// Whether `path` is the root of a mounted filesystem of `magic` type.

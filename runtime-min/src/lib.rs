@@ -49,3 +49,18 @@ pub mod runtime_types;
 pub mod session;
 pub mod source;
 pub mod wasm;
+
+/// The hints of this crate's errors ([`gadget_store::hint::HintLookup`]): what the binaries'
+/// error renderer prints after the chain.
+pub fn hints_of(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    use gadget_store::hint::hints_if;
+    [
+        hints_if::<load::LoadError>,
+        hints_if::<session::RunError>,
+        hints_if::<host_fs::MountError>,
+        hints_if::<prove::ProveError>,
+    ]
+    .iter()
+    .flat_map(|lookup| lookup(error))
+    .collect()
+}

@@ -183,7 +183,7 @@ pub enum LoadError {
     #[error(transparent)]
     Fixup(#[from] FixupError),
     /// A step before the programs failed (kernel BTF, object, maps, relocations).
-    #[error("{}", .failure.render(*.full_log))]
+    #[error("{}", .failure.render_body(*.full_log))]
     Setup {
         /// What failed, classified.
         failure: Failure,
@@ -224,6 +224,27 @@ impl LoadError {
     }
 }
 
+impl gadget_store::hint::Hint for LoadError {
+    fn hints(&self) -> Vec<String> {
+        let failures: Vec<&Failure> = match self {
+            LoadError::Setup { failure, .. } => vec![failure],
+            LoadError::Programs { report, .. } => report
+                .programs
+                .iter()
+                .filter_map(|p| match &p.status {
+                    ProgramStatus::Failed { failure } if !p.loaded() => Some(failure),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        failures
+            .iter()
+            .filter_map(|f| f.class.hint().map(str::to_owned))
+            .collect()
+    }
+}
+
 fn render_program_failures(report: &LoadReport, full: bool) -> String {
     let failed: Vec<&ProgramReport> = report.programs.iter().filter(|p| !p.loaded()).collect();
     let mut out = format!(
@@ -237,7 +258,7 @@ fn render_program_failures(report: &LoadReport, full: bool) -> String {
                 "\nprogram `{}` (section `{}`): {}",
                 p.name,
                 p.section,
-                failure.render(full)
+                failure.render_body(full)
             ));
         }
     }

@@ -125,6 +125,17 @@ pub enum ProveError {
     Wasm(#[from] WasmError),
 }
 
+/// The hints of the errors this one is transparently (the chain skips them).
+impl gadget_store::hint::Hint for ProveError {
+    fn hints(&self) -> Vec<String> {
+        match self {
+            ProveError::Load(e) => e.hints(),
+            ProveError::Run(e) => e.hints(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl ProveError {
     /// The failure classes, when the error is a classified kernel failure.
     pub fn classes(&self) -> Vec<FailureClass> {

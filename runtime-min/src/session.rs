@@ -100,6 +100,21 @@ pub enum RunError {
     Output(#[source] io::Error),
 }
 
+impl gadget_store::hint::Hint for RunError {
+    fn hints(&self) -> Vec<String> {
+        let RunError::Attach { reports, .. } = self else {
+            return Vec::new();
+        };
+        reports
+            .iter()
+            .filter_map(|r| match &r.status {
+                AttachStatus::Failed { failure } => failure.class.hint().map(str::to_owned),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 fn render_attach_failures(reports: &[AttachReport], full: bool) -> String {
     let failed: Vec<&AttachReport> = reports
         .iter()
@@ -116,7 +131,7 @@ fn render_attach_failures(reports: &[AttachReport], full: bool) -> String {
                 "\nprogram `{}` (section `{}`): {}",
                 r.name,
                 r.section,
-                failure.render(full)
+                failure.render_body(full)
             ));
         }
     }

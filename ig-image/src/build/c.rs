@@ -57,7 +57,7 @@ pub struct CompiledObject {
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
     /// clang reported errors.
-    #[error("clang failed to compile `{source_path}` for {platform}:\n{stderr}{hint}")]
+    #[error("clang failed to compile `{source_path}` for {platform}:\n{stderr}")]
     Compiler {
         /// The source.
         source_path: PathBuf,
@@ -65,8 +65,8 @@ pub enum CompileError {
         platform: Platform,
         /// clang's messages.
         stderr: String,
-        /// An extra hint line, or empty.
-        hint: String,
+        /// What to do about it, when the failure looks like one we know.
+        hint: Option<String>,
     },
     /// llvm-strip failed.
     #[error("llvm-strip failed on the {platform} object of `{source_path}`:\n{stderr}")]
@@ -262,14 +262,14 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
         let hint = if sandbox.confines()
             && (stderr.contains("Could not find") || stderr.contains("Permission denied"))
         {
-            "hint: clang may read only the gadget directory, its include directories, the SDK and the toolchain's own trees (docs/security.md)".to_string()
+            Some("clang may read only the gadget directory, its include directories, the SDK and the toolchain's own trees (docs/security.md)".to_string())
         } else if missing_vmlinux {
-            format!(
-                "hint: no SDK has `gadget/{arch}/vmlinux.h`; pass `--sdk-dir DIR` with `DIR/gadget/{arch}/vmlinux.h` to build for {arch}",
+            Some(format!(
+                "no SDK has `gadget/{arch}/vmlinux.h`; pass `--sdk-dir DIR` with `DIR/gadget/{arch}/vmlinux.h` to build for {arch}",
                 arch = req.platform.oci_arch()
-            )
+            ))
         } else {
-            String::new()
+            None
         };
         return Err(CompileError::Compiler {
             source_path: req.source.to_path_buf(),
@@ -318,4 +318,13 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
         dependencies: deps,
         checked: Vec::new(),
     })
+}
+
+impl gadget_store::hint::Hint for CompileError {
+    fn hints(&self) -> Vec<String> {
+        match self {
+            CompileError::Compiler { hint, .. } => hint.iter().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
 }

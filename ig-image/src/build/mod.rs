@@ -1077,3 +1077,17 @@ fn write_objects(
     }
     Ok(())
 }
+
+/// The hints of the errors this one is transparently (the chain skips them).
+impl gadget_store::hint::Hint for BuildError {
+    fn hints(&self) -> Vec<String> {
+        match self {
+            BuildError::Toolchain(e) => e.hints(),
+            BuildError::Compile(e) => e.hints(),
+            BuildError::Rust(e) => e.hints(),
+            BuildError::Wasm(e) => e.hints(),
+            BuildError::Btfgen(e) => e.hints(),
+            _ => Vec::new(),
+        }
+    }
+}

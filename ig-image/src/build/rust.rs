@@ -591,6 +591,16 @@ pub(crate) fn warnings_only(stderr: &str) -> String {
     out
 }
 
+/// The hints of the toolchain error this one is transparently.
+impl gadget_store::hint::Hint for RustBuildError {
+    fn hints(&self) -> Vec<String> {
+        match self {
+            RustBuildError::Toolchain(e) => gadget_store::hint::Hint::hints(e),
+            _ => Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ pub const MIN_LLVM_MAJOR: u32 = 14;
 pub enum ToolchainError {
     /// Nothing suitable on PATH and no override set.
     #[error(
-        "`{tool}` not found: no `{tool}-NN` (NN >= {MIN_LLVM_MAJOR}) on PATH and `{var}` is not set\nhint: install it with `apt-get install {package}`, or set `{var}` to the binary"
+        "`{tool}` not found: no `{tool}-NN` (NN >= {MIN_LLVM_MAJOR}) on PATH and `{var}` is not set"
     )]
     NotFound {
         /// Tool family (`clang`, `llvm-strip`).
@@ -36,7 +36,7 @@ pub enum ToolchainError {
         value: String,
     },
     /// A piece of the Rust eBPF toolchain is missing or unusable.
-    #[error("Rust eBPF toolchain: {what}\nhint: {install}")]
+    #[error("Rust eBPF toolchain: {what}")]
     RustMissing {
         /// What is missing or wrong, with the path looked at.
         what: String,
@@ -369,6 +369,19 @@ fn scan_path(tools: &[&str], path_var: OsString) -> Vec<Option<PathBuf>> {
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+impl gadget_store::hint::Hint for ToolchainError {
+    fn hints(&self) -> Vec<String> {
+        let hint = match self {
+            ToolchainError::NotFound { var, package, .. } => {
+                format!("install it with `apt-get install {package}`, or set `{var}` to the binary")
+            }
+            ToolchainError::RustMissing { install, .. } => install.clone(),
+            _ => return Vec::new(),
+        };
+        vec![hint]
+    }
 }
 
 #[cfg(test)]

@@ -219,7 +219,7 @@ pub enum WasmError {
         message: String,
     },
     /// A tool for the WASM build is missing.
-    #[error("WASM toolchain: {what}\nhint: {install}")]
+    #[error("WASM toolchain: {what}")]
     Toolchain {
         /// What is missing.
         what: String,
@@ -823,6 +823,16 @@ fn compile_rust(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmErr
         }
     }
     Ok((bytes, compiler_warnings(&warnings_only(&stderr))))
+}
+
+impl gadget_store::hint::Hint for WasmError {
+    fn hints(&self) -> Vec<String> {
+        let hint = match self {
+            WasmError::Toolchain { install, .. } => install.clone(),
+            _ => return Vec::new(),
+        };
+        vec![hint]
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `ig-image build`.
 
+use gadget_store::hint::Hinted;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -177,9 +178,11 @@ pub fn exec(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitStatus> 
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
         .max(1);
     if args.key.is_some() && !args.sbom && !args.provenance {
-        anyhow::bail!(
-            "`--key` signs the attestations, and none was asked for\nhint: add `--sbom` and/or `--provenance`; sign the image itself with `ig-image sign`"
-        );
+        return Err(Hinted::new(
+            "`--key` signs the attestations, and none was asked for",
+            "add `--sbom` and/or `--provenance`; sign the image itself with `ig-image sign`",
+        )
+        .into());
     }
     let key = match &args.key {
         Some(path) => {
@@ -221,11 +224,15 @@ pub fn exec(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitStatus> 
         && opts.dirs.len() > 1
         && !opts.tag.as_deref().unwrap_or("").contains("{name}")
     {
-        anyhow::bail!(
-            "`-t {}` would give {} gadgets the same name\nhint: use `{{name}}` in the tag, e.g. `-t 'localhost:5000/gadgets/{{name}}:v1'`",
-            opts.tag.as_deref().unwrap_or(""),
-            opts.dirs.len()
-        );
+        return Err(Hinted::new(
+            format!(
+                "`-t {}` would give {} gadgets the same name",
+                opts.tag.as_deref().unwrap_or(""),
+                opts.dirs.len()
+            ),
+            "use `{name}` in the tag, e.g. `-t 'localhost:5000/gadgets/{name}:v1'`",
+        )
+        .into());
     }
     let reporter = Reporter {
         quiet: format != Format::Columns,

@@ -1,5 +1,6 @@
 //! `ig-image check`.
 
+use gadget_store::hint::Hinted;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -43,9 +44,13 @@ pub struct CheckArgs {
 
 fn load_targets(specs: &[String]) -> anyhow::Result<Vec<TargetKernel>> {
     if specs.is_empty() {
-        return Ok(vec![TargetKernel::running().context(
-            "cannot check against the running kernel\nhint: pass `--kernel-btf FILE` for another kernel",
-        )?]);
+        return Ok(vec![TargetKernel::running().map_err(|e| {
+            Hinted::wrap(
+                "cannot check against the running kernel",
+                "pass `--kernel-btf FILE` for another kernel",
+                e,
+            )
+        })?]);
     }
     specs
         .iter()

@@ -3,6 +3,7 @@
 //! `push`, `pull`, `login`, `verify --remote` and `artifacthub`; the image policy flags
 //! ([`PolicyArgs`], with [`KeylessArgs`]) and its verdict lines for `run` and `pull`.
 
+use gadget_store::hint::Hinted;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
@@ -350,9 +351,11 @@ impl PolicyArgs {
     pub fn policy(&self) -> anyhow::Result<Policy> {
         if self.verify_image == Some(true) && self.public_keys.is_empty() && !self.keyless.is_set()
         {
-            anyhow::bail!(
-                "--verify-image needs --public-keys\nhint: pass `--public-keys cosign.pub`, or `--public-keys upstream` for official gadgets"
-            );
+            return Err(Hinted::new(
+                "--verify-image needs --public-keys",
+                "pass `--public-keys cosign.pub`, or `--public-keys upstream` for official gadgets",
+            )
+            .into());
         }
         Ok(Policy {
             verify_image: self.verify_image.unwrap_or(true),
@@ -373,10 +376,15 @@ impl PolicyArgs {
         if self.keyless.is_set() && policy.verify_image {
             let (identity, root) = self.keyless.policy_and_root()?;
             keyless::verify_image(store, reference, &identity, &root, None).map_err(|e| {
-                anyhow::Error::new(e).context(format!(
-                    "refusing `{}`: keyless signature verification failed\nhint: check `--certificate-identity` and `--certificate-oidc-issuer`, or pass `--verify-image=false` to use it knowingly",
-                    reference.display()
-                ))
+                Hinted::wrap(
+                    format!(
+                        "refusing `{}`: keyless signature verification failed",
+                        reference.display()
+                    ),
+                    "check `--certificate-identity` and `--certificate-oidc-issuer`, or pass \
+                     `--verify-image=false` to use it knowingly",
+                    e,
+                )
             })?;
         }
         Ok(policy::check(store, reference, &policy)?)

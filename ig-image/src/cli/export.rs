@@ -1,5 +1,6 @@
 //! `ig-image export`.
 
+use gadget_store::hint::Hinted;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
@@ -34,9 +35,11 @@ pub fn exec(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitStatus>
         .expect("clap requires two or more values");
     let to_stdout = file == "-";
     if to_stdout && std::io::stdout().is_terminal() {
-        anyhow::bail!(
-            "refusing to write a tar archive to a terminal\nhint: redirect it (`> gadgets.tar`) or name a file instead of `-`"
-        );
+        return Err(Hinted::new(
+            "refusing to write a tar archive to a terminal",
+            "redirect it (`> gadgets.tar`) or name a file instead of `-`",
+        )
+        .into());
     }
     if to_stdout && args.output != Format::Columns {
         anyhow::bail!(

@@ -1,5 +1,6 @@
 //! `ig-image import`.
 
+use gadget_store::hint::Hinted;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
@@ -30,9 +31,11 @@ pub fn exec(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<ExitStatus>
     let from_stdin = args.file.as_os_str() == "-";
     let tags = if from_stdin {
         if std::io::stdin().is_terminal() {
-            anyhow::bail!(
-                "`import -` reads a tar archive from standard input, which is a terminal\nhint: `ig-image import - < gadgets.tar`"
-            );
+            return Err(Hinted::new(
+                "`import -` reads a tar archive from standard input, which is a terminal",
+                "`ig-image import - < gadgets.tar`",
+            )
+            .into());
         }
         // Spooled to a private temporary file: the archive is read twice (checked, then
         // installed), and a refused one leaves the store untouched as with a file.

@@ -1,5 +1,6 @@
 //! `ig-image run`: prove an image in the real kernel (runtime-min).
 
+use gadget_store::hint::Hinted;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -138,11 +139,16 @@ fn run_store_path(global: &GlobalArgs, oci_store_user: bool) -> anyhow::Result<P
     // Read only: nothing may be created in the user's store (a root-owned file there would
     // lock its owner out), so it must already be complete.
     for part in ["oci-layout", "index.json", gadget_store::layout::LOCK_FILE] {
-        anyhow::ensure!(
-            path.join(part).exists(),
-            "--oci-store-user: `{}` is not a store ig-image or ig has written (no `{part}`): nothing to run, and nothing is pulled\nhint: build or pull the image as `{user}` first",
-            path.display()
-        );
+        if !path.join(part).exists() {
+            return Err(Hinted::new(
+                format!(
+                    "--oci-store-user: `{}` is not a store ig-image or ig has written (no `{part}`): nothing to run, and nothing is pulled",
+                    path.display()
+                ),
+                format!("build or pull the image as `{user}` first"),
+            )
+            .into());
+        }
     }
     Ok(path)
 }

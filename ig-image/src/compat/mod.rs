@@ -76,9 +76,7 @@ pub enum CompatError {
         arch: String,
     },
     /// The architecture could not be inferred.
-    #[error(
-        "`{path}`: cannot tell which architecture this BTF is for\nhint: say it: `--kernel-btf {path}:amd64` (or arm64, ppc64le, riscv64, s390x)"
-    )]
+    #[error("`{path}`: cannot tell which architecture this BTF is for")]
     UnknownArch {
         /// The file.
         path: PathBuf,
@@ -767,6 +765,19 @@ pub fn parse_objects(
                 })
         })
         .collect()
+}
+
+impl gadget_store::hint::Hint for CompatError {
+    fn hints(&self) -> Vec<String> {
+        let hint = match self {
+            CompatError::UnknownArch { path } => format!(
+                "say it: `--kernel-btf {path}:amd64` (or arm64, ppc64le, riscv64, s390x)",
+                path = path.display()
+            ),
+            _ => return Vec::new(),
+        };
+        vec![hint]
+    }
 }
 
 #[cfg(test)]

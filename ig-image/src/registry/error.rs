@@ -18,9 +18,7 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 #[non_exhaustive]
 pub enum RegistryError {
     /// 401: no credentials, or credentials the registry refused.
-    #[error(
-        "{registry} refused access to `{repository}` (401 Unauthorized): {message}\nhint: {hint}"
-    )]
+    #[error("{registry} refused access to `{repository}` (401 Unauthorized): {message}")]
     Unauthorized {
         /// The registry host.
         registry: String,
@@ -32,10 +30,7 @@ pub enum RegistryError {
         hint: String,
     },
     /// 403: authenticated, but not allowed.
-    #[error(
-        "{registry} denied {access} access to `{repository}` (403 Forbidden): {message}\n\
-         hint: the account needs {access} permission on `{repository}`"
-    )]
+    #[error("{registry} denied {access} access to `{repository}` (403 Forbidden): {message}")]
     Denied {
         /// The registry host.
         registry: String,
@@ -82,11 +77,7 @@ pub enum RegistryError {
         detail: String,
     },
     /// TLS failed: typically a plain-HTTP registry reached over HTTPS.
-    #[error(
-        "TLS with {registry} failed: {detail}\nhint: if {registry} serves plain HTTP, pass \
-         `--insecure-registries {registry}` (loopback registries are not downgraded \
-         automatically)"
-    )]
+    #[error("TLS with {registry} failed: {detail}")]
     Tls {
         /// The registry host.
         registry: String,
@@ -149,9 +140,7 @@ pub enum RegistryError {
         reason: String,
     },
     /// The auth file could not be written.
-    #[error(
-        "cannot write the auth file `{path}`\nhint: pass `--authfile FILE` or set REGISTRY_AUTH_FILE to a writable path"
-    )]
+    #[error("cannot write the auth file `{path}`")]
     AuthFileWrite {
         /// The file.
         path: PathBuf,
@@ -496,6 +485,26 @@ pub(crate) fn from_oci(target: &Target, request: &str, error: OciDistributionErr
     }
 }
 
+impl gadget_store::hint::Hint for RegistryError {
+    fn hints(&self) -> Vec<String> {
+        let hint = match self {
+            RegistryError::Unauthorized { hint, .. } => hint.clone(),
+            RegistryError::Denied {
+                access, repository, ..
+            } => format!("the account needs {access} permission on `{repository}`"),
+            RegistryError::Tls { registry, .. } => format!(
+                "if {registry} serves plain HTTP, pass `--insecure-registries {registry}` \
+                 (loopback registries are not downgraded automatically)"
+            ),
+            RegistryError::AuthFileWrite { .. } => "pass `--authfile FILE` or set \
+                REGISTRY_AUTH_FILE to a writable path"
+                .to_string(),
+            _ => return Vec::new(),
+        };
+        vec![hint]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,8 +541,12 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("\nhint: run `ig-image login r:5000`"),
-            "{text}"
+            !text.contains("hint"),
+            "the hint is data, not message: {text}"
+        );
+        assert_eq!(
+            gadget_store::hint::Hint::hints(&f.error),
+            ["run `ig-image login r:5000`"]
         );
     }
 

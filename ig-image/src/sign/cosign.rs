@@ -98,9 +98,7 @@ pub enum SignError {
         source: StoreError,
     },
     /// The existing `.sig` manifest cannot be extended.
-    #[error(
-        "the signature manifest tagged `{tag}` is malformed: {reason}\nhint: remove it with `ig-image remove {tag}` and sign again"
-    )]
+    #[error("the signature manifest tagged `{tag}` is malformed: {reason}")]
     MalformedExisting {
         /// The signature tag.
         tag: String,
@@ -493,6 +491,18 @@ fn legacy_config(layers: &[Value]) -> Value {
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "config": {},
     })
+}
+
+impl gadget_store::hint::Hint for SignError {
+    fn hints(&self) -> Vec<String> {
+        let hint = match self {
+            SignError::MalformedExisting { tag, .. } => {
+                format!("remove it with `ig-image remove {tag}` and sign again")
+            }
+            _ => return Vec::new(),
+        };
+        vec![hint]
+    }
 }
 
 #[cfg(test)]

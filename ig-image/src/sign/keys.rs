@@ -89,7 +89,7 @@ pub enum KeyError {
         source: io::Error,
     },
     /// A key file exists and overwriting was not asked for.
-    #[error("`{}` already exists\nhint: pass `--force` to overwrite it, or choose another `--output-key-prefix`", path.display())]
+    #[error("`{}` already exists", path.display())]
     Exists {
         /// The file.
         path: PathBuf,
@@ -183,9 +183,7 @@ pub enum KeyError {
         algorithm: String,
     },
     /// The password could not be read from the terminal.
-    #[error(
-        "cannot read the password from the terminal\nhint: set `COSIGN_PASSWORD` (it may be empty) when there is no terminal, as in CI"
-    )]
+    #[error("cannot read the password from the terminal")]
     Password {
         /// The cause.
         #[source]
@@ -868,6 +866,23 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     }
     out.push_str(&format!("-----END {label}-----\n"));
     out
+}
+
+impl gadget_store::hint::Hint for KeyError {
+    fn hints(&self) -> Vec<String> {
+        let hint = match self {
+            KeyError::Exists { .. } => {
+                "pass `--force` to overwrite it, or choose another `--output-key-prefix`"
+                    .to_string()
+            }
+            KeyError::Password { .. } => {
+                "set `COSIGN_PASSWORD` (it may be empty) when there is no terminal, as in CI"
+                    .to_string()
+            }
+            _ => return Vec::new(),
+        };
+        vec![hint]
+    }
 }
 
 #[cfg(test)]

@@ -63,9 +63,7 @@ pub enum PolicyError {
         rules: String,
     },
     /// Signature verification failed.
-    #[error(
-        "refusing `{reference}`: signature verification failed\nhint: check `--public-keys`, or pass `--verify-image=false` to use an unsigned image knowingly"
-    )]
+    #[error("refusing `{reference}`: signature verification failed")]
     Verification {
         /// The image.
         reference: String,
@@ -135,6 +133,16 @@ pub fn check(
         digest: digest.to_string(),
         verified,
     })
+}
+
+impl gadget_store::hint::Hint for PolicyError {
+    fn hints(&self) -> Vec<String> {
+        let hint = match self {
+            PolicyError::Verification { .. } => "check `--public-keys`, or pass `--verify-image=false` to use an unsigned image knowingly".to_string(),
+            _ => return Vec::new(),
+        };
+        vec![hint]
+    }
 }
 
 #[cfg(test)]

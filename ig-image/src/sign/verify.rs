@@ -53,9 +53,7 @@ pub struct Verified {
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     /// No key to verify with.
-    #[error(
-        "no public key given\nhint: pass `--public-keys cosign.pub` (or `upstream` for official gadgets)"
-    )]
+    #[error("no public key given")]
     NoKeys,
     /// The image or the store could not be read.
     #[error("cannot read `{reference}` from the store")]
@@ -67,9 +65,7 @@ pub enum VerifyError {
         source: StoreError,
     },
     /// No signature of the index digest in the store.
-    #[error(
-        "`{reference}` ({digest}) is not signed: no signature of it in the store\nhint: sign it with `ig-image sign {reference} --key cosign.key`, or pull it with its signatures"
-    )]
+    #[error("`{reference}` ({digest}) is not signed: no signature of it in the store")]
     NoSignature {
         /// The image.
         reference: String,
@@ -568,6 +564,21 @@ pub(crate) fn announced_predicate_type(doc: &Value) -> Option<&str> {
     doc.get("annotations")?
         .get("dev.sigstore.bundle.predicateType")?
         .as_str()
+}
+
+impl gadget_store::hint::Hint for VerifyError {
+    fn hints(&self) -> Vec<String> {
+        let hint = match self {
+            VerifyError::NoKeys => {
+                "pass `--public-keys cosign.pub` (or `upstream` for official gadgets)".to_string()
+            }
+            VerifyError::NoSignature { reference, .. } => format!(
+                "sign it with `ig-image sign {reference} --key cosign.key`, or pull it with its signatures"
+            ),
+            _ => return Vec::new(),
+        };
+        vec![hint]
+    }
 }
 
 #[cfg(test)]

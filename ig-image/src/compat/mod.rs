@@ -33,6 +33,7 @@
 
 pub mod relo;
 
+use gadget_store::graph::Children;
 use std::path::{Path, PathBuf};
 
 use gadget_object::btf::TypeKind;
@@ -694,12 +695,7 @@ pub fn objects_from_store(
         .map_err(|e| malformed(e.to_string()))?;
     let index: serde_json::Value = store.read_json(&digest)?;
     let mut out = Vec::new();
-    for entry in index
-        .get("manifests")
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for entry in Children::of(&index).manifests {
         let arch = entry
             .pointer("/platform/architecture")
             .and_then(serde_json::Value::as_str)
@@ -713,12 +709,7 @@ pub fn objects_from_store(
             .unwrap_or("");
         let md = gadget_store::Digest::parse(md).map_err(|e| malformed(e.to_string()))?;
         let manifest: serde_json::Value = store.read_json(&md)?;
-        for layer in manifest
-            .get("layers")
-            .and_then(serde_json::Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for layer in Children::of(&manifest).layers {
             if layer.get("mediaType").and_then(serde_json::Value::as_str) != Some(mt::EBPF_LAYER) {
                 continue;
             }

@@ -787,7 +787,7 @@ impl<'a> Repository<'a> {
                 // Upstream's Go encoder omits `mediaType` in manifests; tell by the shape.
                 let is_index = serde_json::from_slice::<Value>(&bytes)
                     .ok()
-                    .is_some_and(|v| v.get("manifests").is_some());
+                    .is_some_and(|v| gadget_store::graph::has_manifests(&v));
                 if is_index {
                     MEDIA_TYPE_INDEX
                 } else {

@@ -14,6 +14,7 @@
 //! and keeping a registry's `sha256-<hex>` index up to date after a push. No store writes (see
 //! [`gadget_store::signatures`] for those).
 
+use gadget_store::graph::Children;
 use std::collections::BTreeSet;
 
 use gadget_store::signatures::{merge_referrers_index, referrers_tag};
@@ -121,12 +122,7 @@ pub(crate) fn find_local(
                 .read_blob(&index_digest)
                 .map_err(|e| RegistryError::store(format!("read `{}`", t.reference), e))?;
             let doc: Value = serde_json::from_slice(&data).unwrap_or(Value::Null);
-            for m in doc
-                .get("manifests")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for m in Children::of(&doc).manifests {
                 let Some(digest) = m
                     .get("digest")
                     .and_then(Value::as_str)
@@ -219,11 +215,7 @@ pub(crate) async fn find_remote(
         what: format!("referrers tag `{tag}`"),
         reason: e.to_string(),
     })?;
-    let list = doc
-        .get("manifests")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let list = Children::of(&doc).manifests.into_iter().cloned().collect();
     Ok((list, false))
 }
 

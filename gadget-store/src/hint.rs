@@ -27,11 +27,6 @@ pub fn hints_if<E: Hint + Error + 'static>(error: &(dyn Error + 'static)) -> Vec
     error.downcast_ref::<E>().map(E::hints).unwrap_or_default()
 }
 
-/// A lookup that knows no types (only [`Hinted`], which [`render_error`] always finds).
-pub fn no_hints(_: &(dyn Error + 'static)) -> Vec<String> {
-    Vec::new()
-}
-
 /// An error made on the spot: a message, a hint, and optionally the error it wraps.
 #[derive(Debug)]
 pub struct Hinted {
@@ -133,6 +128,11 @@ mod tests {
             "error: top\ncaused by: outer\ncaused by: inner\nsecond line\n\
              hint: first hint\nhint: do this\nhint: or that"
         );
+    }
+
+    /// A lookup that knows no types (only [`Hinted`], which [`render_error`] always finds).
+    fn no_hints(_: &(dyn Error + 'static)) -> Vec<String> {
+        Vec::new()
     }
 
     #[test]

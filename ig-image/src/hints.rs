@@ -26,3 +26,45 @@ pub fn hints_of(error: &(dyn Error + 'static)) -> Vec<String> {
     ];
     lookups.iter().flat_map(|lookup| lookup(error)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use gadget_store::hint::render_error;
+
+    use super::*;
+    use crate::build::BuildError;
+    use crate::build::toolchain::ToolchainError;
+    use crate::registry::RegistryError;
+
+    #[test]
+    fn a_hint_prints_after_the_chain_as_its_message_line_did() {
+        let e = RegistryError::Tls {
+            registry: "r:5000".into(),
+            detail: "bad record".into(),
+        };
+        assert_eq!(
+            render_error(&e, hints_of, "error"),
+            "error: TLS with r:5000 failed: bad record\n\
+             hint: if r:5000 serves plain HTTP, pass `--insecure-registries r:5000` (loopback \
+             registries are not downgraded automatically)"
+        );
+    }
+
+    #[test]
+    fn transparent_wrappers_pass_their_inner_hints_on() {
+        let e = BuildError::Toolchain(ToolchainError::NotFound {
+            tool: "clang",
+            var: "CLANG",
+            package: "clang-19",
+        });
+        let error = anyhow::Error::new(e);
+        let text = render_error(error.as_ref(), hints_of, "error");
+        assert!(
+            text.ends_with(
+                "\nhint: install it with `apt-get install clang-19`, or set `CLANG` to the binary"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("hint:").count(), 1, "{text}");
+    }
+}

@@ -423,7 +423,10 @@ mod tests {
         let bin = d.path().join("usr/bin");
         std::fs::create_dir_all(&bin).unwrap();
         let none = std::ffi::OsString::new();
-        let err = |r: Result<RustToolchain, ToolchainError>| r.unwrap_err().to_string();
+        // As printed: the message, then the install hint.
+        let err = |r: Result<RustToolchain, ToolchainError>| {
+            gadget_store::hint::render_error(&r.unwrap_err(), crate::hints::hints_of, "error")
+        };
 
         let e = err(RustToolchain::discover_in(
             &bin.join("rustc"),

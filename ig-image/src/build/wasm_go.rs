@@ -246,7 +246,8 @@ mod tests {
     fn no_go_on_path_names_the_tool_and_the_version_needed() {
         let empty = tempfile::tempdir().unwrap();
         let err = find_go(None, Some(empty.path().as_os_str().to_os_string())).unwrap_err();
-        let text = err.to_string();
+        // As printed: the message, then the install hint.
+        let text = gadget_store::hint::render_error(&err, crate::hints::hints_of, "error");
         assert!(text.contains("no `go` is on PATH"), "{text}");
         assert!(text.contains("Go 1.24 or newer"), "{text}");
         let err = find_go(Some("/nonexistent/go".into()), None).unwrap_err();

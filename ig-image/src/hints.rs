@@ -13,6 +13,7 @@ pub fn hints_of(error: &(dyn Error + 'static)) -> Vec<String> {
         hints_if::<crate::sign::keys::KeyError>,
         hints_if::<crate::sign::cosign::SignError>,
         hints_if::<crate::sign::policy::PolicyError>,
+        hints_if::<crate::attest::verify::AttestationError>,
         hints_if::<crate::artifacthub::ArtifactHubError>,
         hints_if::<crate::btfgen::BtfgenError>,
         hints_if::<crate::scaffold::InitError>,

@@ -82,7 +82,7 @@ pub struct VerifiedAttestation {
 #[derive(Debug, thiserror::Error)]
 pub enum AttestationError {
     /// No key.
-    #[error("no public key given\nhint: pass `--public-keys cosign.pub`")]
+    #[error("no public key given")]
     NoKeys,
     /// The store could not be read.
     #[error("cannot read `{reference}` from the store")]
@@ -94,9 +94,7 @@ pub enum AttestationError {
         source: StoreError,
     },
     /// No signed attestation of the type.
-    #[error(
-        "`{reference}` ({digest}) has no signed `{wanted}` attestation{unsigned}\nhint: build with `--sbom --provenance --key cosign.key`, or attach one with `ig-image attest`"
-    )]
+    #[error("`{reference}` ({digest}) has no signed `{wanted}` attestation{unsigned}")]
     NoAttestation {
         /// The image.
         reference: String,
@@ -319,6 +317,19 @@ fn count_plain(tx: &gadget_store::Transaction<'_>, digest: &Digest, types: &[Str
                 || announced.is_some_and(|a| types.iter().any(|t| t == a))
         })
         .count()
+}
+
+impl gadget_store::hint::Hint for AttestationError {
+    fn hints(&self) -> Vec<String> {
+        let hint = match self {
+            AttestationError::NoKeys => "pass `--public-keys cosign.pub`".to_string(),
+            AttestationError::NoAttestation { .. } => {
+                "build with `--sbom --provenance --key cosign.key`, or attach one with `ig-image attest`".to_string()
+            }
+            _ => return Vec::new(),
+        };
+        vec![hint]
+    }
 }
 
 #[cfg(test)]

@@ -34,9 +34,11 @@ pub mod btf;
 mod check;
 mod discovery;
 mod elf;
+pub mod elf_patch;
 mod error;
 mod map;
 mod program;
+pub mod runtime_types;
 mod summary;
 pub mod yaml;
 

@@ -1,4 +1,4 @@
-//! A cache of minimized kernel BTFs ([`crate::btf_raw::RawBtf::minimize_for_core`]) for the
+//! A cache of minimized kernel BTFs ([`gadget_object::btf::raw::RawBtf::minimize_for_core`]) for the
 //! running kernel, so that proving the same gadget again does not read and index the whole
 //! kernel BTF (5 MB) again.
 //!
@@ -13,7 +13,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use crate::btf_raw::{CoreRoot, RawBtf};
+use gadget_object::btf::raw::{CoreRoot, RawBtf};
 
 /// Bump when the minimized output changes (v2: the runtime's socket enricher types appended).
 const VERSION: &str = "core-btf-v2";

@@ -9,7 +9,7 @@
 
 use gadget_object::btf::{Btf, CoreRelo, TypeKind};
 
-use crate::btf_raw::{RawBtf, kind};
+use gadget_object::btf::raw::{RawBtf, kind};
 
 /// `bpf_core_relo_kind` names.
 pub fn relo_kind_name(k: u32) -> &'static str {
@@ -224,6 +224,20 @@ pub fn check_against_kernel(desc: &mut ReloDescription, kernel: &RawBtf<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gadget_object::btf::raw::BtfBuilder;
+
+    /// [1] int, [2] enum e { A, B }, [3] struct s { int x; }.
+    fn tiny() -> Vec<u8> {
+        let empty = RawBtf::empty_blob();
+        let mut b = BtfBuilder::new(&RawBtf::parse(&empty).unwrap());
+        let name = b.add_string("int");
+        let int = b.add_type(name, kind::INT, 0, 4, &[(1 << 24) | 32]);
+        let (e, a, bv) = (b.add_string("e"), b.add_string("A"), b.add_string("B"));
+        b.add_type(e, kind::ENUM, 2, 4, &[a, 0, bv, 1]);
+        let (s, x) = (b.add_string("s"), b.add_string("x"));
+        b.add_type(s, kind::STRUCT, 1, 4, &[x, int, 0]);
+        b.finish()
+    }
 
     #[test]
     fn flavor_suffix_is_dropped() {
@@ -233,7 +247,7 @@ mod tests {
 
     #[test]
     fn kernel_check_names_missing_type_and_field() {
-        let blob = crate::btf_raw::tests::tiny();
+        let blob = tiny();
         let k = RawBtf::parse(&blob).unwrap();
         let mut d = ReloDescription {
             type_name: "struct s".into(),

@@ -8,9 +8,9 @@
 //! [`prove`] puts it together for command lines (`ig-image run`, the `runtime-min` binary).
 //!
 //! Loading is libbpf's (through libbpf-rs), with the gadget conventions on top (see [`load`]).
-//! Supporting modules: [`fixup`] reads ELF headers and symbols; [`btf_raw`] reads and minimizes
-//! raw BTF for CO-RE, cached per boot by [`core_cache`], and [`runtime_types`] adds the types
-//! upstream's runtime provides; [`libbpf_log`] captures libbpf's messages per load;
+//! Supporting modules: `gadget_object::elf_patch` reads ELF headers and symbols;
+//! `gadget_object::btf::raw` reads and minimizes raw BTF for CO-RE, cached per boot by
+//! [`core_cache`], and `gadget_object::runtime_types` adds the types upstream's runtime provides; [`libbpf_log`] captures libbpf's messages per load;
 //! [`classify`] and [`core_relo`] turn kernel errors into classified failures; [`metadata`] and
 //! [`params`] read gadget.yaml and `--param` values.
 //!
@@ -30,13 +30,11 @@
 #![deny(missing_docs)]
 
 pub mod attach;
-pub mod btf_raw;
 pub mod btfgen;
 pub mod classify;
 pub mod core_cache;
 pub mod core_relo;
 pub mod decode;
-pub mod fixup;
 pub mod host_fs;
 pub mod libbpf_log;
 pub mod load;
@@ -45,7 +43,6 @@ pub mod output;
 pub mod params;
 pub mod prove;
 pub mod readers;
-pub mod runtime_types;
 pub mod session;
 pub mod source;
 pub mod wasm;

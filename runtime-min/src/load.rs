@@ -10,7 +10,7 @@
 //!   without them;
 //! - the target BTF for CO-RE (`btf_custom_path`): `--kernel-btf`, the image's btfgen layer, or
 //!   the running kernel's BTF minimized to what the relocations can reach (cached per boot),
-//!   plus the types upstream's runtime provides ([`crate::runtime_types`]);
+//!   plus the types upstream's runtime provides ([`gadget_object::runtime_types`]);
 //! - pinned maps go to a bpffs instance mounted in a private mount namespace, never
 //!   `/sys/fs/bpf`: the pins vanish when the load is done;
 //! - a report per program: libbpf stops at the first program the kernel rejects, so the load is
@@ -27,15 +27,15 @@ use gadget_object::ProgramKind;
 use libbpf_rs::{MapCore as _, MapType, Object, ObjectBuilder, ProgramAttachType, ProgramType};
 use serde::Serialize;
 
-use crate::btf_raw::{BtfBuilder, CoreRoot as RawCoreRoot, RawBtf};
+use gadget_object::btf::raw::{BtfBuilder, CoreRoot as RawCoreRoot, RawBtf};
 use crate::btfgen;
 use crate::classify::{self, Failure, FailureClass};
 use crate::core_cache;
 use crate::core_relo;
-use crate::fixup::{FixupError, STT_FUNC, STT_OBJECT};
+use gadget_object::elf_patch::{FixupError, STT_FUNC, STT_OBJECT};
 use crate::libbpf_log::{self, Capture, Messages};
 use crate::params::{self, ParamError};
-use crate::runtime_types;
+use gadget_object::runtime_types;
 use crate::source::Gadget;
 
 /// Where the running kernel publishes its BTF.

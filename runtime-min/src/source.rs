@@ -8,7 +8,7 @@ use gadget_store::graph::{self, Children};
 use gadget_store::{Digest, Reference, Store, StoreError};
 use serde_json::Value;
 
-use crate::fixup::{Elf, FixupError};
+use gadget_object::elf_patch::{Elf, FixupError};
 use crate::metadata::{Metadata, MetadataError};
 
 pub use gadget_store::media_types::{

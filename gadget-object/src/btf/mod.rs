@@ -25,6 +25,7 @@
 
 mod ext;
 mod fields;
+pub mod raw;
 
 use serde::Serialize;
 

@@ -27,8 +27,8 @@
 
 use std::collections::BTreeMap;
 
-use runtime_min::btf_raw::{BtfBuilder, RawBtf, kind};
-use runtime_min::fixup::{self, Elf, FixupError};
+use gadget_object::btf::raw::{BtfBuilder, RawBtf, kind};
+use gadget_object::elf_patch::{self, Elf, FixupError};
 
 /// The name (before generic arguments) of `gadget_sdk::GadgetString`.
 pub const MARKER: &str = "GadgetString";
@@ -61,7 +61,7 @@ pub fn rewrite(object: &[u8]) -> Result<Option<Rewritten>, FixupError> {
     let Some((new_blob, fields)) = rewrite_btf(&raw) else {
         return Ok(None);
     };
-    let bytes = fixup::replace_btf(object, &new_blob)?;
+    let bytes = elf_patch::replace_btf(object, &new_blob)?;
     Ok(Some(Rewritten { bytes, fields }))
 }
 

@@ -101,7 +101,7 @@ pub enum RustBuildError {
         platform: Platform,
         /// What is wrong with the object.
         #[source]
-        source: runtime_min::fixup::FixupError,
+        source: gadget_object::elf_patch::FixupError,
     },
     /// llvm-strip failed.
     #[error("llvm-strip failed on the {platform} object of `{manifest}`:\n{stderr}")]

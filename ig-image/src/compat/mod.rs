@@ -123,14 +123,14 @@ pub struct TargetKernel {
 
 /// The target BTF as `run` gives it to libbpf: the kernel's types plus those the gadget runtime
 /// provides itself (the socket enricher's `gadget_socket_value` and `gadget_socket_key`,
-/// [`runtime_min::runtime_types`]), so that a relocation against them resolves here exactly when
+/// [`gadget_object::runtime_types`]), so that a relocation against them resolves here exactly when
 /// it does at load time. Bytes that are not BTF are returned as they are (parsing them reports
 /// the error).
 fn with_runtime_types(data: &[u8]) -> Vec<u8> {
-    match runtime_min::btf_raw::RawBtf::parse(data) {
+    match gadget_object::btf::raw::RawBtf::parse(data) {
         Ok(raw) => {
-            let mut b = runtime_min::btf_raw::BtfBuilder::new(&raw);
-            runtime_min::runtime_types::add_socket_types(&mut b);
+            let mut b = gadget_object::btf::raw::BtfBuilder::new(&raw);
+            gadget_object::runtime_types::add_socket_types(&mut b);
             b.finish()
         }
         Err(_) => data.to_vec(),

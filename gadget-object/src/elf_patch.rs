@@ -6,7 +6,11 @@
 //! changes sizes: the new `.BTF` is written after the end of the file and only fixed-size header
 //! fields change. This module is pure: bytes in, bytes out.
 
-use crate::btf_raw::RawBtfError;
+use object::Endianness;
+use object::elf;
+use object::read::elf::{FileHeader as _, SectionHeader as _, Sym as _};
+
+use crate::btf::raw::RawBtfError;
 
 /// Why the object could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -72,12 +76,10 @@ pub struct Symbol {
     pub size: u64,
 }
 
-const SHT_SYMTAB: u32 = 2;
-const SHT_NOBITS: u32 = 8;
 /// `STT_FUNC`.
-pub const STT_FUNC: u8 = 2;
+pub const STT_FUNC: u8 = elf::STT_FUNC;
 /// `STT_OBJECT`.
-pub const STT_OBJECT: u8 = 1;
+pub const STT_OBJECT: u8 = elf::STT_OBJECT;
 
 /// A parsed ELF64 object (headers only; the bytes stay with the caller).
 #[derive(Debug, Clone)]
@@ -89,142 +91,56 @@ pub struct Elf {
     pub symbols: Vec<Symbol>,
 }
 
-fn rd_u16(d: &[u8], off: usize, big: bool) -> Result<u16, FixupError> {
-    let b = d
-        .get(off..off + 2)
-        .ok_or_else(|| elf_err(format!("truncated at {off:#x}")))?;
-    Ok(if big {
-        u16::from_be_bytes([b[0], b[1]])
-    } else {
-        u16::from_le_bytes([b[0], b[1]])
-    })
-}
-
-fn rd_u32(d: &[u8], off: usize, big: bool) -> Result<u32, FixupError> {
-    let b = d
-        .get(off..off + 4)
-        .ok_or_else(|| elf_err(format!("truncated at {off:#x}")))?;
-    let a = [b[0], b[1], b[2], b[3]];
-    Ok(if big {
-        u32::from_be_bytes(a)
-    } else {
-        u32::from_le_bytes(a)
-    })
-}
-
-fn rd_u64(d: &[u8], off: usize, big: bool) -> Result<u64, FixupError> {
-    let b = d
-        .get(off..off + 8)
-        .ok_or_else(|| elf_err(format!("truncated at {off:#x}")))?;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(b);
-    Ok(if big {
-        u64::from_be_bytes(a)
-    } else {
-        u64::from_le_bytes(a)
-    })
-}
-
-fn cstr(d: &[u8], off: usize) -> String {
-    let Some(rest) = d.get(off..) else {
-        return String::new();
-    };
-    let len = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-    String::from_utf8_lossy(&rest[..len]).into_owned()
+fn lossy(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).into_owned()
 }
 
 impl Elf {
-    /// Parses the section headers and the symbol table of an ELF64 object.
+    /// Parses the section headers and the symbol table of an ELF64 object (with the `object`
+    /// crate's ELF reader, as the rest of this crate does).
     pub fn parse(d: &[u8]) -> Result<Elf, FixupError> {
-        if d.get(0..4) != Some(b"\x7fELF") {
-            return Err(elf_err("not an ELF file"));
-        }
-        if d.get(4) != Some(&2) {
-            return Err(elf_err("not ELF64"));
-        }
-        let big = match d.get(5) {
-            Some(1) => false,
-            Some(2) => true,
-            _ => return Err(elf_err("bad byte order in e_ident")),
-        };
-        let shoff = rd_u64(d, 0x28, big)? as usize;
-        let shentsize = rd_u16(d, 0x3a, big)? as usize;
-        let shnum = rd_u16(d, 0x3c, big)? as usize;
-        let shstrndx = rd_u16(d, 0x3e, big)? as usize;
-        if shentsize != 64 {
-            return Err(elf_err(format!(
-                "section header size {shentsize}, expected 64"
-            )));
-        }
-        if shoff
-            .checked_add(shnum * 64)
-            .is_none_or(|end| end > d.len())
-        {
-            return Err(elf_err("section headers run past the end of the file"));
-        }
-        let mut raw = Vec::with_capacity(shnum);
-        for i in 0..shnum {
-            let h = shoff + i * 64;
-            raw.push((
-                rd_u32(d, h, big)?,
-                rd_u32(d, h + 4, big)?,
-                rd_u64(d, h + 8, big)?,
-                rd_u64(d, h + 24, big)?,
-                rd_u64(d, h + 32, big)?,
-                rd_u32(d, h + 40, big)?,
-                h,
-            ));
-        }
-        let strtab = raw
-            .get(shstrndx)
-            .ok_or_else(|| elf_err("e_shstrndx out of range"))?;
-        let (str_off, str_size) = (strtab.3 as usize, strtab.4 as usize);
-        let strs = d
-            .get(str_off..str_off.saturating_add(str_size))
-            .ok_or_else(|| elf_err("section name table runs past the end of the file"))?;
-        let sections: Vec<Section> = raw
+        let read_err =
+            |what: &'static str| move |e: object::read::Error| elf_err(format!("{what}: {e}"));
+        let header = elf::FileHeader64::<Endianness>::parse(d).map_err(read_err("header"))?;
+        let endian = header.endian().map_err(read_err("header"))?;
+        let table = header
+            .sections(endian, d)
+            .map_err(read_err("section headers"))?;
+        let first_header = usize::try_from(header.e_shoff(endian))
+            .map_err(|_| elf_err("section headers run past the end of the file"))?;
+        let sections = table
             .iter()
             .enumerate()
-            .map(
-                |(index, &(name, sh_type, flags, offset, size, _, header_offset))| Section {
-                    index,
-                    name: cstr(strs, name as usize),
-                    sh_type,
-                    flags,
-                    offset,
-                    size,
-                    header_offset,
-                },
-            )
+            .map(|(index, h)| Section {
+                index,
+                name: table.section_name(endian, h).map(lossy).unwrap_or_default(),
+                sh_type: h.sh_type(endian),
+                flags: h.sh_flags(endian),
+                offset: h.sh_offset(endian),
+                size: h.sh_size(endian),
+                header_offset: first_header
+                    + index * std::mem::size_of::<elf::SectionHeader64<Endianness>>(),
+            })
             .collect();
-        let mut symbols = Vec::new();
-        if let Some((i, _)) = raw.iter().enumerate().find(|(_, r)| r.1 == SHT_SYMTAB) {
-            let (_, _, _, off, size, link, _) = raw[i];
-            let names = raw
-                .get(link as usize)
-                .ok_or_else(|| elf_err("symbol string table index out of range"))?;
-            let names = d
-                .get(names.3 as usize..(names.3 + names.4) as usize)
-                .ok_or_else(|| elf_err("symbol string table runs past the end of the file"))?;
-            let (off, size) = (off as usize, size as usize);
-            if off.checked_add(size).is_none_or(|end| end > d.len()) {
-                return Err(elf_err("symbol table runs past the end of the file"));
-            }
-            for s in (off..off + size).step_by(24).skip(1) {
-                if s + 24 > off + size {
-                    break;
-                }
-                symbols.push(Symbol {
-                    name: cstr(names, rd_u32(d, s, big)? as usize),
-                    kind: d[s + 4] & 0xf,
-                    section: rd_u16(d, s + 6, big)? as usize,
-                    value: rd_u64(d, s + 8, big)?,
-                    size: rd_u64(d, s + 16, big)?,
-                });
-            }
-        }
+        let symtab = table
+            .symbols(endian, d, elf::SHT_SYMTAB)
+            .map_err(read_err("symbol table"))?;
+        let symbols = symtab
+            .iter()
+            .skip(1)
+            .map(|sym| Symbol {
+                name: symtab
+                    .symbol_name(endian, sym)
+                    .map(lossy)
+                    .unwrap_or_default(),
+                kind: sym.st_type(),
+                section: usize::from(sym.st_shndx(endian)),
+                value: sym.st_value(endian),
+                size: sym.st_size(endian),
+            })
+            .collect();
         Ok(Elf {
-            big,
+            big: endian == Endianness::Big,
             sections,
             symbols,
         })
@@ -237,7 +153,7 @@ impl Elf {
 
     /// A section's bytes (`None` for `SHT_NOBITS` or out of range).
     pub fn data<'d>(&self, d: &'d [u8], s: &Section) -> Option<&'d [u8]> {
-        if s.sh_type == SHT_NOBITS {
+        if s.sh_type == elf::SHT_NOBITS {
             return None;
         }
         d.get(s.offset as usize..(s.offset as usize).checked_add(s.size as usize)?)

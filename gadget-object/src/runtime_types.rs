@@ -14,7 +14,7 @@
 //! `gadget_socket_key { u32 netns @0; u16 family @4; u8 proto @6; u16 port @8 }` (12 bytes). This runtime runs no socket enricher, so
 //! the map stays empty: lookups miss and gadgets take their "no socket" path.
 
-use crate::btf_raw::{BtfBuilder, kind};
+use crate::btf::raw::{BtfBuilder, kind};
 
 /// The struct names this module provides.
 pub const SOCKET_TYPES: [&str; 2] = ["gadget_socket_value", "gadget_socket_key"];
@@ -88,7 +88,7 @@ pub fn add_socket_types(b: &mut BtfBuilder) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::btf_raw::RawBtf;
+    use crate::btf::raw::RawBtf;
 
     #[test]
     fn appended_types_parse_and_have_the_documented_layout() {

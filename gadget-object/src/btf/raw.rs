@@ -726,11 +726,11 @@ impl BtfBuilder {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     /// A tiny BTF: [1] int, [2] enum e { A, B }, [3] struct s { int x; }.
-    pub(crate) fn tiny() -> Vec<u8> {
+    fn tiny() -> Vec<u8> {
         let strings = b"\0int\0e\0A\0B\0s\0x\0".to_vec();
         let mut types = Vec::new();
         let w = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&x.to_le_bytes());

@@ -6,6 +6,7 @@
 pub mod iter;
 pub mod map_iter;
 pub mod perf;
+mod queue;
 pub mod ring_buf;
 
 use std::ops::ControlFlow;

@@ -2,8 +2,7 @@
 //! no ring buffers (the loader converts the gadget's ring buffer map), or when a gadget declares
 //! a perf event array itself.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::cell::Cell;
 use std::ops::ControlFlow;
 use std::os::fd::RawFd;
 use std::rc::Rc;
@@ -11,6 +10,7 @@ use std::rc::Rc;
 use libbpf_rs::{Map, PerfBuffer, PerfBufferBuilder};
 
 use super::ReaderError;
+use super::queue::RecordQueue;
 
 /// Pages per CPU buffer (64 × 4 KiB = 256 KiB, like upstream's default).
 const PAGES: usize = 64;
@@ -19,19 +19,19 @@ const PAGES: usize = 64;
 /// handed out by [`PerfReader::drain`].
 pub struct PerfReader {
     buf: PerfBuffer<'static>,
-    queue: Rc<RefCell<VecDeque<Vec<u8>>>>,
+    queue: RecordQueue,
     lost: Rc<Cell<u64>>,
 }
 
 impl PerfReader {
     /// Opens one buffer per online CPU.
     pub fn new(name: &str, map: &Map<'_>) -> Result<PerfReader, ReaderError> {
-        let queue: Rc<RefCell<VecDeque<Vec<u8>>>> = Rc::default();
+        let queue = RecordQueue::default();
         let lost: Rc<Cell<u64>> = Rc::default();
-        let (sink, lost_sink) = (Rc::clone(&queue), Rc::clone(&lost));
+        let (sink, lost_sink) = (queue.clone(), Rc::clone(&lost));
         let buf = PerfBufferBuilder::new(map)
             .pages(PAGES)
-            .sample_cb(move |_cpu: i32, data: &[u8]| sink.borrow_mut().push_back(data.to_vec()))
+            .sample_cb(move |_cpu: i32, data: &[u8]| sink.push(data))
             .lost_cb(move |_cpu: i32, count: u64| lost_sink.set(lost_sink.get() + count))
             .build()
             .map_err(|e| ReaderError::Libbpf {
@@ -51,17 +51,7 @@ impl PerfReader {
         if let Err(e) = self.buf.consume() {
             log::debug!("perf buffer consume: {e}");
         }
-        let mut n = 0;
-        loop {
-            let Some(rec) = self.queue.borrow_mut().pop_front() else {
-                break;
-            };
-            n += 1;
-            if f(&rec).is_break() {
-                break;
-            }
-        }
-        n
+        self.queue.drain(f)
     }
 
     /// Samples the kernel dropped because a buffer was full.

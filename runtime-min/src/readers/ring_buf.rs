@@ -1,27 +1,25 @@
 //! `BPF_MAP_TYPE_RINGBUF` tracers (kernel 5.8+): one shared buffer, records consumed in order.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::ops::ControlFlow;
 use std::os::fd::RawFd;
-use std::rc::Rc;
 
 use libbpf_rs::{Map, RingBuffer, RingBufferBuilder};
 
 use super::ReaderError;
+use super::queue::RecordQueue;
 
 /// A ring buffer consumer. libbpf hands records to a callback; they are queued here and handed
 /// out by [`RingReader::drain`], so a caller can stop in the middle and go on later.
 pub struct RingReader {
     ring: RingBuffer<'static>,
-    queue: Rc<RefCell<VecDeque<Vec<u8>>>>,
+    queue: RecordQueue,
 }
 
 impl RingReader {
     /// Opens the ring buffer (maps its pages).
     pub fn new(name: &str, map: &Map<'_>) -> Result<RingReader, ReaderError> {
-        let queue: Rc<RefCell<VecDeque<Vec<u8>>>> = Rc::default();
-        let sink = Rc::clone(&queue);
+        let queue = RecordQueue::default();
+        let sink = queue.clone();
         let mut builder = RingBufferBuilder::new();
         let err = |e: libbpf_rs::Error| ReaderError::Libbpf {
             what: format!("cannot open ring buffer `{name}`"),
@@ -29,7 +27,7 @@ impl RingReader {
         };
         builder
             .add(map, move |data: &[u8]| {
-                sink.borrow_mut().push_back(data.to_vec());
+                sink.push(data);
                 0
             })
             .map_err(err)?;
@@ -47,16 +45,6 @@ impl RingReader {
         if let Err(e) = self.ring.consume() {
             log::debug!("ring buffer consume: {e}");
         }
-        let mut n = 0;
-        loop {
-            let Some(rec) = self.queue.borrow_mut().pop_front() else {
-                break;
-            };
-            n += 1;
-            if f(&rec).is_break() {
-                break;
-            }
-        }
-        n
+        self.queue.drain(f)
     }
 }

@@ -179,28 +179,18 @@ impl AuthFileChoice {
     /// The file to read credentials from: `flag`, `REGISTRY_AUTH_FILE`, upstream's default when
     /// it exists, else docker's config.
     pub fn resolve(flag: Option<&Path>) -> Self {
-        if let Some(path) = explicit_auth_file(flag) {
-            return AuthFileChoice {
-                path,
-                explicit: true,
-            };
-        }
-        let default = PathBuf::from(DEFAULT_AUTH_FILE);
-        if default.exists() {
-            return AuthFileChoice {
-                path: default,
-                explicit: false,
-            };
-        }
-        AuthFileChoice {
-            path: docker_config_file(),
-            explicit: false,
-        }
+        Self::choose(flag, false)
     }
 
     /// The file `login`/`logout` write: `flag`, `REGISTRY_AUTH_FILE`, upstream's default as root
     /// or when it exists, else docker's config.
     pub fn resolve_for_writing(flag: Option<&Path>) -> Self {
+        Self::choose(flag, rustix::process::geteuid().is_root())
+    }
+
+    /// `flag` or `REGISTRY_AUTH_FILE`; else upstream's default when `prefer_default` or when it
+    /// exists; else docker's config.
+    fn choose(flag: Option<&Path>, prefer_default: bool) -> Self {
         if let Some(path) = explicit_auth_file(flag) {
             return AuthFileChoice {
                 path,
@@ -208,15 +198,13 @@ impl AuthFileChoice {
             };
         }
         let default = PathBuf::from(DEFAULT_AUTH_FILE);
-        let root = rustix::process::geteuid().is_root();
-        if root || default.exists() {
-            return AuthFileChoice {
-                path: default,
-                explicit: false,
-            };
-        }
+        let path = if prefer_default || default.exists() {
+            default
+        } else {
+            docker_config_file()
+        };
         AuthFileChoice {
-            path: docker_config_file(),
+            path,
             explicit: false,
         }
     }

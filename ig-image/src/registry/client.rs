@@ -900,16 +900,9 @@ impl<'a> Repository<'a> {
             .send()
             .await
             .map_err(|e| from_reqwest(&self.target, request, &e))?;
-        if resp.status() != StatusCode::ACCEPTED {
-            let status = resp.status().as_u16();
-            let body = resp.bytes().await.unwrap_or_default();
-            return Err(from_status(
-                &self.target,
-                request,
-                status,
-                body_message(&body),
-            ));
-        }
+        let resp = self
+            .expect_status(resp, StatusCode::ACCEPTED, request)
+            .await?;
         let location = resp
             .headers()
             .get("location")
@@ -938,17 +931,29 @@ impl<'a> Repository<'a> {
             .send()
             .await
             .map_err(|e| from_reqwest(&self.target, request, &e))?;
-        if resp.status() != StatusCode::CREATED {
-            let status = resp.status().as_u16();
-            let body = resp.bytes().await.unwrap_or_default();
-            return Err(from_status(
-                &self.target,
-                request,
-                status,
-                body_message(&body),
-            ));
+        self.expect_status(resp, StatusCode::CREATED, request)
+            .await
+            .map(|_| ())
+    }
+
+    /// `resp` when its status is `expected`, else the registry's error (status and message).
+    async fn expect_status(
+        &self,
+        resp: reqwest::Response,
+        expected: StatusCode,
+        request: &str,
+    ) -> Result<reqwest::Response, Failure> {
+        if resp.status() == expected {
+            return Ok(resp);
         }
-        Ok(())
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.unwrap_or_default();
+        Err(from_status(
+            &self.target,
+            request,
+            status,
+            body_message(&body),
+        ))
     }
 
     /// Mounts a blob from another repository of the same registry. `Ok(false)` when the

@@ -373,13 +373,9 @@ impl GadgetObject {
         if let Some(i) = self.iters.iter().find(|i| i.name == name) {
             return Some(struct_fields(&i.struct_name));
         }
-        let mi = self.map_iters.iter().find(|m| m.name == name)?;
-        let Some(map) = self.map(&mi.map_name) else {
-            return Some(Err(BtfError::NotComposite {
-                type_id: 0,
-                name: mi.map_name.clone(),
-                kind: "missing map",
-            }));
+        let map = match self.map_iter_map(name)? {
+            Ok(map) => map,
+            Err(e) => return Some(Err(e)),
         };
         let mut out = Vec::new();
         for t in [map.key_type_id, map.value_type_id].into_iter().flatten() {
@@ -401,13 +397,9 @@ impl GadgetObject {
     /// each with offsets relative to its own buffer (what a runtime decoding map entries needs).
     /// `None` when there is no map iterator of that name.
     pub fn map_iter_fields(&self, name: &str) -> Option<Result<MapIterFields, BtfError>> {
-        let mi = self.map_iters.iter().find(|m| m.name == name)?;
-        let Some(map) = self.map(&mi.map_name) else {
-            return Some(Err(BtfError::NotComposite {
-                type_id: 0,
-                name: mi.map_name.clone(),
-                kind: "missing map",
-            }));
+        let map = match self.map_iter_map(name)? {
+            Ok(map) => map,
+            Err(e) => return Some(Err(e)),
         };
         let flatten = |t: Option<u32>, what: &'static str| match t {
             Some(t) => self.btf.flatten_fields(t),
@@ -423,6 +415,20 @@ impl GadgetObject {
                 value: flatten(map.value_type_id, "value")?,
             })
         }))
+    }
+
+    /// The map that map iterator `name` walks: `None` when there is no map iterator of that
+    /// name, an error when its map is missing.
+    fn map_iter_map(&self, name: &str) -> Option<Result<&Map, BtfError>> {
+        let mi = self.map_iters.iter().find(|m| m.name == name)?;
+        Some(
+            self.map(&mi.map_name)
+                .ok_or_else(|| BtfError::NotComposite {
+                    type_id: 0,
+                    name: mi.map_name.clone(),
+                    kind: "missing map",
+                }),
+        )
     }
 
     /// Runs the object checks of gadget-sdk.md §5 against the target's byte order.

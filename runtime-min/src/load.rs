@@ -27,16 +27,16 @@ use gadget_object::ProgramKind;
 use libbpf_rs::{MapCore as _, MapType, Object, ObjectBuilder, ProgramAttachType, ProgramType};
 use serde::Serialize;
 
-use gadget_object::btf::raw::{BtfBuilder, CoreRoot as RawCoreRoot, RawBtf};
 use crate::btfgen;
 use crate::classify::{self, Failure, FailureClass};
 use crate::core_cache;
 use crate::core_relo;
-use gadget_object::elf_patch::{FixupError, STT_FUNC, STT_OBJECT};
 use crate::libbpf_log::{self, Capture, Messages};
 use crate::params::{self, ParamError};
-use gadget_object::runtime_types;
 use crate::source::Gadget;
+use gadget_object::btf::raw::{BtfBuilder, CoreRoot as RawCoreRoot, RawBtf};
+use gadget_object::elf_patch::{FixupError, STT_FUNC, STT_OBJECT};
+use gadget_object::runtime_types;
 
 /// Where the running kernel publishes its BTF.
 pub const SYSFS_VMLINUX: &str = "/sys/kernel/btf/vmlinux";

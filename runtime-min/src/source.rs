@@ -8,8 +8,8 @@ use gadget_store::graph::{self, Children};
 use gadget_store::{Digest, Reference, Store, StoreError};
 use serde_json::Value;
 
-use gadget_object::elf_patch::{Elf, FixupError};
 use crate::metadata::{Metadata, MetadataError};
+use gadget_object::elf_patch::{Elf, FixupError};
 
 pub use gadget_store::media_types::{
     BTFGEN_LAYER, EBPF_LAYER, GADGET_CONFIG, INDEX as OCI_INDEX, WASM_LAYER,

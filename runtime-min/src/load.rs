@@ -433,41 +433,9 @@ fn target_btf(
     } else {
         Vec::new()
     };
-    let custom = kernel_btf.is_some();
-    let kernel_path = kernel_btf.unwrap_or(Path::new(SYSFS_VMLINUX));
-    let read = || {
-        std::fs::read(kernel_path).map_err(|e| {
-            setup(
-                FailureClass::MissingBtf,
-                format!("cannot read kernel BTF `{}`: {e}", kernel_path.display()),
-                full_log,
-            )
-        })
-    };
-    let parse = |bytes: &[u8]| -> Result<Vec<u8>, LoadError> {
-        RawBtf::parse(bytes).map(|_| Vec::new()).map_err(|e| {
-            setup(
-                FailureClass::MissingBtf,
-                format!("`{}` is not BTF: {e}", kernel_path.display()),
-                full_log,
-            )
-        })
-    };
-    let with_runtime = |blob: &[u8]| -> Result<Vec<u8>, LoadError> {
-        parse(blob)?;
-        let raw = RawBtf::parse(blob).expect("parsed above");
-        let mut b = BtfBuilder::new(&raw);
-        runtime_types::add_socket_types(&mut b);
-        Ok(b.finish())
-    };
-    let temp = |blob: &[u8]| -> Result<tempfile::NamedTempFile, LoadError> {
-        write_temp_btf("runtime-min-target-btf-", blob).map_err(|e| {
-            setup(
-                FailureClass::Other,
-                format!("cannot write the target BTF: {e}"),
-                full_log,
-            )
-        })
+    let source = KernelBtfFile {
+        path: kernel_btf.unwrap_or(Path::new(SYSFS_VMLINUX)),
+        full_log,
     };
     let done = |path: Option<PathBuf>, t: Option<tempfile::NamedTempFile>, has_ringbuf: bool| {
         Ok(TargetBtf {
@@ -479,18 +447,18 @@ fn target_btf(
         })
     };
 
-    if custom {
+    if kernel_btf.is_some() {
         // Another kernel's BTF: libbpf reads the whole file (also for the ring buffer check).
-        let bytes = read()?;
-        parse(&bytes)?;
+        let bytes = source.read()?;
+        source.parse(&bytes)?;
         let has_ringbuf = RawBtf::parse(&bytes)
             .map(|r| r.enum_has_value("bpf_func_id", "BPF_FUNC_ringbuf_reserve"))
             .unwrap_or(true);
         if runtime.is_empty() {
-            return done(Some(kernel_path.to_path_buf()), None, has_ringbuf);
+            return done(Some(source.path.to_path_buf()), None, has_ringbuf);
         }
-        let blob = with_runtime(&bytes)?;
-        return done(None, Some(temp(&blob)?), has_ringbuf);
+        let blob = source.with_runtime(&bytes)?;
+        return done(None, Some(source.temp(&blob)?), has_ringbuf);
     }
     if !has_core {
         return done(None, None, true);
@@ -499,8 +467,8 @@ fn target_btf(
         if runtime.is_empty() {
             return done(None, None, true);
         }
-        let blob = with_runtime(&read()?)?;
-        return done(None, Some(temp(&blob)?), true);
+        let blob = source.with_runtime(&source.read()?)?;
+        return done(None, Some(source.temp(&blob)?), true);
     };
     // The running kernel's minimized BTF (with the runtime's types) may be cached from an
     // earlier run in this boot.
@@ -524,25 +492,87 @@ fn target_btf(
         }
         return Ok(target);
     }
-    let bytes = read()?;
-    parse(&bytes)?;
-    let raw = RawBtf::parse(&bytes).expect("parsed above");
-    let mut mini = raw.minimize_for_core(&roots);
-    if !runtime.is_empty() {
-        mini = with_runtime(&mini)?;
-    }
-    log::debug!(
-        "target BTF: {} bytes, read and minimized in {:?}",
-        mini.len(),
-        t.elapsed()
-    );
+    let mini = source.minimized(&roots, !runtime.is_empty(), t)?;
     if let Some(entry) = &entry {
         core_cache::store(entry, &mini);
         if core_cache::lookup(entry).is_some() {
             return done(Some(entry.clone()), None, true);
         }
     }
-    done(None, Some(temp(&mini)?), true)
+    done(None, Some(source.temp(&mini)?), true)
+}
+
+/// A kernel BTF file the target BTF is made from, and the errors reading it gives.
+struct KernelBtfFile<'a> {
+    path: &'a Path,
+    full_log: bool,
+}
+
+impl KernelBtfFile<'_> {
+    /// The file's bytes.
+    fn read(&self) -> Result<Vec<u8>, LoadError> {
+        std::fs::read(self.path).map_err(|e| {
+            setup(
+                FailureClass::MissingBtf,
+                format!("cannot read kernel BTF `{}`: {e}", self.path.display()),
+                self.full_log,
+            )
+        })
+    }
+
+    /// Checks that `bytes` are BTF.
+    fn parse(&self, bytes: &[u8]) -> Result<(), LoadError> {
+        RawBtf::parse(bytes).map(|_| ()).map_err(|e| {
+            setup(
+                FailureClass::MissingBtf,
+                format!("`{}` is not BTF: {e}", self.path.display()),
+                self.full_log,
+            )
+        })
+    }
+
+    /// `blob` with the socket enricher's types appended.
+    fn with_runtime(&self, blob: &[u8]) -> Result<Vec<u8>, LoadError> {
+        self.parse(blob)?;
+        let raw = RawBtf::parse(blob).expect("parsed above");
+        let mut b = BtfBuilder::new(&raw);
+        runtime_types::add_socket_types(&mut b);
+        Ok(b.finish())
+    }
+
+    /// The file minimized to the types `roots` can reach (with the socket enricher's types
+    /// when `with_runtime`); `t` is when the work began, for the log.
+    fn minimized(
+        &self,
+        roots: &[RawCoreRoot],
+        with_runtime: bool,
+        t: Instant,
+    ) -> Result<Vec<u8>, LoadError> {
+        let bytes = self.read()?;
+        self.parse(&bytes)?;
+        let raw = RawBtf::parse(&bytes).expect("parsed above");
+        let mut mini = raw.minimize_for_core(roots);
+        if with_runtime {
+            mini = self.with_runtime(&mini)?;
+        }
+        log::debug!(
+            "target BTF: {} bytes, read and minimized in {:?}",
+            mini.len(),
+            t.elapsed()
+        );
+        Ok(mini)
+    }
+
+    /// `blob` in a temporary file.
+    fn temp(&self, blob: &[u8]) -> Result<tempfile::NamedTempFile, LoadError> {
+        write_temp_btf("runtime-min-target-btf-", blob).map_err(|e| {
+            setup(
+                FailureClass::Other,
+                format!("cannot write the target BTF: {e}"),
+                self.full_log,
+            )
+        })
+    }
 }
 
 /// The program type for a section spelling libbpf does not know, the way Inspektor Gadget's
@@ -787,11 +817,104 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let started = Instant::now();
     let full_log = opts.full_log;
     let info = &gadget.info;
-    let endianness = info.elf().endianness;
 
+    // Parameters: the values given, checked against the object's `const volatile` globals.
     let specs = params::specs(info, gadget.metadata.as_ref());
-    let values = params::resolve(&specs, &opts.params, endianness)?;
+    let values = params::resolve(&specs, &opts.params, info.elf().endianness)?;
 
+    // Kernel BTF: the btfgen layer's on a kernel without its own (the file lives until the
+    // load is done: libbpf and the error explanations read it), then the CO-RE target.
+    let btfgen_entry = btfgen_kernel_btf(gadget, opts)?;
+    let with_btfgen;
+    let opts = match &btfgen_entry {
+        Some((_, file)) => {
+            with_btfgen = LoadOptions {
+                kernel_btf: Some(file.path().to_path_buf()),
+                ..opts.clone()
+            };
+            &with_btfgen
+        }
+        None => opts,
+    };
+    let mut target = target_btf(gadget, opts.kernel_btf.as_deref(), full_log)?;
+    log::debug!("target BTF ready after {:?}", started.elapsed());
+
+    // Maps: ring buffer fallbacks, sizes, parameter slots, pins.
+    let perf_maps = perf_event_fallbacks(gadget, &target);
+    let max_entries = max_entries_of(gadget, &values, &perf_maps, full_log)?;
+    let globals = parameter_slots(gadget, &values, full_log)?;
+    let pinned_maps: Vec<String> = info
+        .maps()
+        .iter()
+        .filter(|m| m.pinning != 0)
+        .map(|m| m.name.clone())
+        .collect();
+    let pin_dir = private_pin_dir(&pinned_maps, full_log)?;
+    let plan = Plan {
+        object: &gadget.object,
+        btf_custom_path: target.path.as_deref(),
+        pin_root: pin_dir.as_ref().map(|d| d.path()),
+        perf_maps: &perf_maps,
+        max_entries: &max_entries,
+        globals,
+        sockets_value_size: target
+            .runtime_types
+            .iter()
+            .any(|t| t == "gadget_socket_value")
+            .then_some(runtime_types::SOCKET_VALUE_SIZE),
+    };
+
+    // Programs: through the verifier, until every program's outcome is known.
+    let LoadedPrograms {
+        object,
+        failed,
+        program_types,
+    } = load_programs(&plan, gadget, opts)?;
+    drop(pin_dir);
+    target.finish();
+    log::debug!("object loaded after {:?}", started.elapsed());
+
+    // The report.
+    let report = LoadReport {
+        programs: program_reports(gadget, &failed, object.as_ref()),
+        perf_maps: perf_maps.clone(),
+        program_types,
+        params: params_as_given(&specs, &values, opts),
+        max_entries,
+        pinned_maps,
+        maps: map_sizes(object.as_ref()),
+        runtime_types: target.runtime_types.clone(),
+        kernel_btf: match &btfgen_entry {
+            Some((entry, _)) => format!("btfgen layer: {entry}"),
+            None => opts
+                .kernel_btf
+                .as_ref()
+                .map_or_else(|| SYSFS_VMLINUX.to_string(), |p| p.display().to_string()),
+        },
+        load_ms: started.elapsed().as_secs_f64() * 1000.0,
+    };
+    match object {
+        Some(ebpf) if failed.is_empty() => Ok(Loaded {
+            links: Vec::new(),
+            ebpf,
+            report,
+        }),
+        _ => Err(LoadError::Programs {
+            report: Box::new(report),
+            full_log,
+        }),
+    }
+}
+
+/// On a kernel without `/sys/kernel/btf/vmlinux` and without `--kernel-btf`, when the gadget
+/// needs kernel BTF: this kernel's BTF from the image's btfgen layer, written to a temporary
+/// file, with the layer's entry name.
+fn btfgen_kernel_btf(
+    gadget: &Gadget,
+    opts: &LoadOptions,
+) -> Result<Option<(String, tempfile::NamedTempFile)>, LoadError> {
+    let full_log = opts.full_log;
+    let info = &gadget.info;
     let wants_kernel_btf = info.programs().iter().any(|p| {
         matches!(
             p.kind,
@@ -804,53 +927,40 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
     });
     let has_core = info.btf_ext().is_some_and(|e| !e.core_relos.is_empty());
     let sysfs = Path::new(SYSFS_VMLINUX);
-    // A kernel without its own BTF: the image's btfgen layer may have this kernel's. The file
-    // lives until the load is done (libbpf and the error explanations read it).
-    let mut btfgen_entry: Option<(String, tempfile::NamedTempFile)> = None;
-    if opts.kernel_btf.is_none() && !sysfs.exists() && (has_core || wants_kernel_btf) {
-        let Some(layer) = &gadget.btfgen else {
-            return Err(setup(
-                FailureClass::MissingBtf,
-                format!(
-                    "`{SYSFS_VMLINUX}` does not exist, the gadget needs kernel BTF and the image has no btfgen layer (build it with `--btfgen`, or pass `--kernel-btf FILE`)"
-                ),
-                full_log,
-            ));
-        };
-        let missing = |reason: String| {
-            setup(
-                FailureClass::MissingBtf,
-                format!("`{SYSFS_VMLINUX}` does not exist and {reason}"),
-                full_log,
-            )
-        };
-        let key = btfgen::HostKey::of_this_host().map_err(|e| missing(e.to_string()))?;
-        let btf = btfgen::lookup(layer, &key).map_err(|e| missing(e.to_string()))?;
-        let file = write_temp_btf("runtime-min-btfgen-", &btf)
-            .map_err(|e| missing(format!("the btfgen BTF cannot be written: {e}")))?;
-        log::info!(
-            "no {SYSFS_VMLINUX}: using the btfgen layer's `{}`",
-            key.entry()
-        );
-        btfgen_entry = Some((key.entry(), file));
+    if opts.kernel_btf.is_some() || sysfs.exists() || !(has_core || wants_kernel_btf) {
+        return Ok(None);
     }
-    let with_btfgen;
-    let opts = match &btfgen_entry {
-        Some((_, file)) => {
-            with_btfgen = LoadOptions {
-                kernel_btf: Some(file.path().to_path_buf()),
-                ..opts.clone()
-            };
-            &with_btfgen
-        }
-        None => opts,
+    let Some(layer) = &gadget.btfgen else {
+        return Err(setup(
+            FailureClass::MissingBtf,
+            format!(
+                "`{SYSFS_VMLINUX}` does not exist, the gadget needs kernel BTF and the image has no btfgen layer (build it with `--btfgen`, or pass `--kernel-btf FILE`)"
+            ),
+            full_log,
+        ));
     };
+    let missing = |reason: String| {
+        setup(
+            FailureClass::MissingBtf,
+            format!("`{SYSFS_VMLINUX}` does not exist and {reason}"),
+            full_log,
+        )
+    };
+    let key = btfgen::HostKey::of_this_host().map_err(|e| missing(e.to_string()))?;
+    let btf = btfgen::lookup(layer, &key).map_err(|e| missing(e.to_string()))?;
+    let file = write_temp_btf("runtime-min-btfgen-", &btf)
+        .map_err(|e| missing(format!("the btfgen BTF cannot be written: {e}")))?;
+    log::info!(
+        "no {SYSFS_VMLINUX}: using the btfgen layer's `{}`",
+        key.entry()
+    );
+    Ok(Some((key.entry(), file)))
+}
 
-    let mut target = target_btf(gadget, opts.kernel_btf.as_deref(), full_log)?;
-    log::debug!("target BTF ready after {:?}", started.elapsed());
-
-    // Ring buffer tracer maps become perf event arrays when the kernel (or the target BTF the
-    // program's CO-RE checks run against) has no ring buffers.
+/// Ring buffer tracer maps that become perf event arrays: all of them when the kernel (or the
+/// target BTF the program's CO-RE checks run against) has no ring buffers, else none.
+fn perf_event_fallbacks(gadget: &Gadget, target: &TargetBtf) -> Vec<String> {
+    let info = &gadget.info;
     let ringbuf_maps: Vec<String> = info
         .tracers()
         .iter()
@@ -860,7 +970,6 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         })
         .map(|t| t.map_name.clone())
         .collect();
-    let mut perf_maps = Vec::new();
     if !ringbuf_maps.is_empty()
         && (!target.has_ringbuf || !MapType::RingBuf.is_supported().unwrap_or(true))
     {
@@ -868,12 +977,21 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
             "no ring buffers on this kernel: using perf event arrays for {}",
             ringbuf_maps.join(", ")
         );
-        perf_maps = ringbuf_maps;
+        return ringbuf_maps;
     }
+    Vec::new()
+}
 
-    // `<map>_max_entries` constants (a parameter of that name wins).
+/// Map sizes from `<map>_max_entries` constants (a parameter of that name wins); refuses a map
+/// left with max_entries 0.
+fn max_entries_of(
+    gadget: &Gadget,
+    values: &[(String, Vec<u8>)],
+    perf_maps: &[String],
+    full_log: bool,
+) -> Result<Vec<(String, u32)>, LoadError> {
     let mut max_entries: Vec<(String, u32)> = Vec::new();
-    for m in info.maps() {
+    for m in gadget.info.maps() {
         let Some(var) = &m.max_entries_var else {
             continue;
         };
@@ -894,7 +1012,7 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
             }
         }
     }
-    for m in info.maps() {
+    for m in gadget.info.maps() {
         if m.max_entries == 0
             && !perf_maps.contains(&m.name)
             && m.map_type != MAP_TYPE_PERF_EVENT_ARRAY
@@ -910,10 +1028,17 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
             ));
         }
     }
+    Ok(max_entries)
+}
 
-    // Parameters: where each variable sits in its data section.
+/// Where each parameter's variable sits: `(internal map, offset, bytes)`.
+fn parameter_slots(
+    gadget: &Gadget,
+    values: &[(String, Vec<u8>)],
+    full_log: bool,
+) -> Result<Vec<(String, usize, Vec<u8>)>, LoadError> {
     let mut globals = Vec::new();
-    for (var, bytes) in &values {
+    for (var, bytes) in values {
         let sym = gadget
             .elf
             .symbols
@@ -935,57 +1060,58 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
             }
         }
     }
+    Ok(globals)
+}
 
-    let pinned_maps: Vec<String> = info
-        .maps()
-        .iter()
-        .filter(|m| m.pinning != 0)
-        .map(|m| m.name.clone())
-        .collect();
-    let pin_dir = if pinned_maps.is_empty() {
-        None
-    } else {
-        Some(
-            tempfile::Builder::new()
-                .prefix("runtime-min-bpffs-")
-                .tempdir()
-                .map_err(|e| {
-                    setup(
-                        FailureClass::Other,
-                        format!("cannot create a private bpffs mount point: {e}"),
-                        full_log,
-                    )
-                })?,
-        )
-    };
+/// A mount point for the private bpffs of pinned maps, when the gadget pins any.
+fn private_pin_dir(
+    pinned_maps: &[String],
+    full_log: bool,
+) -> Result<Option<tempfile::TempDir>, LoadError> {
+    if pinned_maps.is_empty() {
+        return Ok(None);
+    }
+    tempfile::Builder::new()
+        .prefix("runtime-min-bpffs-")
+        .tempdir()
+        .map(Some)
+        .map_err(|e| {
+            setup(
+                FailureClass::Other,
+                format!("cannot create a private bpffs mount point: {e}"),
+                full_log,
+            )
+        })
+}
 
-    let plan = Plan {
-        object: &gadget.object,
-        btf_custom_path: target.path.as_deref(),
-        pin_root: pin_dir.as_ref().map(|d| d.path()),
-        perf_maps: &perf_maps,
-        max_entries: &max_entries,
-        globals,
-        sockets_value_size: target
-            .runtime_types
-            .iter()
-            .any(|t| t == "gadget_socket_value")
-            .then_some(runtime_types::SOCKET_VALUE_SIZE),
-    };
+/// What the load attempts left: the object (`None` when every program failed), each failed
+/// program with why, and the program types given to sections libbpf does not know.
+struct LoadedPrograms {
+    object: Option<Object>,
+    failed: Vec<(String, Failure)>,
+    program_types: Vec<(String, String)>,
+}
 
-    // Load; when a program fails, note why and load again without it, until every program's
-    // outcome is known.
+/// Loads the planned object; when a program fails, notes why and loads again without it, until
+/// every program's outcome is known. A failure of the object itself (a map, a relocation, an
+/// unknown section) ends the load.
+fn load_programs(
+    plan: &Plan<'_>,
+    gadget: &Gadget,
+    opts: &LoadOptions,
+) -> Result<LoadedPrograms, LoadError> {
+    let info = &gadget.info;
     let capture = Capture::start();
     let mut failed: Vec<(String, Failure)> = Vec::new();
     let mut program_types = Vec::new();
     let object = loop {
         let skip: Vec<String> = failed.iter().map(|(n, _)| n.clone()).collect();
         let result = match plan.pin_root {
-            None => attempt(&plan, &skip, &capture, &mut program_types),
+            None => attempt(plan, &skip, &capture, &mut program_types),
             Some(dir) => {
                 let r = in_private_bpffs(dir, || {
                     let mut types = Vec::new();
-                    let r = attempt(&plan, &skip, &capture, &mut types);
+                    let r = attempt(plan, &skip, &capture, &mut types);
                     (r, types)
                 });
                 match r {
@@ -999,7 +1125,7 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
                             format!(
                                 "the gadget pins maps, and a private bpffs for them cannot be mounted: {e}"
                             ),
-                            full_log,
+                            opts.full_log,
                         ));
                     }
                 }
@@ -1021,97 +1147,96 @@ pub fn load(gadget: &Gadget, opts: &LoadOptions) -> Result<Loaded, LoadError> {
                         break None;
                     }
                 }
-                _ => return Err(classify_setup_failure(&f, full_log)),
+                _ => return Err(classify_setup_failure(&f, opts.full_log)),
             },
         }
     };
-    drop(capture);
-    drop(pin_dir);
-    target.finish();
-    log::debug!("object loaded after {:?}", started.elapsed());
-
-    let mut report = LoadReport {
-        programs: Vec::new(),
-        perf_maps: perf_maps.clone(),
+    Ok(LoadedPrograms {
+        object,
+        failed,
         program_types,
-        params: values
-            .iter()
-            .map(|(var, _)| {
-                let spec = specs.iter().find(|s| &s.var == var);
-                let given = spec.and_then(|s| {
-                    opts.params
-                        .iter()
-                        .rev()
-                        .find(|(k, _)| k == &s.key || k == &s.var)
-                        .map(|(_, v)| v.clone())
-                });
-                (
-                    var.clone(),
-                    given
-                        .or_else(|| spec.and_then(|s| s.metadata_default.clone()))
-                        .unwrap_or_default(),
-                )
-            })
-            .collect(),
-        max_entries,
-        pinned_maps,
-        maps: object
-            .iter()
-            .flat_map(|o| o.maps())
-            .filter_map(|m| {
-                let info = m.info().ok()?;
-                Some((
-                    m.name().to_string_lossy().into_owned(),
-                    info.info.max_entries,
-                ))
-            })
-            .collect(),
-        runtime_types: target.runtime_types.clone(),
-        kernel_btf: match &btfgen_entry {
-            Some((entry, _)) => format!("btfgen layer: {entry}"),
-            None => opts
-                .kernel_btf
-                .as_ref()
-                .map_or_else(|| SYSFS_VMLINUX.to_string(), |p| p.display().to_string()),
-        },
-        load_ms: 0.0,
-    };
-    for p in info.programs() {
-        let status = match failed.iter().find(|(n, _)| *n == p.name) {
-            Some((_, failure)) => ProgramStatus::Failed {
-                failure: failure.clone(),
-            },
-            None => match object
-                .as_ref()
-                .and_then(|o| o.progs().find(|x| x.name() == p.name.as_str()))
-            {
-                Some(prog) => ProgramStatus::Loaded {
-                    verified_insns: verified_insns(&prog),
+    })
+}
+
+/// Each parameter written, with its value as given (or the metadata's default).
+fn params_as_given(
+    specs: &[params::ParamSpec],
+    values: &[(String, Vec<u8>)],
+    opts: &LoadOptions,
+) -> Vec<(String, String)> {
+    values
+        .iter()
+        .map(|(var, _)| {
+            let spec = specs.iter().find(|s| &s.var == var);
+            let given = spec.and_then(|s| {
+                opts.params
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == &s.key || k == &s.var)
+                    .map(|(_, v)| v.clone())
+            });
+            (
+                var.clone(),
+                given
+                    .or_else(|| spec.and_then(|s| s.metadata_default.clone()))
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Each map of the loaded object with the size the kernel gave it.
+fn map_sizes(object: Option<&Object>) -> Vec<(String, u32)> {
+    object
+        .iter()
+        .flat_map(|o| o.maps())
+        .filter_map(|m| {
+            let info = m.info().ok()?;
+            Some((
+                m.name().to_string_lossy().into_owned(),
+                info.info.max_entries,
+            ))
+        })
+        .collect()
+}
+
+/// Each program's outcome, in section order.
+fn program_reports(
+    gadget: &Gadget,
+    failed: &[(String, Failure)],
+    object: Option<&Object>,
+) -> Vec<ProgramReport> {
+    gadget
+        .info
+        .programs()
+        .iter()
+        .map(|p| {
+            let status = match failed.iter().find(|(n, _)| *n == p.name) {
+                Some((_, failure)) => ProgramStatus::Failed {
+                    failure: failure.clone(),
                 },
-                None => ProgramStatus::Failed {
-                    failure: Failure::new(FailureClass::Other, "libbpf did not load this program"),
-                },
-            },
-        };
-        report.programs.push(ProgramReport {
-            name: p.name.clone(),
-            section: p.section.clone(),
-            kind: p.kind.name().to_string(),
-            status,
-        });
-    }
-    report.load_ms = started.elapsed().as_secs_f64() * 1000.0;
-    match object {
-        Some(ebpf) if failed.is_empty() => Ok(Loaded {
-            links: Vec::new(),
-            ebpf,
-            report,
-        }),
-        _ => Err(LoadError::Programs {
-            report: Box::new(report),
-            full_log,
-        }),
-    }
+                None => {
+                    match object.and_then(|o| o.progs().find(|x| x.name() == p.name.as_str())) {
+                        Some(prog) => ProgramStatus::Loaded {
+                            verified_insns: verified_insns(&prog),
+                        },
+                        None => ProgramStatus::Failed {
+                            failure: Failure::new(
+                                FailureClass::Other,
+                                "libbpf did not load this program",
+                            ),
+                        },
+                    }
+                }
+            };
+            ProgramReport {
+                name: p.name.clone(),
+                section: p.section.clone(),
+                kind: p.kind.name().to_string(),
+                status,
+            }
+        })
+        .collect()
 }
 
 /// Why one program did not load, classified, with its verifier log.

@@ -408,38 +408,13 @@ pub fn run_gadget(
         (Format::Columns, None) => Box::new(Columns::new(&mut *out, multi)),
     };
     let mut ready = |reports: &[AttachReport]| {
-        let attached = reports
-            .iter()
-            .filter(|r| matches!(r.status, AttachStatus::Attached { .. }))
-            .count();
-        let names: Vec<&str> = decoders.iter().map(|d| d.name.as_str()).collect();
-        let mut line = format!(
-            "Running {}: {attached} of {} programs attached; data sources: {}",
-            gadget.origin,
-            reports.len(),
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        );
-        for r in reports {
-            if let AttachStatus::NotAttached { reason } = &r.status {
-                line.push_str(&format!(
-                    "\n  {} [{}] not attached: {reason}",
-                    r.name, r.section
-                ));
-            }
-        }
-        line.push_str(&params_note("params", &load_opts.params));
-        // The --params the WASM module took.
-        let wasm_params: Vec<(String, String)> = all_params
-            .iter()
-            .filter(|p| !load_opts.params.contains(p))
-            .cloned()
-            .collect();
-        line.push_str(&params_note("wasm params", &wasm_params));
-        status(&line);
+        status(&ready_line(
+            gadget,
+            &decoders,
+            reports,
+            &load_opts.params,
+            all_params,
+        ));
     };
     let result = session::run(
         gadget,
@@ -454,20 +429,69 @@ pub fn run_gadget(
     loaded.unload();
     let summary = result?;
     if let Some(m) = module {
-        let mut m = m.into_inner();
-        if let Some(fault) = m.take_fault() {
-            return Err(fault.into());
-        }
-        // Stopping gets a second of its own, even after a signal or the timeout.
-        m.set_interrupt(Interrupt {
-            stop: None,
-            deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(1)),
-        });
-        for call in ["gadgetStop", "gadgetPostStop"] {
-            m.lifecycle(call)?;
-        }
+        stop_wasm(m.into_inner())?;
     }
     Ok(summary)
+}
+
+/// The line `run_gadget` reports once the gadget is attached: what attached, the data sources,
+/// what did not attach and why, and the parameters (`given` minus `ebpf_params` went to the
+/// WASM module).
+fn ready_line(
+    gadget: &Gadget,
+    decoders: &[Decoder],
+    reports: &[AttachReport],
+    ebpf_params: &[(String, String)],
+    given: &[(String, String)],
+) -> String {
+    let attached = reports
+        .iter()
+        .filter(|r| matches!(r.status, AttachStatus::Attached { .. }))
+        .count();
+    let names: Vec<&str> = decoders.iter().map(|d| d.name.as_str()).collect();
+    let mut line = format!(
+        "Running {}: {attached} of {} programs attached; data sources: {}",
+        gadget.origin,
+        reports.len(),
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    );
+    for r in reports {
+        if let AttachStatus::NotAttached { reason } = &r.status {
+            line.push_str(&format!(
+                "\n  {} [{}] not attached: {reason}",
+                r.name, r.section
+            ));
+        }
+    }
+    line.push_str(&params_note("params", ebpf_params));
+    // The --params the WASM module took.
+    let wasm_params: Vec<(String, String)> = given
+        .iter()
+        .filter(|p| !ebpf_params.contains(p))
+        .cloned()
+        .collect();
+    line.push_str(&params_note("wasm params", &wasm_params));
+    line
+}
+
+/// Ends the WASM module after the run: a fault of one of its callbacks, else its stop calls.
+fn stop_wasm(mut m: WasmModule) -> Result<(), ProveError> {
+    if let Some(fault) = m.take_fault() {
+        return Err(fault.into());
+    }
+    // Stopping gets a second of its own, even after a signal or the timeout.
+    m.set_interrupt(Interrupt {
+        stop: None,
+        deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(1)),
+    });
+    for call in ["gadgetStop", "gadgetPostStop"] {
+        m.lifecycle(call)?;
+    }
+    Ok(())
 }
 
 /// Splits `--param`s: those naming a `params.wasm` entry (by key or name) go to the module,

@@ -256,30 +256,75 @@ pub fn run(
             full_log: opts.full_log,
         });
     }
-
-    let mut tracers: Vec<(usize, TracerReader)> = Vec::new();
-    let mut dumpers: Vec<(usize, MapDumper)> = Vec::new();
-    for (i, d) in decoders.iter().enumerate() {
-        match d.kind {
-            DataSourceKind::Tracer => {
-                let map = d.map.as_deref().unwrap_or_default();
-                tracers.push((i, TracerReader::open(loaded, map)?));
-            }
-            DataSourceKind::MapIter => {
-                let map = d.map.as_deref().unwrap_or_default();
-                let value_size = d.record_size - d.key_size;
-                dumpers.push((i, MapDumper::new(loaded, map, d.key_size, value_size)?));
-            }
-            DataSourceKind::Iter => {}
-        }
-    }
+    let mut readers = Readers::open(loaded, decoders)?;
     on_ready(&reports);
 
     let mut tally = Tally::new(decoders.len());
     let limit = opts.max_events.unwrap_or(u64::MAX);
-    let out_err = RunError::Output;
+    print_snapshots(loaded, decoders, sink, &mut tally, limit)?;
+    let stop_reason = if readers.tracers.is_empty() && readers.dumpers.is_empty() {
+        StopReason::SnapshotDone
+    } else if tally.total >= limit {
+        StopReason::MaxEvents
+    } else {
+        follow(
+            &mut readers,
+            decoders,
+            sink,
+            &mut tally,
+            opts,
+            stop,
+            deadline,
+        )?
+    };
+    Ok(summarize(
+        decoders,
+        &reports,
+        stop_reason,
+        &tally,
+        &readers.tracers,
+        loaded,
+    ))
+}
 
-    // Snapshots first.
+/// The readers of a run's streaming data sources (tracers and map iterators), each with the
+/// index of its decoder.
+struct Readers {
+    tracers: Vec<(usize, TracerReader)>,
+    dumpers: Vec<(usize, MapDumper)>,
+}
+
+impl Readers {
+    /// Opens a reader for each tracer and map iterator of `decoders`.
+    fn open(loaded: &Loaded, decoders: &[Decoder]) -> Result<Readers, RunError> {
+        let mut tracers: Vec<(usize, TracerReader)> = Vec::new();
+        let mut dumpers: Vec<(usize, MapDumper)> = Vec::new();
+        for (i, d) in decoders.iter().enumerate() {
+            match d.kind {
+                DataSourceKind::Tracer => {
+                    let map = d.map.as_deref().unwrap_or_default();
+                    tracers.push((i, TracerReader::open(loaded, map)?));
+                }
+                DataSourceKind::MapIter => {
+                    let map = d.map.as_deref().unwrap_or_default();
+                    let value_size = d.record_size - d.key_size;
+                    dumpers.push((i, MapDumper::new(loaded, map, d.key_size, value_size)?));
+                }
+                DataSourceKind::Iter => {}
+            }
+        }
+        Ok(Readers { tracers, dumpers })
+    }
+}
+
+/// Runs each iterator program once and prints its records (snapshots come first).
+fn print_snapshots(
+    loaded: &Loaded,
+    decoders: &[Decoder],
+    sink: &mut dyn Sink,
+    tally: &mut Tally,
+    limit: u64,
+) -> Result<(), RunError> {
     for (i, d) in decoders
         .iter()
         .enumerate()
@@ -294,16 +339,135 @@ pub fn run(
                 if tally.total >= limit {
                     break;
                 }
-                tally.record(sink, d, i, rec, None).map_err(out_err)?;
+                tally
+                    .record(sink, d, i, rec, None)
+                    .map_err(RunError::Output)?;
             }
         }
     }
-    sink.flush().map_err(out_err)?;
+    sink.flush().map_err(RunError::Output)
+}
 
-    let summary = |stop: StopReason,
-                   tally: &Tally,
-                   tracers: &[(usize, TracerReader)],
-                   loaded: &Loaded| RunSummary {
+/// Streams tracer records and dumps the map iterators every interval until Ctrl-C, the
+/// deadline or the event limit; then (unless the limit ended it) prints whatever arrived until
+/// then and a last dump.
+fn follow(
+    readers: &mut Readers,
+    decoders: &[Decoder],
+    sink: &mut dyn Sink,
+    tally: &mut Tally,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+    deadline: Option<Instant>,
+) -> Result<StopReason, RunError> {
+    let limit = opts.max_events.unwrap_or(u64::MAX);
+    let Readers { tracers, dumpers } = readers;
+    let mut pollfds: Vec<libc::pollfd> = tracers
+        .iter()
+        .flat_map(|(_, t)| t.fds())
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let mut next_dump = Instant::now() + opts.interval;
+    let mut interval_no = 0u64;
+    let stop_reason = loop {
+        if stop.load(Ordering::SeqCst) {
+            break StopReason::Interrupted;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            break StopReason::Timeout;
+        }
+        let mut wait = Duration::from_millis(200);
+        if !dumpers.is_empty() {
+            wait = wait.min(next_dump.saturating_duration_since(now));
+        }
+        if let Some(d) = deadline {
+            wait = wait.min(d.saturating_duration_since(now));
+        }
+        wait_for_records(&mut pollfds, wait);
+        // Drain every tracer, readable or not (cheap, and perf buffers are checked per CPU).
+        drain_tracers(tracers, decoders, sink, tally, limit)?;
+        sink.flush().map_err(RunError::Output)?;
+        if tally.total >= limit {
+            break StopReason::MaxEvents;
+        }
+        if !dumpers.is_empty() && Instant::now() >= next_dump {
+            interval_no += 1;
+            next_dump += opts.interval;
+            if dump_maps(dumpers, decoders, interval_no, sink, tally, opts)? {
+                break StopReason::MaxEvents;
+            }
+        }
+    };
+    if stop_reason != StopReason::MaxEvents {
+        // Whatever arrived until now, and a last dump of the map iterators.
+        drain_tracers(tracers, decoders, sink, tally, limit)?;
+        if !dumpers.is_empty() && tally.total < limit {
+            interval_no += 1;
+            dump_maps(dumpers, decoders, interval_no, sink, tally, opts)?;
+        }
+        sink.flush().map_err(RunError::Output)?;
+    }
+    Ok(stop_reason)
+}
+
+/// Waits up to `wait` for a tracer's descriptor to become readable (without tracers: sleeps,
+/// at most 50 ms).
+fn wait_for_records(pollfds: &mut [libc::pollfd], wait: Duration) {
+    if !pollfds.is_empty() {
+        // SAFETY: `pollfds` is a valid array of `len` pollfd structs for the call.
+        unsafe {
+            libc::poll(
+                pollfds.as_mut_ptr(),
+                pollfds.len() as libc::nfds_t,
+                wait.as_millis() as libc::c_int,
+            )
+        };
+    } else {
+        std::thread::sleep(wait.min(Duration::from_millis(50)));
+    }
+}
+
+/// Dumps every map iterator as interval `interval_no`; true when the event limit is reached.
+fn dump_maps(
+    dumpers: &[(usize, MapDumper)],
+    decoders: &[Decoder],
+    interval_no: u64,
+    sink: &mut dyn Sink,
+    tally: &mut Tally,
+    opts: &RunOptions,
+) -> Result<bool, RunError> {
+    let limit = opts.max_events.unwrap_or(u64::MAX);
+    for (i, dumper) in dumpers {
+        let d = &decoders[*i];
+        sink.dump_start(d, interval_no).map_err(RunError::Output)?;
+        for rec in dumper.dump(opts.map_limit)? {
+            if tally.total >= limit {
+                return Ok(true);
+            }
+            tally
+                .record(sink, d, *i, &rec, Some(interval_no))
+                .map_err(RunError::Output)?;
+        }
+    }
+    sink.flush().map_err(RunError::Output)?;
+    Ok(tally.total >= limit)
+}
+
+/// What the run printed, dropped and lost per data source, and why it stopped.
+fn summarize(
+    decoders: &[Decoder],
+    reports: &[AttachReport],
+    stop: StopReason,
+    tally: &Tally,
+    tracers: &[(usize, TracerReader)],
+    loaded: &Loaded,
+) -> RunSummary {
+    RunSummary {
         events: decoders
             .iter()
             .zip(&tally.printed)
@@ -326,99 +490,6 @@ pub fn run(
             })
             .collect(),
         stop,
-        attach: reports.clone(),
-    };
-
-    if tracers.is_empty() && dumpers.is_empty() {
-        return Ok(summary(StopReason::SnapshotDone, &tally, &tracers, loaded));
+        attach: reports.to_vec(),
     }
-    if tally.total >= limit {
-        return Ok(summary(StopReason::MaxEvents, &tally, &tracers, loaded));
-    }
-
-    let mut pollfds: Vec<libc::pollfd> = tracers
-        .iter()
-        .flat_map(|(_, t)| t.fds())
-        .map(|fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    let mut next_dump = Instant::now() + opts.interval;
-    let mut interval_no = 0u64;
-
-    let dump = |dumpers: &[(usize, MapDumper)],
-                interval_no: u64,
-                sink: &mut dyn Sink,
-                tally: &mut Tally|
-     -> Result<bool, RunError> {
-        for (i, dumper) in dumpers {
-            let d = &decoders[*i];
-            sink.dump_start(d, interval_no).map_err(RunError::Output)?;
-            for rec in dumper.dump(opts.map_limit)? {
-                if tally.total >= limit {
-                    return Ok(true);
-                }
-                tally
-                    .record(sink, d, *i, &rec, Some(interval_no))
-                    .map_err(RunError::Output)?;
-            }
-        }
-        sink.flush().map_err(RunError::Output)?;
-        Ok(tally.total >= limit)
-    };
-
-    let stop_reason = loop {
-        if stop.load(Ordering::SeqCst) {
-            break StopReason::Interrupted;
-        }
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
-            break StopReason::Timeout;
-        }
-        let mut wait = Duration::from_millis(200);
-        if !dumpers.is_empty() {
-            wait = wait.min(next_dump.saturating_duration_since(now));
-        }
-        if let Some(d) = deadline {
-            wait = wait.min(d.saturating_duration_since(now));
-        }
-        if !pollfds.is_empty() {
-            // SAFETY: `pollfds` is a valid array of `len` pollfd structs for the call.
-            unsafe {
-                libc::poll(
-                    pollfds.as_mut_ptr(),
-                    pollfds.len() as libc::nfds_t,
-                    wait.as_millis() as libc::c_int,
-                )
-            };
-        } else {
-            std::thread::sleep(wait.min(Duration::from_millis(50)));
-        }
-        // Drain every tracer, readable or not (cheap, and perf buffers are checked per CPU).
-        drain_tracers(&mut tracers, decoders, sink, &mut tally, limit)?;
-        sink.flush().map_err(out_err)?;
-        if tally.total >= limit {
-            break StopReason::MaxEvents;
-        }
-        if !dumpers.is_empty() && Instant::now() >= next_dump {
-            interval_no += 1;
-            next_dump += opts.interval;
-            if dump(&dumpers, interval_no, sink, &mut tally)? {
-                break StopReason::MaxEvents;
-            }
-        }
-    };
-
-    if stop_reason != StopReason::MaxEvents {
-        // Whatever arrived until now, and a last dump of the map iterators.
-        drain_tracers(&mut tracers, decoders, sink, &mut tally, limit)?;
-        if !dumpers.is_empty() && tally.total < limit {
-            interval_no += 1;
-            dump(&dumpers, interval_no, sink, &mut tally)?;
-        }
-        sink.flush().map_err(out_err)?;
-    }
-    Ok(summary(stop_reason, &tally, &tracers, loaded))
 }

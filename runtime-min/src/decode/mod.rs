@@ -570,26 +570,7 @@ impl Decoder {
                 None => null(out),
             },
             How::Wide { signed } => match record.get(offset..offset + 16) {
-                Some(b) => {
-                    let mut a = [0u8; 16];
-                    a.copy_from_slice(b);
-                    let s = if *signed {
-                        (if self.big {
-                            i128::from_be_bytes(a)
-                        } else {
-                            i128::from_le_bytes(a)
-                        })
-                        .to_string()
-                    } else {
-                        (if self.big {
-                            u128::from_be_bytes(a)
-                        } else {
-                            u128::from_le_bytes(a)
-                        })
-                        .to_string()
-                    };
-                    push_json_str(out, s.as_bytes());
-                }
+                Some(b) => push_json_str(out, self.wide_text(b, *signed).as_bytes()),
                 None => null(out),
             },
             How::Str => match record.get(offset..offset + size) {
@@ -600,45 +581,15 @@ impl Decoder {
                 None => null(out),
             },
             How::Enum { signed, values } => {
-                let v = if *signed {
-                    self.int(record, offset, size).map(i128::from)
-                } else {
-                    self.uint(record, offset, size).map(i128::from)
-                };
-                match v {
-                    Some(v) => match values.iter().find(|(x, _)| *x == v) {
-                        Some((_, name)) => push_json_str(out, name.as_bytes()),
-                        None => out.extend_from_slice(v.to_string().as_bytes()),
-                    },
-                    None => null(out),
-                }
+                self.write_enum(*signed, values, record, offset, size, out)
             }
             How::Array {
                 elem,
                 elem_size,
                 len,
-            } => {
-                if record.len() < offset + elem_size * len || *elem_size == 0 {
-                    null(out);
-                    return;
-                }
-                out.push(b'[');
-                for i in 0..*len {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    self.write_how(elem, record, offset + i * elem_size, *elem_size, out);
-                }
-                out.push(b']');
-            }
+            } => self.write_array(elem, *elem_size, *len, record, offset, out),
             How::Hex => match record.get(offset..offset + size) {
-                Some(b) => {
-                    out.push(b'"');
-                    for x in b {
-                        out.extend_from_slice(&[hex_digit(x >> 4), hex_digit(x & 0xf)]);
-                    }
-                    out.push(b'"');
-                }
+                Some(b) => push_json_hex(out, b),
                 None => null(out),
             },
             How::Timestamp => match self.uint(record, offset, size) {
@@ -695,6 +646,75 @@ impl Decoder {
         }
     }
 
+    /// A 128-bit integer's decimal text (JSON numbers lose precision past 2^53).
+    fn wide_text(&self, b: &[u8], signed: bool) -> String {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(b);
+        if signed {
+            (if self.big {
+                i128::from_be_bytes(a)
+            } else {
+                i128::from_le_bytes(a)
+            })
+            .to_string()
+        } else {
+            (if self.big {
+                u128::from_be_bytes(a)
+            } else {
+                u128::from_le_bytes(a)
+            })
+            .to_string()
+        }
+    }
+
+    /// An enum value: its name, or its number when no enumerator has it.
+    fn write_enum(
+        &self,
+        signed: bool,
+        values: &[(i128, String)],
+        record: &[u8],
+        offset: usize,
+        size: usize,
+        out: &mut Vec<u8>,
+    ) {
+        let v = if signed {
+            self.int(record, offset, size).map(i128::from)
+        } else {
+            self.uint(record, offset, size).map(i128::from)
+        };
+        match v {
+            Some(v) => match values.iter().find(|(x, _)| *x == v) {
+                Some((_, name)) => push_json_str(out, name.as_bytes()),
+                None => out.extend_from_slice(v.to_string().as_bytes()),
+            },
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+
+    /// An array of `len` elements of `elem_size` bytes each, as a JSON array.
+    fn write_array(
+        &self,
+        elem: &How,
+        elem_size: usize,
+        len: usize,
+        record: &[u8],
+        offset: usize,
+        out: &mut Vec<u8>,
+    ) {
+        if record.len() < offset + elem_size * len || elem_size == 0 {
+            out.extend_from_slice(b"null");
+            return;
+        }
+        out.push(b'[');
+        for i in 0..len {
+            if i > 0 {
+                out.push(b',');
+            }
+            self.write_how(elem, record, offset + i * elem_size, elem_size, out);
+        }
+        out.push(b']');
+    }
+
     fn bits(&self, record: &[u8], bit_offset: u32, bits: u32, signed: bool) -> Option<u64> {
         if bits == 0 || bits > 64 {
             return None;
@@ -725,6 +745,15 @@ impl Decoder {
 
 fn hex_digit(n: u8) -> u8 {
     if n < 10 { b'0' + n } else { b'a' + n - 10 }
+}
+
+/// Appends `bytes` as a JSON string of lowercase hex digits.
+fn push_json_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    for x in bytes {
+        out.extend_from_slice(&[hex_digit(x >> 4), hex_digit(x & 0xf)]);
+    }
+    out.push(b'"');
 }
 
 /// Appends a decimal u64.

@@ -114,24 +114,7 @@ impl BuildSpec {
             path: dir.to_path_buf(),
             source,
         })?;
-        let (file, explicit) = match file {
-            Some(f) if f.is_absolute() || f.exists() => (f.to_path_buf(), true),
-            Some(f) => (dir.join(f), true),
-            None => (dir.join(DEFAULT_BUILD_FILE), false),
-        };
-        let doc = match read_limited(&file) {
-            Ok(bytes) => Some(yaml::load_bytes(
-                &bytes,
-                &yaml::file_origin(&file),
-                &YamlLimits::DEFAULT,
-            )?),
-            Err(BuildYamlError::Read { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound && !explicit =>
-            {
-                None
-            }
-            Err(e) => return Err(e),
-        };
+        let (file, doc) = read_build_file(dir, file)?;
         let mut spec = BuildSpec {
             dir: dir.to_path_buf(),
             file: None,
@@ -143,94 +126,18 @@ impl BuildSpec {
             cflags: Vec::new(),
             warnings: Vec::new(),
         };
-        let mut ebpf_explicit = None;
-        let mut metadata_explicit = false;
+        let mut named = NamedSources::default();
         if let Some(doc) = doc {
             spec.file = Some(file.clone());
-            let field_err = |field: &str, message: String| BuildYamlError::Field {
-                path: file.clone(),
-                field: field.to_string(),
-                message,
-            };
-            // A path value, checked and confined to the gadget directory.
-            let inside = |field: &str, value: &Yaml| -> Result<PathBuf, BuildYamlError> {
-                let value = file_value(&file, field, value)?;
-                confine(&root, &file, field, &value)?;
-                Ok(dir.join(value))
-            };
-            if let Yaml::Hash(map) = &doc {
-                for (key, value) in map {
-                    let Some(key) = key.as_str() else {
-                        return Err(field_err("?", "keys must be strings".into()));
-                    };
-                    match key {
-                        "ebpfsource" => ebpf_explicit = Some(inside(key, value)?),
-                        "metadata" => {
-                            spec.metadata = inside(key, value)?;
-                            metadata_explicit = true;
-                        }
-                        "wasm" => spec.wasm = Some(inside(key, value)?),
-                        "platforms" => {
-                            let list = string_list(&file, key, value)?;
-                            let parsed = platform::parse_list(&list.join(","))
-                                .map_err(|e| field_err(key, e.to_string()))?;
-                            if parsed.is_empty() {
-                                return Err(field_err(key, "the list is empty".into()));
-                            }
-                            spec.platforms = Some(parsed);
-                        }
-                        "includeDirs" => {
-                            for (i, d) in string_list(&file, key, value)?.into_iter().enumerate() {
-                                let field = format!("{key}[{i}]");
-                                check_not_flag(&file, &field, &d)?;
-                                confine(&root, &file, &field, &d)?;
-                                spec.include_dirs.push(dir.join(d));
-                            }
-                        }
-                        "cflags" => {
-                            for (i, flag) in string_list(&file, key, value)?.into_iter().enumerate() {
-                                if let Some(why) = cflags::refusal(&flag, &root) {
-                                    return Err(field_err(&format!("{key}[{i}]"), why));
-                                }
-                                spec.cflags.push(flag);
-                            }
-                        }
-                        other => spec.warnings.push(format!(
-                            "`{}`: unknown key `{other}` ignored (known: ebpfsource, metadata, wasm, platforms, includeDirs, cflags)",
-                            file.display()
-                        )),
-                    }
-                }
-            } else if !matches!(doc, Yaml::Null) {
-                return Err(field_err("(top level)", "expected a mapping".into()));
-            }
+            named = spec.apply(&root, &file, &doc)?;
         }
         // The default files are confined too: a `gadget.yaml` symlink to a secret must not
         // become the image's config blob.
         let culprit = spec.file.clone().unwrap_or_else(|| dir.to_path_buf());
-        if !metadata_explicit {
+        if !named.metadata {
             confine(&root, &culprit, "metadata", DEFAULT_METADATA)?;
         }
-        match ebpf_explicit {
-            Some(path) => {
-                if !path.exists() {
-                    return Err(BuildYamlError::MissingSource {
-                        path: culprit,
-                        source_path: path,
-                    });
-                }
-                spec.ebpf_source = Some(path);
-            }
-            None => {
-                for default in [DEFAULT_EBPF_SOURCE, "Cargo.toml"] {
-                    if dir.join(default).symlink_metadata().is_ok() {
-                        confine(&root, &culprit, "ebpfsource", default)?;
-                        spec.ebpf_source = Some(dir.join(default));
-                        break;
-                    }
-                }
-            }
-        }
+        spec.ebpf_source = ebpf_source(&root, dir, &culprit, named.ebpf)?;
         if spec.ebpf_source.is_none() && spec.wasm.is_none() && !spec.metadata.exists() {
             return Err(BuildYamlError::Empty {
                 dir: dir.to_path_buf(),
@@ -238,6 +145,141 @@ impl BuildSpec {
         }
         Ok(spec)
     }
+
+    /// Applies the keys of build file `file` (loaded as `doc`) to this spec; which sources it
+    /// named.
+    fn apply(
+        &mut self,
+        root: &GadgetRoot,
+        file: &Path,
+        doc: &Yaml,
+    ) -> Result<NamedSources, BuildYamlError> {
+        let dir = self.dir.clone();
+        let mut named = NamedSources::default();
+        let field_err = |field: &str, message: String| BuildYamlError::Field {
+            path: file.to_path_buf(),
+            field: field.to_string(),
+            message,
+        };
+        // A path value, checked and confined to the gadget directory.
+        let inside = |field: &str, value: &Yaml| -> Result<PathBuf, BuildYamlError> {
+            let value = file_value(file, field, value)?;
+            confine(root, file, field, &value)?;
+            Ok(dir.join(value))
+        };
+        let Yaml::Hash(map) = doc else {
+            if !matches!(doc, Yaml::Null) {
+                return Err(field_err("(top level)", "expected a mapping".into()));
+            }
+            return Ok(named);
+        };
+        for (key, value) in map {
+            let Some(key) = key.as_str() else {
+                return Err(field_err("?", "keys must be strings".into()));
+            };
+            match key {
+                "ebpfsource" => named.ebpf = Some(inside(key, value)?),
+                "metadata" => {
+                    self.metadata = inside(key, value)?;
+                    named.metadata = true;
+                }
+                "wasm" => self.wasm = Some(inside(key, value)?),
+                "platforms" => {
+                    let list = string_list(file, key, value)?;
+                    let parsed = platform::parse_list(&list.join(","))
+                        .map_err(|e| field_err(key, e.to_string()))?;
+                    if parsed.is_empty() {
+                        return Err(field_err(key, "the list is empty".into()));
+                    }
+                    self.platforms = Some(parsed);
+                }
+                "includeDirs" => {
+                    for (i, d) in string_list(file, key, value)?.into_iter().enumerate() {
+                        let field = format!("{key}[{i}]");
+                        check_not_flag(file, &field, &d)?;
+                        confine(root, file, &field, &d)?;
+                        self.include_dirs.push(dir.join(d));
+                    }
+                }
+                "cflags" => {
+                    for (i, flag) in string_list(file, key, value)?.into_iter().enumerate() {
+                        if let Some(why) = cflags::refusal(&flag, root) {
+                            return Err(field_err(&format!("{key}[{i}]"), why));
+                        }
+                        self.cflags.push(flag);
+                    }
+                }
+                other => self.warnings.push(format!(
+                    "`{}`: unknown key `{other}` ignored (known: ebpfsource, metadata, wasm, platforms, includeDirs, cflags)",
+                    file.display()
+                )),
+            }
+        }
+        Ok(named)
+    }
+}
+
+/// The sources a build file named itself (the others take their defaults).
+#[derive(Default)]
+struct NamedSources {
+    /// `ebpfsource`, resolved.
+    ebpf: Option<PathBuf>,
+    /// Whether it named `metadata`.
+    metadata: bool,
+}
+
+/// The build file's path (`file`, else `<dir>/build.yaml`) and its document; `None` when the
+/// default file does not exist (a file given explicitly must).
+fn read_build_file(
+    dir: &Path,
+    file: Option<&Path>,
+) -> Result<(PathBuf, Option<Yaml>), BuildYamlError> {
+    let (file, explicit) = match file {
+        Some(f) if f.is_absolute() || f.exists() => (f.to_path_buf(), true),
+        Some(f) => (dir.join(f), true),
+        None => (dir.join(DEFAULT_BUILD_FILE), false),
+    };
+    let doc = match read_limited(&file) {
+        Ok(bytes) => Some(yaml::load_bytes(
+            &bytes,
+            &yaml::file_origin(&file),
+            &YamlLimits::DEFAULT,
+        )?),
+        Err(BuildYamlError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound && !explicit =>
+        {
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((file, doc))
+}
+
+/// The eBPF source: the one the build file named (it must exist), else the first default
+/// (`program.bpf.c`, `Cargo.toml`) present, confined to the gadget directory; `culprit` is
+/// the file blamed in errors.
+fn ebpf_source(
+    root: &GadgetRoot,
+    dir: &Path,
+    culprit: &Path,
+    named: Option<PathBuf>,
+) -> Result<Option<PathBuf>, BuildYamlError> {
+    if let Some(path) = named {
+        if !path.exists() {
+            return Err(BuildYamlError::MissingSource {
+                path: culprit.to_path_buf(),
+                source_path: path,
+            });
+        }
+        return Ok(Some(path));
+    }
+    for default in [DEFAULT_EBPF_SOURCE, "Cargo.toml"] {
+        if dir.join(default).symlink_metadata().is_ok() {
+            confine(root, culprit, "ebpfsource", default)?;
+            return Ok(Some(dir.join(default)));
+        }
+    }
+    Ok(None)
 }
 
 /// Reads a YAML file, refusing one over the loader's size limit before reading it.

@@ -253,24 +253,7 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
     })?;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
-        let missing_vmlinux = !req.sdk_dirs.iter().any(|d| {
-            d.join("gadget")
-                .join(req.platform.oci_arch())
-                .join("vmlinux.h")
-                .exists()
-        });
-        let hint = if sandbox.confines()
-            && (stderr.contains("Could not find") || stderr.contains("Permission denied"))
-        {
-            Some("clang may read only the gadget directory, its include directories, the SDK and the toolchain's own trees (docs/security.md)".to_string())
-        } else if missing_vmlinux {
-            Some(format!(
-                "no SDK has `gadget/{arch}/vmlinux.h`; pass `--sdk-dir DIR` with `DIR/gadget/{arch}/vmlinux.h` to build for {arch}",
-                arch = req.platform.oci_arch()
-            ))
-        } else {
-            None
-        };
+        let hint = compiler_hint(req, sandbox.confines(), &stderr);
         return Err(CompileError::Compiler {
             source_path: req.source.to_path_buf(),
             platform: req.platform,
@@ -278,28 +261,7 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
             hint,
         });
     }
-
-    let strip = Command::new(&req.toolchain.strip.path)
-        .arg("-g")
-        .arg(&object)
-        .arg("-o")
-        .arg(&stripped)
-        .output()
-        .map_err(|source| CompileError::Run {
-            tool: req.toolchain.strip.path.clone(),
-            source,
-        })?;
-    if !strip.status.success() {
-        return Err(CompileError::Strip {
-            source_path: req.source.to_path_buf(),
-            platform: req.platform,
-            stderr: String::from_utf8_lossy(&strip.stderr).into_owned(),
-        });
-    }
-    let bytes = std::fs::read(&stripped).map_err(|source| CompileError::Run {
-        tool: req.toolchain.strip.path.clone(),
-        source,
-    })?;
+    let bytes = strip_object(req, &object, &stripped)?;
 
     // The compile reads what the scan saw; its own list is checked all the same.
     let listed = std::fs::read(&depfile).map_err(|e| ReadError::Unlisted {
@@ -327,4 +289,54 @@ impl gadget_store::hint::Hint for CompileError {
             _ => Vec::new(),
         }
     }
+}
+
+/// The hint under a failed compile's messages: the sandbox when it may have refused a read
+/// (`confined`), a missing `vmlinux.h` for the platform, or none.
+fn compiler_hint(req: &CompileRequest<'_>, confined: bool, stderr: &str) -> Option<String> {
+    let missing_vmlinux = !req.sdk_dirs.iter().any(|d| {
+        d.join("gadget")
+            .join(req.platform.oci_arch())
+            .join("vmlinux.h")
+            .exists()
+    });
+    if confined && (stderr.contains("Could not find") || stderr.contains("Permission denied")) {
+        Some("clang may read only the gadget directory, its include directories, the SDK and the toolchain's own trees (docs/security.md)".to_string())
+    } else if missing_vmlinux {
+        Some(format!(
+            "no SDK has `gadget/{arch}/vmlinux.h`; pass `--sdk-dir DIR` with `DIR/gadget/{arch}/vmlinux.h` to build for {arch}",
+            arch = req.platform.oci_arch()
+        ))
+    } else {
+        None
+    }
+}
+
+/// Strips debug info from `object` into `stripped` with llvm-strip; the stripped bytes.
+fn strip_object(
+    req: &CompileRequest<'_>,
+    object: &Path,
+    stripped: &Path,
+) -> Result<Vec<u8>, CompileError> {
+    let strip = Command::new(&req.toolchain.strip.path)
+        .arg("-g")
+        .arg(object)
+        .arg("-o")
+        .arg(stripped)
+        .output()
+        .map_err(|source| CompileError::Run {
+            tool: req.toolchain.strip.path.clone(),
+            source,
+        })?;
+    if !strip.status.success() {
+        return Err(CompileError::Strip {
+            source_path: req.source.to_path_buf(),
+            platform: req.platform,
+            stderr: String::from_utf8_lossy(&strip.stderr).into_owned(),
+        });
+    }
+    std::fs::read(stripped).map_err(|source| CompileError::Run {
+        tool: req.toolchain.strip.path.clone(),
+        source,
+    })
 }

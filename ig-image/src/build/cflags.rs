@@ -104,29 +104,7 @@ pub fn refusal(flag: &str, root: &GadgetRoot) -> Option<String> {
         };
     }
     if let Some(f) = flag.strip_prefix("-f") {
-        let base = f.strip_prefix("no-").unwrap_or(f);
-        if F_FLAGS.contains(&base) {
-            return None;
-        }
-        if let Some((name, value)) = f.split_once('=') {
-            if F_NUMBER_OPTIONS.contains(&name) && value.parse::<u32>().is_ok() {
-                return None;
-            }
-            if name == "diagnostics-color" && matches!(value, "always" | "never" | "auto") {
-                return None;
-            }
-        }
-        if base.starts_with("plugin") || base.starts_with("pass-plugin") {
-            return named("loads a plugin into the compiler");
-        }
-        if base.starts_with("time-trace") || base.starts_with("profile") || base.starts_with("save")
-        {
-            return named("writes files the build does not expect");
-        }
-        return named(&format!(
-            "is not on the `-f` allow-list ({})",
-            "see docs/authoring.md, `cflags`"
-        ));
+        return f_refusal(flag, f);
     }
     if let Some(std) = flag.strip_prefix("-std=") {
         return if !std.is_empty()
@@ -169,6 +147,40 @@ pub fn refusal(flag: &str, root: &GadgetRoot) -> Option<String> {
             named("is not a target option")
         };
     }
+    Some(other_refusal(flag))
+}
+
+/// Why `-f<f>` is refused, or `None` for a name on the allow-list ([`F_FLAGS`], the number
+/// options, `-fdiagnostics-color=WHEN`).
+fn f_refusal(flag: &str, f: &str) -> Option<String> {
+    let named = |what: &str| Some(format!("`{flag}` {what}"));
+    let base = f.strip_prefix("no-").unwrap_or(f);
+    if F_FLAGS.contains(&base) {
+        return None;
+    }
+    if let Some((name, value)) = f.split_once('=') {
+        if F_NUMBER_OPTIONS.contains(&name) && value.parse::<u32>().is_ok() {
+            return None;
+        }
+        if name == "diagnostics-color" && matches!(value, "always" | "never" | "auto") {
+            return None;
+        }
+    }
+    if base.starts_with("plugin") || base.starts_with("pass-plugin") {
+        return named("loads a plugin into the compiler");
+    }
+    if base.starts_with("time-trace") || base.starts_with("profile") || base.starts_with("save") {
+        return named("writes files the build does not expect");
+    }
+    named(&format!(
+        "is not on the `-f` allow-list ({})",
+        "see docs/authoring.md, `cflags`"
+    ))
+}
+
+/// Why a flag of no allowed family is refused: what it would do, where that is known.
+fn other_refusal(flag: &str) -> String {
+    let named = |what: &str| format!("`{flag}` {what}");
     match flag {
         "-Xclang" | "-Xpreprocessor" | "-Xassembler" | "-Xlinker" => {
             named("passes raw options to a compiler stage")

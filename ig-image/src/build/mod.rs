@@ -372,137 +372,24 @@ fn build_one(
     })?;
     reporter.started(dir, &platforms);
 
-    // 1. Objects, one per platform, compiled in parallel.
-    let objects: Vec<Option<c::CompiledObject>> = match &spec.ebpf_source {
-        None => platforms.iter().map(|_| None).collect(),
-        // A Cargo package: `ebpfsource` names its Cargo.toml or its directory, or the gadget
-        // directory has a Cargo.toml and no program.bpf.c.
-        Some(src)
-            if src.file_name().is_some_and(|n| n == "Cargo.toml")
-                || src.join("Cargo.toml").is_file() =>
-        {
-            let manifest = if src.is_dir() {
-                src.join("Cargo.toml")
-            } else {
-                src.clone()
-            };
-            compile_rust_platforms(opts, &manifest, &platforms, slots)?
-                .into_iter()
-                .map(Some)
-                .collect()
-        }
-        Some(src) => compile_platforms(opts, &spec, src, &platforms, slots)?
-            .into_iter()
-            .map(Some)
-            .collect(),
-    };
+    // 1. Compile: objects, one per platform, in parallel; the WASM module.
+    let objects = compile_objects(opts, &spec, &platforms, slots)?;
     for object in objects.iter().flatten() {
         if !object.warnings.trim().is_empty() {
             warnings.push(without_warning_prefix(object.warnings.trim()));
         }
     }
+    let wasm = build_wasm(opts, &spec, slots, &mut warnings)?;
 
-    // 1b. The WASM module: compiled if it is a source, validated in every case.
-    let wasm = match &spec.wasm {
-        Some(source) => {
-            let cache_root = opts.cache_dir.clone().unwrap_or_else(cache::default_dir);
-            let module = slots.run(|| {
-                wasm::build_module(&wasm::WasmRequest {
-                    source,
-                    gadget_dir: &spec.dir,
-                    build_file: spec.file.as_deref(),
-                    cache_root: &cache_root,
-                    use_cache: opts.cache_dir.is_some(),
-                })
-            })?;
-            warnings.extend(module.warnings.iter().cloned());
-            Some(module.bytes)
-        }
-        None => None,
-    };
-
-    // 2. Object checks on every platform's object.
+    // 2. Check: every platform's object, then gadget.yaml (updated first when asked).
     let mut errors = Vec::new();
-    let mut parsed = Vec::new();
-    for object in objects.iter().flatten() {
-        let source_path = spec.ebpf_source.clone().unwrap_or_default();
-        let obj = GadgetObject::parse(&object.bytes).map_err(|source| BuildError::Object {
-            source_path,
-            platform: object.platform,
-            source,
-        })?;
-        let order = match object.platform.byte_order() {
-            platform::ByteOrder::Little => gadget_object::Endianness::Little,
-            platform::ByteOrder::Big => gadget_object::Endianness::Big,
-        };
-        for d in obj.check(order) {
-            match d.severity {
-                Severity::Error => errors.push(format!("[{}] {d}", object.platform)),
-                Severity::Warning => warnings.push(format!(
-                    "[{}] {}: {}",
-                    object.platform, d.subject, d.message
-                )),
-            }
-        }
-        parsed.push(obj);
-    }
-    // The platforms' objects come from one source: report each object finding once.
-    dedup_platform_lines(&mut errors);
-    dedup_platform_lines(&mut warnings);
-
-    // 3. gadget.yaml: update, then validate against the first object.
-    let mut metadata_updated = false;
-    if opts.update_metadata {
-        let obj = parsed
-            .first()
-            .ok_or_else(|| BuildError::UpdateWithoutObject {
-                dir: dir.to_path_buf(),
-            })?;
-        let existing = match std::fs::read_to_string(&spec.metadata) {
-            Ok(t) => Some(t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => {
-                return Err(BuildError::Io {
-                    action: "read",
-                    path: spec.metadata.clone(),
-                    source,
-                });
-            }
-        };
-        let updated = metadata::update(existing.as_deref(), obj)?;
-        if existing.as_deref() != Some(updated.as_str()) {
-            cache::write_atomic(&spec.metadata, updated.as_bytes()).map_err(|source| {
-                BuildError::Io {
-                    action: "write",
-                    path: spec.metadata.clone(),
-                    source,
-                }
-            })?;
-            metadata_updated = true;
-        }
-    }
-    // The metadata file becomes the config blob: through the hardened loader (size checked
-    // before reading), and it must be a gadget.yaml, not any mapping (`metadata:` was confined
-    // to the gadget directory by build.yaml's loader).
-    let metadata_bytes = if spec.metadata.exists() {
-        Some(read_metadata(&spec.metadata)?)
+    let parsed = check_objects(&spec, &objects, &mut errors, &mut warnings)?;
+    let metadata_updated = if opts.update_metadata {
+        update_metadata_file(dir, &spec, parsed.first())?
     } else {
-        None
+        false
     };
-    if let (Some(bytes), true) = (&metadata_bytes, opts.validate_metadata) {
-        let text = String::from_utf8_lossy(bytes);
-        for d in metadata::validate(&text, &spec.metadata, parsed.first())? {
-            match d.severity {
-                Severity::Error => errors.push(d.to_string()),
-                Severity::Warning => warnings.push(format!(
-                    "`{}`: {}: {}",
-                    spec.metadata.display(),
-                    d.subject,
-                    d.message
-                )),
-            }
-        }
-    }
+    let metadata_bytes = check_metadata(opts, &spec, parsed.first(), &mut errors, &mut warnings)?;
     if !errors.is_empty() {
         return Err(BuildError::Checks {
             dir: dir.to_path_buf(),
@@ -511,47 +398,10 @@ fn build_one(
         });
     }
 
-    // 4. Image.
+    // 3. Assemble the image.
     let created = image::assemble::created_timestamp()?;
-    let annotations = match &metadata_bytes {
-        Some(bytes) => {
-            let info = metadata::descriptive(&String::from_utf8_lossy(bytes), &spec.metadata)?;
-            let fields = [
-                (mt::TITLE, info.name.clone()),
-                (mt::DESCRIPTION, info.description.clone()),
-                (mt::URL, info.homepage_url.clone()),
-                (mt::DOCUMENTATION, info.documentation_url.clone()),
-                (mt::SOURCE, info.source_url.clone()),
-            ];
-            image::assemble::image_annotations(
-                Some(&fields),
-                &info.annotations,
-                BUILDER_VERSION,
-                &created,
-            )
-        }
-        None => image::assemble::image_annotations(None, &[], BUILDER_VERSION, &created),
-    };
-    // btfgen: minimized kernel BTFs for each platform's object (after the checks passed).
-    let btfgen = match &opts.btfgen_archive {
-        None => Vec::new(),
-        Some(archive) => {
-            let with_objects: Vec<(Platform, &[u8])> = platforms
-                .iter()
-                .zip(&objects)
-                .filter_map(|(p, o)| o.as_ref().map(|o| (*p, o.bytes.as_slice())))
-                .collect();
-            if with_objects.is_empty() {
-                return Err(BuildError::BtfgenWithoutObject {
-                    dir: dir.to_path_buf(),
-                });
-            }
-            crate::btfgen::generate(archive, &with_objects, opts.jobs)?
-                .into_iter()
-                .map(|l| (l.platform, l.blob))
-                .collect()
-        }
-    };
+    let annotations = annotations_for(&spec, metadata_bytes.as_deref(), &created)?;
+    let btfgen = btfgen_layers(opts, dir, &platforms, &objects)?;
     let inputs = image::ImageInputs {
         btfgen,
         metadata: metadata_bytes,
@@ -564,6 +414,8 @@ fn build_one(
         wasm,
     };
     let assembled = image::assemble(&inputs)?;
+
+    // 4. Store it, with its attestations, and write the objects where asked.
     let facts = if opts.attest.any() {
         let index_digest =
             gadget_store::Digest::try_from(assembled.index.digest()).map_err(|e| {
@@ -587,7 +439,6 @@ fn build_one(
         None
     };
     let attestations = store_image(store, dir, &reference, &assembled, facts.as_ref())?;
-
     if let Some(out) = &opts.output_dir {
         write_objects(out, &reference_text, &objects)?;
     }
@@ -605,6 +456,216 @@ fn build_one(
         metadata_updated,
         attestations,
     })
+}
+
+/// The gadget's eBPF object for each platform (`None` each when it has no eBPF source),
+/// compiled in parallel from C or from a Cargo package.
+fn compile_objects(
+    opts: &BuildOptions,
+    spec: &BuildSpec,
+    platforms: &[Platform],
+    slots: &Slots,
+) -> Result<Vec<Option<c::CompiledObject>>, BuildError> {
+    let compiled = match &spec.ebpf_source {
+        None => return Ok(platforms.iter().map(|_| None).collect()),
+        // A Cargo package: `ebpfsource` names its Cargo.toml or its directory, or the gadget
+        // directory has a Cargo.toml and no program.bpf.c.
+        Some(src)
+            if src.file_name().is_some_and(|n| n == "Cargo.toml")
+                || src.join("Cargo.toml").is_file() =>
+        {
+            let manifest = if src.is_dir() {
+                src.join("Cargo.toml")
+            } else {
+                src.clone()
+            };
+            compile_rust_platforms(opts, &manifest, platforms, slots)?
+        }
+        Some(src) => compile_platforms(opts, spec, src, platforms, slots)?,
+    };
+    Ok(compiled.into_iter().map(Some).collect())
+}
+
+/// The WASM module's bytes, when the gadget has one: compiled if it is a source, validated in
+/// every case; its warnings go to `warnings`.
+fn build_wasm(
+    opts: &BuildOptions,
+    spec: &BuildSpec,
+    slots: &Slots,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Vec<u8>>, BuildError> {
+    let Some(source) = &spec.wasm else {
+        return Ok(None);
+    };
+    let cache_root = opts.cache_dir.clone().unwrap_or_else(cache::default_dir);
+    let module = slots.run(|| {
+        wasm::build_module(&wasm::WasmRequest {
+            source,
+            gadget_dir: &spec.dir,
+            build_file: spec.file.as_deref(),
+            cache_root: &cache_root,
+            use_cache: opts.cache_dir.is_some(),
+        })
+    })?;
+    warnings.extend(module.warnings.iter().cloned());
+    Ok(Some(module.bytes))
+}
+
+/// Parses and checks every platform's object; findings go to `errors` and `warnings`, each
+/// once (the platforms' objects come from one source).
+fn check_objects(
+    spec: &BuildSpec,
+    objects: &[Option<c::CompiledObject>],
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<GadgetObject>, BuildError> {
+    let mut parsed = Vec::new();
+    for object in objects.iter().flatten() {
+        let source_path = spec.ebpf_source.clone().unwrap_or_default();
+        let obj = GadgetObject::parse(&object.bytes).map_err(|source| BuildError::Object {
+            source_path,
+            platform: object.platform,
+            source,
+        })?;
+        let order = match object.platform.byte_order() {
+            platform::ByteOrder::Little => gadget_object::Endianness::Little,
+            platform::ByteOrder::Big => gadget_object::Endianness::Big,
+        };
+        for d in obj.check(order) {
+            match d.severity {
+                Severity::Error => errors.push(format!("[{}] {d}", object.platform)),
+                Severity::Warning => warnings.push(format!(
+                    "[{}] {}: {}",
+                    object.platform, d.subject, d.message
+                )),
+            }
+        }
+        parsed.push(obj);
+    }
+    dedup_platform_lines(errors);
+    dedup_platform_lines(warnings);
+    Ok(parsed)
+}
+
+/// `--update-metadata`: writes gadget.yaml as updated from `obj`; true when it changed.
+fn update_metadata_file(
+    dir: &Path,
+    spec: &BuildSpec,
+    obj: Option<&GadgetObject>,
+) -> Result<bool, BuildError> {
+    let obj = obj.ok_or_else(|| BuildError::UpdateWithoutObject {
+        dir: dir.to_path_buf(),
+    })?;
+    let existing = match std::fs::read_to_string(&spec.metadata) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(BuildError::Io {
+                action: "read",
+                path: spec.metadata.clone(),
+                source,
+            });
+        }
+    };
+    let updated = metadata::update(existing.as_deref(), obj)?;
+    if existing.as_deref() == Some(updated.as_str()) {
+        return Ok(false);
+    }
+    cache::write_atomic(&spec.metadata, updated.as_bytes()).map_err(|source| BuildError::Io {
+        action: "write",
+        path: spec.metadata.clone(),
+        source,
+    })?;
+    Ok(true)
+}
+
+/// The metadata file's bytes (the image's config blob), when there is one, validated against
+/// the first object unless validation is off; findings go to `errors` and `warnings`.
+fn check_metadata(
+    opts: &BuildOptions,
+    spec: &BuildSpec,
+    first_object: Option<&GadgetObject>,
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Vec<u8>>, BuildError> {
+    // Through the hardened loader (size checked before reading), and it must be a gadget.yaml,
+    // not any mapping (`metadata:` was confined to the gadget directory by build.yaml's loader).
+    if !spec.metadata.exists() {
+        return Ok(None);
+    }
+    let bytes = read_metadata(&spec.metadata)?;
+    if opts.validate_metadata {
+        let text = String::from_utf8_lossy(&bytes);
+        for d in metadata::validate(&text, &spec.metadata, first_object)? {
+            match d.severity {
+                Severity::Error => errors.push(d.to_string()),
+                Severity::Warning => warnings.push(format!(
+                    "`{}`: {}: {}",
+                    spec.metadata.display(),
+                    d.subject,
+                    d.message
+                )),
+            }
+        }
+    }
+    Ok(Some(bytes))
+}
+
+/// The image's annotations: gadget.yaml's descriptive fields and annotations, when it has one,
+/// with the builder's version and the creation time.
+fn annotations_for(
+    spec: &BuildSpec,
+    metadata_bytes: Option<&[u8]>,
+    created: &str,
+) -> Result<Vec<(String, String)>, BuildError> {
+    let Some(bytes) = metadata_bytes else {
+        return Ok(image::assemble::image_annotations(
+            None,
+            &[],
+            BUILDER_VERSION,
+            created,
+        ));
+    };
+    let info = metadata::descriptive(&String::from_utf8_lossy(bytes), &spec.metadata)?;
+    let fields = [
+        (mt::TITLE, info.name.clone()),
+        (mt::DESCRIPTION, info.description.clone()),
+        (mt::URL, info.homepage_url.clone()),
+        (mt::DOCUMENTATION, info.documentation_url.clone()),
+        (mt::SOURCE, info.source_url.clone()),
+    ];
+    Ok(image::assemble::image_annotations(
+        Some(&fields),
+        &info.annotations,
+        BUILDER_VERSION,
+        created,
+    ))
+}
+
+/// `--btfgen`: minimized kernel BTFs for each platform's object (after the checks passed).
+fn btfgen_layers(
+    opts: &BuildOptions,
+    dir: &Path,
+    platforms: &[Platform],
+    objects: &[Option<c::CompiledObject>],
+) -> Result<Vec<(Platform, Vec<u8>)>, BuildError> {
+    let Some(archive) = &opts.btfgen_archive else {
+        return Ok(Vec::new());
+    };
+    let with_objects: Vec<(Platform, &[u8])> = platforms
+        .iter()
+        .zip(objects)
+        .filter_map(|(p, o)| o.as_ref().map(|o| (*p, o.bytes.as_slice())))
+        .collect();
+    if with_objects.is_empty() {
+        return Err(BuildError::BtfgenWithoutObject {
+            dir: dir.to_path_buf(),
+        });
+    }
+    Ok(crate::btfgen::generate(archive, &with_objects, opts.jobs)?
+        .into_iter()
+        .map(|l| (l.platform, l.blob))
+        .collect())
 }
 
 /// Writes and tags the image, with its attestations when `facts` is given, in one store
@@ -720,7 +781,7 @@ fn role_of(path: &Path) -> &'static str {
 
 /// Everything the SBOM and the provenance say about this build (see [`crate::attest`]).
 fn inventory_of(f: &BuildFacts<'_>) -> std::io::Result<crate::attest::inventory::Inventory> {
-    use crate::attest::inventory::{self, FileSet, ObjectInfo, Roots};
+    use crate::attest::inventory::{self, ObjectInfo, Roots};
     let opts = f.opts;
     let spec = f.spec;
     let cache_root = opts.cache_dir.clone().unwrap_or_else(cache::default_dir);
@@ -743,59 +804,8 @@ fn inventory_of(f: &BuildFacts<'_>) -> std::io::Result<crate::attest::inventory:
     }
     .canonicalized();
 
-    let mut files = FileSet::default();
-    // Each path is resolved once: the file list and the build definition name the same files.
-    let resolved_paths = std::cell::RefCell::new(std::collections::HashMap::new());
-    let canonical = |p: &Path| -> PathBuf {
-        resolved_paths
-            .borrow_mut()
-            .entry(p.to_path_buf())
-            .or_insert_with(|| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
-            .clone()
-    };
-    if let Some(build_file) = spec.file.as_deref().filter(|p| p.is_file()) {
-        files.add(&canonical(build_file), "build-file", None);
-    }
-    if spec.metadata.is_file() {
-        let path = canonical(&spec.metadata);
-        files.add(&path, "metadata", None);
-        if let Some(bytes) = f.metadata {
-            files.checked(&path, &f.sha256_of(bytes));
-        }
-    }
-    for object in f.objects.iter().flatten() {
-        for dep in &object.dependencies {
-            files.add(dep, role_of(dep), Some(object.platform));
-        }
-        for dep in &object.checked {
-            files.checked(&dep.path, &dep.sha256);
-        }
-        if object.dependencies.is_empty() {
-            if let Some(src) = spec.ebpf_source.as_deref().filter(|p| p.is_file()) {
-                files.add(&canonical(src), "ebpf-source", Some(object.platform));
-            }
-        }
-    }
-    if let Some(wasm) = &spec.wasm {
-        let wasm = canonical(wasm);
-        if wasm.is_file() {
-            files.add(&wasm, "wasm-source", None);
-        }
-        let crate_dir = if wasm.is_dir() {
-            Some(wasm.clone())
-        } else {
-            wasm.parent().map(Path::to_path_buf)
-        };
-        for name in ["Cargo.toml", "Cargo.lock"] {
-            if let Some(p) = crate_dir
-                .as_ref()
-                .map(|d| d.join(name))
-                .filter(|p| p.is_file())
-            {
-                files.add(&p, role_of(&p), None);
-            }
-        }
-    }
+    let canonical = CanonicalPaths::default();
+    let files = input_files(f, &canonical);
     let mut crates = Vec::new();
     for lock in files.paths().filter(|p| p.ends_with("Cargo.lock")) {
         let text = std::fs::read_to_string(lock)
@@ -805,69 +815,8 @@ fn inventory_of(f: &BuildFacts<'_>) -> std::io::Result<crate::attest::inventory:
     crates.sort();
     crates.dedup();
     let resolved = files.resolve(&roots)?;
-
-    // Tool versions are remembered per tool identity (path, size, mtime) even with `--no-cache`:
-    // that flag rebuilds the objects, and a changed tool has another identity anyway. Without
-    // it a clean build would run `clang --version` and `llvm-strip --version` for its SBOM.
-    let tool_cache_dir = opts.cache_dir.clone().unwrap_or_else(cache::default_dir);
-    let tool_cache = Some(tool_cache_dir.as_path());
-    let mut tools = Vec::new();
-    if is_c
-        || spec
-            .wasm
-            .as_ref()
-            .is_some_and(|w| w.extension().is_some_and(|e| e == "c"))
-    {
-        if let Ok(c) = CToolchain::discover() {
-            tools.push(inventory::tool_info("clang", &c.clang, tool_cache));
-            tools.push(inventory::tool_info("llvm-strip", &c.strip, tool_cache));
-        }
-    }
-    if is_rust {
-        if let Ok(r) = toolchain::RustToolchain::discover() {
-            tools.push(inventory::tool_info("rustc", &r.rustc, tool_cache));
-            tools.push(inventory::tool_info("cargo", &r.cargo, tool_cache));
-            tools.push(inventory::tool_info(
-                "bpf-linker",
-                &r.bpf_linker,
-                tool_cache,
-            ));
-        }
-        if let Ok(c) = CToolchain::discover() {
-            tools.push(inventory::tool_info("llvm-strip", &c.strip, tool_cache));
-        }
-    }
-
-    let relative = |p: &Path| {
-        let p = canonical(p);
-        p.strip_prefix(&roots.gadget)
-            .map(|r| format!("./{}", r.display()))
-            .unwrap_or_else(|_| p.display().to_string())
-    };
-    let definition = serde_json::json!({
-        "gadget": spec.dir.file_name().map(|n| n.to_string_lossy().into_owned()),
-        "tag": f.reference.full(),
-        "platforms": f.platforms.iter().map(|p| p.oci_arch()).collect::<Vec<_>>(),
-        "buildFile": {
-            "file": spec.file.as_deref().filter(|p| p.is_file()).map(relative),
-            "ebpfsource": spec.ebpf_source.as_deref().map(relative),
-            "metadata": relative(&spec.metadata),
-            "wasm": spec.wasm.as_deref().map(relative),
-            "platforms": spec.platforms.as_ref().map(|ps| ps.iter().map(|p| p.oci_arch()).collect::<Vec<_>>()),
-            "includeDirs": spec.include_dirs.iter().map(|d| relative(d)).collect::<Vec<_>>(),
-            "cflags": spec.cflags,
-        },
-        "flags": {
-            "sdkDir": opts.sdk_dir.as_deref().map(|d| canonical(d).display().to_string()),
-            "include": opts.include_dirs.iter().map(|d| canonical(d).display().to_string()).collect::<Vec<_>>(),
-            "updateMetadata": opts.update_metadata,
-            "validateMetadata": opts.validate_metadata,
-            "btfgen": opts.btfgen_archive.is_some(),
-            "sbom": opts.attest.sbom,
-            "provenance": opts.attest.provenance,
-            "signed": opts.attest.key.is_some(),
-        },
-    });
+    let tools = tools_used(opts, spec, is_c, is_rust);
+    let definition = build_definition(f, &roots.gadget, &canonical);
     Ok(inventory::Inventory {
         reference: f.reference.full(),
         repository: f.reference.name(),
@@ -893,6 +842,154 @@ fn inventory_of(f: &BuildFacts<'_>) -> std::io::Result<crate::attest::inventory:
             .collect(),
         wasm: f.wasm.map(|w| (f.sha256_of(w), w.len())),
         definition,
+    })
+}
+
+/// Canonical paths, each resolved once: the file list and the build definition name the same
+/// files.
+#[derive(Default)]
+struct CanonicalPaths(std::cell::RefCell<std::collections::HashMap<PathBuf, PathBuf>>);
+
+impl CanonicalPaths {
+    /// `p` canonicalized (as given when it cannot be).
+    fn of(&self, p: &Path) -> PathBuf {
+        self.0
+            .borrow_mut()
+            .entry(p.to_path_buf())
+            .or_insert_with(|| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
+            .clone()
+    }
+}
+
+/// The files the build read, each with its role: build file, metadata, what each compiler
+/// read, the WASM source and its crate's manifest and lock file.
+fn input_files(
+    f: &BuildFacts<'_>,
+    canonical: &CanonicalPaths,
+) -> crate::attest::inventory::FileSet {
+    let spec = f.spec;
+    let mut files = crate::attest::inventory::FileSet::default();
+    if let Some(build_file) = spec.file.as_deref().filter(|p| p.is_file()) {
+        files.add(&canonical.of(build_file), "build-file", None);
+    }
+    if spec.metadata.is_file() {
+        let path = canonical.of(&spec.metadata);
+        files.add(&path, "metadata", None);
+        if let Some(bytes) = f.metadata {
+            files.checked(&path, &f.sha256_of(bytes));
+        }
+    }
+    for object in f.objects.iter().flatten() {
+        for dep in &object.dependencies {
+            files.add(dep, role_of(dep), Some(object.platform));
+        }
+        for dep in &object.checked {
+            files.checked(&dep.path, &dep.sha256);
+        }
+        if object.dependencies.is_empty() {
+            if let Some(src) = spec.ebpf_source.as_deref().filter(|p| p.is_file()) {
+                files.add(&canonical.of(src), "ebpf-source", Some(object.platform));
+            }
+        }
+    }
+    if let Some(wasm) = &spec.wasm {
+        let wasm = canonical.of(wasm);
+        if wasm.is_file() {
+            files.add(&wasm, "wasm-source", None);
+        }
+        let crate_dir = if wasm.is_dir() {
+            Some(wasm.clone())
+        } else {
+            wasm.parent().map(Path::to_path_buf)
+        };
+        for name in ["Cargo.toml", "Cargo.lock"] {
+            if let Some(p) = crate_dir
+                .as_ref()
+                .map(|d| d.join(name))
+                .filter(|p| p.is_file())
+            {
+                files.add(&p, role_of(&p), None);
+            }
+        }
+    }
+    files
+}
+
+/// The compilers and tools the build used, with their versions.
+fn tools_used(
+    opts: &BuildOptions,
+    spec: &BuildSpec,
+    is_c: bool,
+    is_rust: bool,
+) -> Vec<crate::attest::inventory::ToolInfo> {
+    use crate::attest::inventory::tool_info;
+    // Tool versions are remembered per tool identity (path, size, mtime) even with `--no-cache`:
+    // that flag rebuilds the objects, and a changed tool has another identity anyway. Without
+    // it a clean build would run `clang --version` and `llvm-strip --version` for its SBOM.
+    let tool_cache_dir = opts.cache_dir.clone().unwrap_or_else(cache::default_dir);
+    let tool_cache = Some(tool_cache_dir.as_path());
+    let mut tools = Vec::new();
+    if is_c
+        || spec
+            .wasm
+            .as_ref()
+            .is_some_and(|w| w.extension().is_some_and(|e| e == "c"))
+    {
+        if let Ok(c) = CToolchain::discover() {
+            tools.push(tool_info("clang", &c.clang, tool_cache));
+            tools.push(tool_info("llvm-strip", &c.strip, tool_cache));
+        }
+    }
+    if is_rust {
+        if let Ok(r) = toolchain::RustToolchain::discover() {
+            tools.push(tool_info("rustc", &r.rustc, tool_cache));
+            tools.push(tool_info("cargo", &r.cargo, tool_cache));
+            tools.push(tool_info("bpf-linker", &r.bpf_linker, tool_cache));
+        }
+        if let Ok(c) = CToolchain::discover() {
+            tools.push(tool_info("llvm-strip", &c.strip, tool_cache));
+        }
+    }
+    tools
+}
+
+/// The build definition the provenance records: the build file's settings (paths relative to
+/// the gadget directory) and the flags.
+fn build_definition(
+    f: &BuildFacts<'_>,
+    gadget_root: &Path,
+    canonical: &CanonicalPaths,
+) -> serde_json::Value {
+    let (spec, opts) = (f.spec, f.opts);
+    let relative = |p: &Path| {
+        let p = canonical.of(p);
+        p.strip_prefix(gadget_root)
+            .map(|r| format!("./{}", r.display()))
+            .unwrap_or_else(|_| p.display().to_string())
+    };
+    serde_json::json!({
+        "gadget": spec.dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "tag": f.reference.full(),
+        "platforms": f.platforms.iter().map(|p| p.oci_arch()).collect::<Vec<_>>(),
+        "buildFile": {
+            "file": spec.file.as_deref().filter(|p| p.is_file()).map(relative),
+            "ebpfsource": spec.ebpf_source.as_deref().map(relative),
+            "metadata": relative(&spec.metadata),
+            "wasm": spec.wasm.as_deref().map(relative),
+            "platforms": spec.platforms.as_ref().map(|ps| ps.iter().map(|p| p.oci_arch()).collect::<Vec<_>>()),
+            "includeDirs": spec.include_dirs.iter().map(|d| relative(d)).collect::<Vec<_>>(),
+            "cflags": spec.cflags,
+        },
+        "flags": {
+            "sdkDir": opts.sdk_dir.as_deref().map(|d| canonical.of(d).display().to_string()),
+            "include": opts.include_dirs.iter().map(|d| canonical.of(d).display().to_string()).collect::<Vec<_>>(),
+            "updateMetadata": opts.update_metadata,
+            "validateMetadata": opts.validate_metadata,
+            "btfgen": opts.btfgen_archive.is_some(),
+            "sbom": opts.attest.sbom,
+            "provenance": opts.attest.provenance,
+            "signed": opts.attest.key.is_some(),
+        },
     })
 }
 

@@ -287,97 +287,8 @@ pub fn compile(req: &RustRequest<'_>) -> Result<CompiledObject, RustBuildError> 
     // manifests the cache entry already hashes.
     let mut build_flags = flags.clone();
     build_flags.extend(path_dependency_remaps(&manifest, &local_manifests));
-    let target_dir = target_dir(req.target_root, &manifest, req.platform);
-    std::fs::create_dir_all(&target_dir).map_err(|source| RustBuildError::Io {
-        action: "create",
-        path: target_dir.clone(),
-        source,
-    })?;
-    let mut cmd = Command::new(&req.toolchain.cargo.path);
-    scrub_env(&mut cmd);
-    cmd.current_dir(manifest.parent().unwrap_or(Path::new(".")))
-        .env("RUSTC", &req.toolchain.rustc.path)
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_ENCODED_RUSTFLAGS", build_flags.join("\u{1f}"))
-        .env("CARGO_TERM_COLOR", "never")
-        .args([
-            "build",
-            "--release",
-            "-Z",
-            "build-std=core",
-            "--target",
-            target,
-        ])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .arg("--bin")
-        .arg(&bin)
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .arg("--message-format=json-render-diagnostics");
-    let output = cmd.output().map_err(|source| RustBuildError::Io {
-        action: "run",
-        path: req.toolchain.cargo.path.clone(),
-        source,
-    })?;
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    if !output.status.success() {
-        return Err(RustBuildError::Cargo {
-            manifest: req.manifest.to_path_buf(),
-            platform: req.platform,
-            target,
-            stderr: tail(&stderr, 60),
-        });
-    }
-    let artifact = cargo_metadata::Message::parse_stream(output.stdout.as_slice())
-        .filter_map(Result::ok)
-        .find_map(|m| match m {
-            cargo_metadata::Message::CompilerArtifact(a)
-                if a.target.name == bin && a.target.is_bin() =>
-            {
-                a.executable.map(PathBuf::from)
-            }
-            _ => None,
-        })
-        .ok_or_else(|| RustBuildError::NoArtifact {
-            manifest: req.manifest.to_path_buf(),
-            platform: req.platform,
-            bin: bin.clone(),
-        })?;
-
-    let work = tempfile::Builder::new()
-        .prefix("ig-image-rust-")
-        .tempdir()
-        .map_err(|source| RustBuildError::Io {
-            action: "create",
-            path: std::env::temp_dir(),
-            source,
-        })?;
-    let linked = with_string_fields(req, &artifact, work.path())?;
-    let stripped = work.path().join("program.o");
-    let strip = Command::new(&req.strip.path)
-        .arg("-g")
-        .arg(&linked)
-        .arg("-o")
-        .arg(&stripped)
-        .output()
-        .map_err(|source| RustBuildError::Io {
-            action: "run",
-            path: req.strip.path.clone(),
-            source,
-        })?;
-    if !strip.status.success() {
-        return Err(RustBuildError::Strip {
-            manifest: req.manifest.to_path_buf(),
-            platform: req.platform,
-            stderr: String::from_utf8_lossy(&strip.stderr).into_owned(),
-        });
-    }
-    let bytes = std::fs::read(&stripped).map_err(|source| RustBuildError::Io {
-        action: "read",
-        path: stripped.clone(),
-        source,
-    })?;
+    let (artifact, stderr) = cargo_build(req, &manifest, &bin, &build_flags)?;
+    let bytes = link_and_strip(req, &artifact)?;
 
     let mut deps = dep_info_sources(&artifact);
     if !deps.is_empty() {
@@ -408,6 +319,113 @@ pub fn compile(req: &RustRequest<'_>) -> Result<CompiledObject, RustBuildError> 
         warnings: warnings_only(&stderr),
         dependencies: deps,
         checked: Vec::new(),
+    })
+}
+
+/// Runs `cargo build` for binary `bin` of the package at `manifest` (absolute) with
+/// `build_flags`; the linked program's path and cargo's stderr.
+fn cargo_build(
+    req: &RustRequest<'_>,
+    manifest: &Path,
+    bin: &str,
+    build_flags: &[String],
+) -> Result<(PathBuf, String), RustBuildError> {
+    let target = rust_target(req.platform);
+    let target_dir = target_dir(req.target_root, manifest, req.platform);
+    std::fs::create_dir_all(&target_dir).map_err(|source| RustBuildError::Io {
+        action: "create",
+        path: target_dir.clone(),
+        source,
+    })?;
+    let mut cmd = Command::new(&req.toolchain.cargo.path);
+    scrub_env(&mut cmd);
+    cmd.current_dir(manifest.parent().unwrap_or(Path::new(".")))
+        .env("RUSTC", &req.toolchain.rustc.path)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_ENCODED_RUSTFLAGS", build_flags.join("\u{1f}"))
+        .env("CARGO_TERM_COLOR", "never")
+        .args([
+            "build",
+            "--release",
+            "-Z",
+            "build-std=core",
+            "--target",
+            target,
+        ])
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--bin")
+        .arg(bin)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .arg("--message-format=json-render-diagnostics");
+    let output = cmd.output().map_err(|source| RustBuildError::Io {
+        action: "run",
+        path: req.toolchain.cargo.path.clone(),
+        source,
+    })?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        return Err(RustBuildError::Cargo {
+            manifest: req.manifest.to_path_buf(),
+            platform: req.platform,
+            target,
+            stderr: tail(&stderr, 60),
+        });
+    }
+    let artifact = cargo_metadata::Message::parse_stream(output.stdout.as_slice())
+        .filter_map(Result::ok)
+        .find_map(|m| match m {
+            cargo_metadata::Message::CompilerArtifact(a)
+                if a.target.name == bin && a.target.is_bin() =>
+            {
+                a.executable.map(PathBuf::from)
+            }
+            _ => None,
+        })
+        .ok_or_else(|| RustBuildError::NoArtifact {
+            manifest: req.manifest.to_path_buf(),
+            platform: req.platform,
+            bin: bin.to_string(),
+        })?;
+    Ok((artifact, stderr))
+}
+
+/// The object from cargo's `artifact`: its `GadgetString` fields rewritten, then stripped of
+/// debug info with llvm-strip (in a temporary directory).
+fn link_and_strip(req: &RustRequest<'_>, artifact: &Path) -> Result<Vec<u8>, RustBuildError> {
+    let work = tempfile::Builder::new()
+        .prefix("ig-image-rust-")
+        .tempdir()
+        .map_err(|source| RustBuildError::Io {
+            action: "create",
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let linked = with_string_fields(req, artifact, work.path())?;
+    let stripped = work.path().join("program.o");
+    let strip = Command::new(&req.strip.path)
+        .arg("-g")
+        .arg(&linked)
+        .arg("-o")
+        .arg(&stripped)
+        .output()
+        .map_err(|source| RustBuildError::Io {
+            action: "run",
+            path: req.strip.path.clone(),
+            source,
+        })?;
+    if !strip.status.success() {
+        return Err(RustBuildError::Strip {
+            manifest: req.manifest.to_path_buf(),
+            platform: req.platform,
+            stderr: String::from_utf8_lossy(&strip.stderr).into_owned(),
+        });
+    }
+    std::fs::read(&stripped).map_err(|source| RustBuildError::Io {
+        action: "read",
+        path: stripped.clone(),
+        source,
     })
 }
 

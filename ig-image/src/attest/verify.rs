@@ -191,6 +191,34 @@ pub fn verify_attestation(
             source,
         })?;
 
+    let wanted_of = Wanted {
+        reference,
+        digest: &digest,
+        types,
+    };
+    let findings = match first_verified(store, keys, &wanted_of, &candidates) {
+        Ok(verified) => return Ok(verified),
+        Err(findings) => findings,
+    };
+    Err(refusal(&findings, name, &digest, wanted, keys, unsigned))
+}
+
+/// What an attestation must be about: the image, its index digest, the predicate types.
+struct Wanted<'a> {
+    reference: &'a Reference,
+    digest: &'a Digest,
+    types: &'a [String],
+}
+
+/// The first bundle among `candidates` that verifies with one of `keys` and holds a statement
+/// of a wanted type about the image's digest; else what was found wrong with each.
+fn first_verified(
+    store: &Store,
+    keys: &[NamedKey],
+    wanted: &Wanted<'_>,
+    candidates: &[crate::sign::verify::Candidate],
+) -> Result<VerifiedAttestation, Vec<Finding>> {
+    let (reference, digest, types) = (wanted.reference, wanted.digest, wanted.types);
     let mut findings = Vec::new();
     for c in candidates
         .iter()
@@ -225,7 +253,7 @@ pub fn verify_attestation(
                 // A verified statement of another type: not what was asked for.
                 continue;
             }
-            match check_subject(&statement, &digest, key) {
+            match check_subject(&statement, digest, key) {
                 Finding::Good { key } => {
                     return Ok(VerifiedAttestation {
                         reference: reference.full(),
@@ -240,26 +268,39 @@ pub fn verify_attestation(
             }
         }
     }
+    Err(findings)
+}
 
+/// Why no attestation verified, from the findings: a digest mismatch first, then signatures
+/// that do not verify, then a malformed attestation, else none at all (`unsigned`: plain
+/// documents of the type).
+fn refusal(
+    findings: &[Finding],
+    name: String,
+    digest: &Digest,
+    wanted: &str,
+    keys: &[NamedKey],
+    unsigned: usize,
+) -> AttestationError {
     let digest_s = digest.to_string();
     if let Some(Finding::Mismatch { key, signed }) = findings
         .iter()
         .find(|f| matches!(f, Finding::Mismatch { .. }))
     {
-        return Err(AttestationError::DigestMismatch {
+        return AttestationError::DigestMismatch {
             reference: name,
             digest: digest_s,
             wanted: wanted.to_owned(),
             signed: signed.clone(),
             key: key.clone(),
-        });
+        };
     }
     let not_verified = findings
         .iter()
         .filter(|f| matches!(f, Finding::NotVerified))
         .count();
     if not_verified > 0 {
-        return Err(AttestationError::NotVerified {
+        return AttestationError::NotVerified {
             reference: name,
             digest: digest_s,
             wanted: wanted.to_owned(),
@@ -269,17 +310,17 @@ pub fn verify_attestation(
                 .collect::<Vec<_>>()
                 .join(", "),
             count: not_verified,
-        });
+        };
     }
     if let Some(Finding::Malformed(reason)) = findings.first() {
-        return Err(AttestationError::Malformed {
+        return AttestationError::Malformed {
             reference: name,
             digest: digest_s,
             wanted: wanted.to_owned(),
             reason: reason.clone(),
-        });
+        };
     }
-    Err(AttestationError::NoAttestation {
+    AttestationError::NoAttestation {
         reference: name,
         digest: digest_s,
         wanted: wanted.to_owned(),
@@ -288,7 +329,7 @@ pub fn verify_attestation(
         } else {
             String::new()
         },
-    })
+    }
 }
 
 /// How many plain (unsigned) referrers of `digest` hold a document of one of `types`.

@@ -269,52 +269,7 @@ pub fn sign(
                     "annotations": {SIGNATURE_ANNOTATION: B64.encode(&signature)},
                 });
                 if format == SignatureFormat::Legacy {
-                    let tag = signature_tag(&digest);
-                    // The bare tag's signatures, then those of the forms earlier versions
-                    // wrote (`<repository>:sha256-<hex>.sig`), which are merged in and untagged.
-                    let existing = tx.signature_tags(&digest, ".sig", &reference.name());
-                    let mut layers: Vec<Value> = Vec::new();
-                    for t in &existing {
-                        for l in existing_layers(tx, &t.descriptor, &t.reference)? {
-                            if !layers.contains(&l) {
-                                layers.push(l);
-                            }
-                        }
-                    }
-                    report.added = !layers.contains(&layer);
-                    if report.added {
-                        layers.push(layer);
-                    }
-                    let config = legacy_config(&layers);
-                    let config_bytes = gadget_store::to_canonical_json(&config).map_err(|e| {
-                        SignError::Encode {
-                            what: "the signature config".into(),
-                            reason: e.to_string(),
-                        }
-                    })?;
-                    let config_digest = tx
-                        .write_blob(&config_bytes)
-                        .map_err(store_failed("write the signature config"))?;
-                    let manifest = json!({
-                        "schemaVersion": 2,
-                        "mediaType": MANIFEST,
-                        "config": {
-                            "mediaType": IMAGE_CONFIG,
-                            "size": config_bytes.len(),
-                            "digest": config_digest.as_str(),
-                        },
-                        "layers": layers,
-                    });
-                    let desc = tx
-                        .write_json(MediaType::ImageManifest, &manifest)
-                        .map_err(store_failed("write the signature manifest"))?;
-                    report.signature_manifest = desc.digest().to_string();
-                    tx.tag_bare(&tag, desc)
-                        .map_err(store_failed("tag the signature"))?;
-                    for t in existing.iter().filter(|t| t.reference != tag) {
-                        tx.untag_name(&t.reference);
-                    }
-                    report.tag = Some(tag);
+                    tag_legacy_signature(tx, reference, &digest, layer, &mut report)?;
                 } else {
                     tx.write_blob(EMPTY_BLOB)
                         .map_err(store_failed("write the empty config"))?;
@@ -344,6 +299,66 @@ pub fn sign(
         }
         Ok(report)
     })
+}
+
+/// The legacy form: `layer` appended to the `<digest>.sig` tag's manifest (merged with the
+/// forms earlier versions wrote, which are untagged), unless it is there already.
+fn tag_legacy_signature(
+    tx: &mut gadget_store::Transaction<'_>,
+    reference: &Reference,
+    digest: &Digest,
+    layer: Value,
+    report: &mut SignReport,
+) -> Result<(), SignError> {
+    let store_failed = |action: &str| {
+        let action = action.to_owned();
+        move |source| SignError::Store { action, source }
+    };
+    let tag = signature_tag(digest);
+    // The bare tag's signatures, then those of the forms earlier versions
+    // wrote (`<repository>:sha256-<hex>.sig`), which are merged in and untagged.
+    let existing = tx.signature_tags(digest, ".sig", &reference.name());
+    let mut layers: Vec<Value> = Vec::new();
+    for t in &existing {
+        for l in existing_layers(tx, &t.descriptor, &t.reference)? {
+            if !layers.contains(&l) {
+                layers.push(l);
+            }
+        }
+    }
+    report.added = !layers.contains(&layer);
+    if report.added {
+        layers.push(layer);
+    }
+    let config = legacy_config(&layers);
+    let config_bytes = gadget_store::to_canonical_json(&config).map_err(|e| SignError::Encode {
+        what: "the signature config".into(),
+        reason: e.to_string(),
+    })?;
+    let config_digest = tx
+        .write_blob(&config_bytes)
+        .map_err(store_failed("write the signature config"))?;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "config": {
+            "mediaType": IMAGE_CONFIG,
+            "size": config_bytes.len(),
+            "digest": config_digest.as_str(),
+        },
+        "layers": layers,
+    });
+    let desc = tx
+        .write_json(MediaType::ImageManifest, &manifest)
+        .map_err(store_failed("write the signature manifest"))?;
+    report.signature_manifest = desc.digest().to_string();
+    tx.tag_bare(&tag, desc)
+        .map_err(store_failed("tag the signature"))?;
+    for t in existing.iter().filter(|t| t.reference != tag) {
+        tx.untag_name(&t.reference);
+    }
+    report.tag = Some(tag);
+    Ok(())
 }
 
 /// A sigstore bundle v0.3 (key-based: a public-key hint, no transparency-log entry) holding a

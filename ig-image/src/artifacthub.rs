@@ -680,77 +680,7 @@ fn problem(kind: ProblemKind, field: &str, message: impl Into<String>) -> Proble
 pub fn validate(doc: &Hash) -> Vec<Problem> {
     use ProblemKind::{Invalid, Warning};
     let mut out = Vec::new();
-    let string_field = |out: &mut Vec<Problem>, key: &str, required: bool| -> Option<String> {
-        match get(doc, key) {
-            None | Some(Yaml::Null) => {
-                if required {
-                    out.push(problem(Invalid, key, "is required"));
-                }
-                None
-            }
-            Some(Yaml::String(v)) if v.trim().is_empty() && required => {
-                out.push(problem(Invalid, key, "is empty"));
-                None
-            }
-            Some(v @ (Yaml::String(_) | Yaml::Integer(_) | Yaml::Real(_))) => str_of(v),
-            Some(_) => {
-                out.push(problem(Invalid, key, "must be a string"));
-                None
-            }
-        }
-    };
-    if let Some(v) = string_field(&mut out, "version", true) {
-        if !is_semver(&v) {
-            out.push(problem(
-                Invalid,
-                "version",
-                format!("`{v}` is not SemVer 2 (MAJOR.MINOR.PATCH[-pre][+build])"),
-            ));
-        }
-    }
-    if let Some(v) = string_field(&mut out, "name", true) {
-        if !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            out.push(problem(
-                Invalid,
-                "name",
-                format!("`{v}`: only letters, digits and dashes are allowed"),
-            ));
-        }
-    }
-    string_field(&mut out, "displayName", true);
-    if let Some(v) = string_field(&mut out, "createdAt", true) {
-        if !is_rfc3339(&v) {
-            out.push(problem(
-                Invalid,
-                "createdAt",
-                format!("`{v}` is not an RFC 3339 date-time (2024-01-02T15:04:05Z)"),
-            ));
-        }
-    }
-    string_field(&mut out, "description", true);
-    if let Some(v) = string_field(&mut out, "category", false) {
-        if !CATEGORIES.contains(&v.as_str()) {
-            out.push(problem(
-                Invalid,
-                "category",
-                format!("`{v}` is not one of {}", CATEGORIES.join(", ")),
-            ));
-        }
-    }
-    for key in ["digest", "license", "readme", "install", "logoPath"] {
-        string_field(&mut out, key, false);
-    }
-    for key in ["homeURL", "logoURL"] {
-        if let Some(v) = string_field(&mut out, key, false) {
-            if !is_url(&v) {
-                out.push(problem(
-                    Invalid,
-                    key,
-                    format!("`{v}` is not an http(s) URL"),
-                ));
-            }
-        }
-    }
+    validate_strings(doc, &mut out);
     for key in ["prerelease", "deprecated"] {
         match get(doc, key) {
             None | Some(Yaml::Boolean(_)) => {}
@@ -786,6 +716,106 @@ pub fn validate(doc: &Hash) -> Vec<Problem> {
             "must be a mapping with `name`",
         )),
     }
+    validate_annotations(doc, &mut out);
+    validate_changes(doc, &mut out);
+    validate_images(doc, &mut out);
+    for k in doc.keys() {
+        let key = str_of(k).unwrap_or_default();
+        if !KNOWN_KEYS.contains(&key.as_str()) {
+            out.push(problem(
+                Warning,
+                &key,
+                "is not a key Artifact Hub knows; it is ignored",
+            ));
+        }
+    }
+    out
+}
+
+/// A string field's value (numbers are taken as strings); a problem when it is required and
+/// missing or empty, or is not a string.
+fn string_field(doc: &Hash, out: &mut Vec<Problem>, key: &str, required: bool) -> Option<String> {
+    use ProblemKind::Invalid;
+    match get(doc, key) {
+        None | Some(Yaml::Null) => {
+            if required {
+                out.push(problem(Invalid, key, "is required"));
+            }
+            None
+        }
+        Some(Yaml::String(v)) if v.trim().is_empty() && required => {
+            out.push(problem(Invalid, key, "is empty"));
+            None
+        }
+        Some(v @ (Yaml::String(_) | Yaml::Integer(_) | Yaml::Real(_))) => str_of(v),
+        Some(_) => {
+            out.push(problem(Invalid, key, "must be a string"));
+            None
+        }
+    }
+}
+
+/// The string fields: present where required, and `version`, `name`, `createdAt`, `category`
+/// and the URLs in their forms.
+fn validate_strings(doc: &Hash, out: &mut Vec<Problem>) {
+    use ProblemKind::Invalid;
+    if let Some(v) = string_field(doc, out, "version", true) {
+        if !is_semver(&v) {
+            out.push(problem(
+                Invalid,
+                "version",
+                format!("`{v}` is not SemVer 2 (MAJOR.MINOR.PATCH[-pre][+build])"),
+            ));
+        }
+    }
+    if let Some(v) = string_field(doc, out, "name", true) {
+        if !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            out.push(problem(
+                Invalid,
+                "name",
+                format!("`{v}`: only letters, digits and dashes are allowed"),
+            ));
+        }
+    }
+    string_field(doc, out, "displayName", true);
+    if let Some(v) = string_field(doc, out, "createdAt", true) {
+        if !is_rfc3339(&v) {
+            out.push(problem(
+                Invalid,
+                "createdAt",
+                format!("`{v}` is not an RFC 3339 date-time (2024-01-02T15:04:05Z)"),
+            ));
+        }
+    }
+    string_field(doc, out, "description", true);
+    if let Some(v) = string_field(doc, out, "category", false) {
+        if !CATEGORIES.contains(&v.as_str()) {
+            out.push(problem(
+                Invalid,
+                "category",
+                format!("`{v}` is not one of {}", CATEGORIES.join(", ")),
+            ));
+        }
+    }
+    for key in ["digest", "license", "readme", "install", "logoPath"] {
+        string_field(doc, out, key, false);
+    }
+    for key in ["homeURL", "logoURL"] {
+        if let Some(v) = string_field(doc, out, key, false) {
+            if !is_url(&v) {
+                out.push(problem(
+                    Invalid,
+                    key,
+                    format!("`{v}` is not an http(s) URL"),
+                ));
+            }
+        }
+    }
+}
+
+/// `annotations`: a mapping of strings.
+fn validate_annotations(doc: &Hash, out: &mut Vec<Problem>) {
+    use ProblemKind::Invalid;
     match get(doc, "annotations") {
         None => {}
         Some(Yaml::Hash(h)) => {
@@ -801,6 +831,11 @@ pub fn validate(doc: &Hash) -> Vec<Problem> {
         }
         Some(_) => out.push(problem(Invalid, "annotations", "must be a mapping")),
     }
+}
+
+/// `changes`: a list of strings or of mappings with a known `kind` and a `description`.
+fn validate_changes(doc: &Hash, out: &mut Vec<Problem>) {
+    use ProblemKind::Invalid;
     match get(doc, "changes") {
         None => {}
         Some(Yaml::Array(changes)) => {
@@ -834,18 +869,6 @@ pub fn validate(doc: &Hash) -> Vec<Problem> {
         }
         Some(_) => out.push(problem(Invalid, "changes", "must be a list")),
     }
-    validate_images(doc, &mut out);
-    for k in doc.keys() {
-        let key = str_of(k).unwrap_or_default();
-        if !KNOWN_KEYS.contains(&key.as_str()) {
-            out.push(problem(
-                Warning,
-                &key,
-                "is not a key Artifact Hub knows; it is ignored",
-            ));
-        }
-    }
-    out
 }
 
 fn validate_list_of_maps(doc: &Hash, key: &str, fields: &[&str], out: &mut Vec<Problem>) {

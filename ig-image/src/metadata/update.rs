@@ -131,9 +131,19 @@ pub fn update(existing: Option<&str>, object: &GadgetObject) -> Result<String, M
             reason: "is not a mapping".into(),
         });
     };
-    let mut changed = false;
+    let mut changed = add_descriptive_keys(&mut root)?;
+    changed |= add_data_sources(&mut root, object)?;
+    changed |= add_params(&mut root, object)?;
+    if !changed {
+        return Ok(text.to_string());
+    }
+    emit(&Yaml::Hash(root))
+}
 
-    // 1. Descriptive keys.
+/// Stage 1: the descriptive keys missing, with placeholders, after the last one present (or
+/// at the top); present ones, even empty, are the author's. Whether any was added.
+fn add_descriptive_keys(root: &mut Hash) -> Result<bool, MetadataError> {
+    let mut changed = false;
     let mut missing: Vec<(Yaml, Yaml)> = Vec::new();
     for (key, placeholder) in DESCRIPTIVE_KEYS.iter().zip(PLACEHOLDERS) {
         match root.get_mut(&s(key)) {
@@ -152,7 +162,7 @@ pub fn update(existing: Option<&str>, object: &GadgetObject) -> Result<String, M
         let is_descriptive =
             |k: &Yaml| scalar_string(k).is_some_and(|k| DESCRIPTIVE_KEYS.contains(&k.as_str()));
         let at = root.keys().rposition(is_descriptive).map_or(0, |i| i + 1);
-        let old = std::mem::take(&mut root);
+        let old = std::mem::take(root);
         for (i, (k, v)) in old.into_iter().enumerate() {
             if i == at {
                 root.extend(missing.drain(..));
@@ -161,12 +171,17 @@ pub fn update(existing: Option<&str>, object: &GadgetObject) -> Result<String, M
         }
         root.extend(missing);
     }
+    Ok(changed)
+}
 
-    // 2. Data sources.
+/// Stage 2: each data source, with a placeholder for each top-level field not described yet.
+/// Whether anything was added.
+fn add_data_sources(root: &mut Hash, object: &GadgetObject) -> Result<bool, MetadataError> {
+    let mut changed = false;
     let sources = object.data_sources();
     if !sources.is_empty() {
         let (datasources, created) =
-            child_mapping(&mut root, "datasources", "datasources", |h, k, v| {
+            child_mapping(root, "datasources", "datasources", |h, k, v| {
                 insert_before(h, "params", k, v)
             })?;
         changed |= created;
@@ -209,8 +224,13 @@ pub fn update(existing: Option<&str>, object: &GadgetObject) -> Result<String, M
             }
         }
     }
+    Ok(changed)
+}
 
-    // 3. Parameters.
+/// Stage 3: each parameter not listed yet under `params.ebpf`, with its key and default.
+/// Whether anything was added.
+fn add_params(root: &mut Hash, object: &GadgetObject) -> Result<bool, MetadataError> {
+    let mut changed = false;
     let endianness = object.elf().endianness;
     let params: Vec<(&str, Option<String>)> = object
         .params()
@@ -219,7 +239,7 @@ pub fn update(existing: Option<&str>, object: &GadgetObject) -> Result<String, M
         .map(|p| (p.name.as_str(), param_default(p, endianness)))
         .collect();
     if !params.is_empty() {
-        let (params_map, created) = child_mapping(&mut root, "params", "params", append)?;
+        let (params_map, created) = child_mapping(root, "params", "params", append)?;
         changed |= created;
         let (ebpf, created) = child_mapping(params_map, "ebpf", "params.ebpf", append)?;
         changed |= created;
@@ -237,11 +257,7 @@ pub fn update(existing: Option<&str>, object: &GadgetObject) -> Result<String, M
             changed = true;
         }
     }
-
-    if !changed {
-        return Ok(text.to_string());
-    }
-    emit(&Yaml::Hash(root))
+    Ok(changed)
 }
 
 /// The `--param` key of a parameter variable: see the module docs.

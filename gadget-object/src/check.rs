@@ -87,6 +87,24 @@ fn machine_name(machine: u16) -> &'static str {
 
 pub(crate) fn run(obj: &GadgetObject, expected: Endianness) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    check_elf(obj, expected, &mut out);
+    out.extend(obj.discovery_problems().iter().cloned());
+    check_tracers(obj, &mut out);
+    check_map_iters(obj, &mut out);
+    check_iters(obj, &mut out);
+    check_params(obj, &mut out);
+    out
+}
+
+/// Whether the object's BTF has a struct named `name`.
+fn has_struct(obj: &GadgetObject, name: &str) -> bool {
+    obj.btf()
+        .find(name, |k| matches!(k, TypeKind::Struct { .. }))
+        .is_some()
+}
+
+/// The ELF file itself: class, machine, byte order, the BTF and license sections, no DWARF.
+fn check_elf(obj: &GadgetObject, expected: Endianness, out: &mut Vec<Diagnostic>) {
     let elf = obj.elf();
     let object = "object";
     if !elf.is_64 {
@@ -141,14 +159,10 @@ pub(crate) fn run(obj: &GadgetObject, expected: Endianness) -> Vec<Diagnostic> {
             format!("DWARF left in the object ({list}): strip it with `llvm-strip -g`"),
         ));
     }
-    out.extend(obj.discovery_problems().iter().cloned());
+}
 
-    let btf = obj.btf();
-    let is_struct = |name: &str| {
-        btf.find(name, |k| matches!(k, TypeKind::Struct { .. }))
-            .is_some()
-    };
-
+/// Each tracer: its map is a ring buffer or perf event array, its struct is in BTF.
+fn check_tracers(obj: &GadgetObject, out: &mut Vec<Diagnostic>) {
     for t in obj.tracers() {
         let subject = format!("tracer `{}`", t.name);
         match obj.map(&t.map_name) {
@@ -165,14 +179,18 @@ pub(crate) fn run(obj: &GadgetObject, expected: Endianness) -> Vec<Diagnostic> {
             )),
             Some(_) => {}
         }
-        if !is_struct(&t.struct_name) {
+        if !has_struct(obj, &t.struct_name) {
             out.push(Diagnostic::error(
                 &subject,
                 format!("struct `{}` not found in BTF", t.struct_name),
             ));
         }
     }
+}
 
+/// Each map iterator: its map is a hash map whose key and value are structs of its sizes.
+fn check_map_iters(obj: &GadgetObject, out: &mut Vec<Diagnostic>) {
+    let btf = obj.btf();
     for mi in obj.map_iters() {
         let subject = format!("map iterator `{}`", mi.name);
         let Some(m) = obj.map(&mi.map_name) else {
@@ -233,10 +251,13 @@ pub(crate) fn run(obj: &GadgetObject, expected: Endianness) -> Vec<Diagnostic> {
             }
         }
     }
+}
 
+/// Each iterator: its struct is in BTF, and it names programs in `iter/...` sections.
+fn check_iters(obj: &GadgetObject, out: &mut Vec<Diagnostic>) {
     for it in obj.iters() {
         let subject = format!("iterator `{}`", it.name);
-        if !is_struct(&it.struct_name) {
+        if !has_struct(obj, &it.struct_name) {
             out.push(Diagnostic::error(
                 &subject,
                 format!("struct `{}` not found in BTF", it.struct_name),
@@ -267,7 +288,10 @@ pub(crate) fn run(obj: &GadgetObject, expected: Endianness) -> Vec<Diagnostic> {
             }
         }
     }
+}
 
+/// Each parameter: a global `const volatile` variable in `.rodata`.
+fn check_params(obj: &GadgetObject, out: &mut Vec<Diagnostic>) {
     for p in obj.params() {
         let subject = format!("param `{}`", p.name);
         if !p.exists {
@@ -306,7 +330,6 @@ pub(crate) fn run(obj: &GadgetObject, expected: Endianness) -> Vec<Diagnostic> {
             )),
         }
     }
-    out
 }
 
 #[cfg(test)]

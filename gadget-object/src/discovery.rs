@@ -204,12 +204,24 @@ fn marker_form(btf: &Btf, type_id: u32) -> Option<MarkerForm> {
 
 pub(crate) fn discover(btf: &Btf, problems: &mut Vec<Diagnostic>) -> Discovered {
     let mut d = Discovered::default();
-    let malformed = |problems: &mut Vec<Diagnostic>, var: &str, expected: &str| {
-        problems.push(Diagnostic::error(
-            format!("marker `{var}`"),
-            format!("malformed name, expected `{expected}`"),
-        ));
-    };
+    from_marker_vars(btf, &mut d, problems);
+    from_decl_tags(btf, &mut d);
+    dedup(&mut d.param_names);
+    check_unique_names(&d, problems);
+    d
+}
+
+/// Reports a marker whose name does not follow its pattern.
+fn malformed(problems: &mut Vec<Diagnostic>, var: &str, expected: &str) {
+    problems.push(Diagnostic::error(
+        format!("marker `{var}`"),
+        format!("malformed name, expected `{expected}`"),
+    ));
+}
+
+/// The data sources, parameters and program targets declared by marker variables
+/// (`gadget_tracer_...`), each checked for its declaration and its name's pattern.
+fn from_marker_vars(btf: &Btf, d: &mut Discovered, problems: &mut Vec<Diagnostic>) {
     for (id, var, linkage) in btf.vars() {
         let known = [
             TRACER,
@@ -242,81 +254,95 @@ pub(crate) fn discover(btf: &Btf, problems: &mut Vec<Diagnostic>) -> Discovered 
                 format!("is {linkage}, expected a global"),
             ));
         }
-        if let Some(rest) = var.strip_prefix(TRACER) {
-            match rest.split("___").collect::<Vec<_>>()[..] {
-                [name, map, st] if !name.is_empty() && !map.is_empty() && !st.is_empty() => {
-                    d.tracers.push(Tracer {
-                        name: name.into(),
-                        map_name: map.into(),
-                        struct_name: st.into(),
-                    });
-                }
-                _ => malformed(problems, var, "gadget_tracer_<name>___<map>___<struct>"),
+        add_marker(d, var, form, problems);
+    }
+}
+
+/// Adds what marker `var` (of `form`) declares to `d`.
+fn add_marker(
+    d: &mut Discovered,
+    var: &str,
+    form: Option<MarkerForm>,
+    problems: &mut Vec<Diagnostic>,
+) {
+    if let Some(rest) = var.strip_prefix(TRACER) {
+        match rest.split("___").collect::<Vec<_>>()[..] {
+            [name, map, st] if !name.is_empty() && !map.is_empty() && !st.is_empty() => {
+                d.tracers.push(Tracer {
+                    name: name.into(),
+                    map_name: map.into(),
+                    struct_name: st.into(),
+                });
             }
-        } else if let Some((rest, snapshotter)) = var
-            .strip_prefix(ITER)
-            .map(|r| (r, false))
-            .or_else(|| var.strip_prefix(SNAPSHOTTER).map(|r| (r, true)))
-        {
-            let parts: Vec<&str> = rest.split("___").collect();
-            if parts.len() < 2 || parts.iter().any(|p| p.is_empty()) {
-                malformed(
-                    problems,
-                    var,
-                    if snapshotter {
-                        "gadget_snapshotter_<name>___<struct>___<prog>..."
-                    } else {
-                        "gadget_iter_<name>___<struct>___<prog>..."
-                    },
-                );
-                continue;
+            _ => malformed(problems, var, "gadget_tracer_<name>___<map>___<struct>"),
+        }
+    } else if let Some((rest, snapshotter)) = var
+        .strip_prefix(ITER)
+        .map(|r| (r, false))
+        .or_else(|| var.strip_prefix(SNAPSHOTTER).map(|r| (r, true)))
+    {
+        let parts: Vec<&str> = rest.split("___").collect();
+        if parts.len() < 2 || parts.iter().any(|p| p.is_empty()) {
+            malformed(
+                problems,
+                var,
+                if snapshotter {
+                    "gadget_snapshotter_<name>___<struct>___<prog>..."
+                } else {
+                    "gadget_iter_<name>___<struct>___<prog>..."
+                },
+            );
+            return;
+        }
+        d.iters.push(Iter {
+            name: parts[0].into(),
+            struct_name: parts[1].into(),
+            programs: parts[2..].iter().map(|s| (*s).to_string()).collect(),
+            snapshotter,
+        });
+    } else if let Some(rest) = var.strip_prefix(MAPITER) {
+        match rest.split("___").collect::<Vec<_>>()[..] {
+            [name, map] if !name.is_empty() && !map.is_empty() => {
+                d.map_iters.push(MapIter {
+                    name: name.into(),
+                    map_name: map.into(),
+                });
             }
-            d.iters.push(Iter {
-                name: parts[0].into(),
-                struct_name: parts[1].into(),
-                programs: parts[2..].iter().map(|s| (*s).to_string()).collect(),
-                snapshotter,
-            });
-        } else if let Some(rest) = var.strip_prefix(MAPITER) {
-            match rest.split("___").collect::<Vec<_>>()[..] {
-                [name, map] if !name.is_empty() && !map.is_empty() => {
-                    d.map_iters.push(MapIter {
-                        name: name.into(),
-                        map_name: map.into(),
-                    });
-                }
-                _ => malformed(problems, var, "gadget_mapiter_<name>___<map>"),
-            }
-        } else if let Some(rest) = var.strip_prefix(PARAM) {
-            if rest.is_empty() {
-                malformed(problems, var, "gadget_param_<var>");
-            } else {
-                d.param_names.push(rest.to_string());
-                if form == Some(MarkerForm::Rust) {
-                    d.rust_params.push(rest.to_string());
-                }
-            }
-        } else if let Some((rest, kind)) = var
-            .strip_prefix(ITER_TARGET)
-            .map(|r| (r, TargetKind::IterMapElem))
-            .or_else(|| {
-                var.strip_prefix(SK_TARGET)
-                    .map(|r| (r, TargetKind::SockMap))
-            })
-        {
-            match rest.split("___").collect::<Vec<_>>()[..] {
-                [program, map] if !program.is_empty() && !map.is_empty() => {
-                    d.targets.push(ProgramTarget {
-                        program: program.into(),
-                        map: map.into(),
-                        kind,
-                    });
-                }
-                _ => malformed(problems, var, "<prefix><prog>___<map>"),
+            _ => malformed(problems, var, "gadget_mapiter_<name>___<map>"),
+        }
+    } else if let Some(rest) = var.strip_prefix(PARAM) {
+        if rest.is_empty() {
+            malformed(problems, var, "gadget_param_<var>");
+        } else {
+            d.param_names.push(rest.to_string());
+            if form == Some(MarkerForm::Rust) {
+                d.rust_params.push(rest.to_string());
             }
         }
+    } else if let Some((rest, kind)) = var
+        .strip_prefix(ITER_TARGET)
+        .map(|r| (r, TargetKind::IterMapElem))
+        .or_else(|| {
+            var.strip_prefix(SK_TARGET)
+                .map(|r| (r, TargetKind::SockMap))
+        })
+    {
+        match rest.split("___").collect::<Vec<_>>()[..] {
+            [program, map] if !program.is_empty() && !map.is_empty() => {
+                d.targets.push(ProgramTarget {
+                    program: program.into(),
+                    map: map.into(),
+                    kind,
+                });
+            }
+            _ => malformed(problems, var, "<prefix><prog>___<map>"),
+        }
     }
-    // Decl-tag spellings of newer SDKs.
+}
+
+/// The data sources, parameters and program targets declared by the decl-tag spellings of
+/// newer SDKs (`ig:tracer:...`); markers win over tags of the same name.
+fn from_decl_tags(btf: &Btf, d: &mut Discovered) {
     let mut tagged_iter_programs: Vec<(String, String)> = Vec::new();
     for ty in btf.types() {
         let TypeKind::DeclTag { target, .. } = ty.kind else {
@@ -377,7 +403,10 @@ pub(crate) fn discover(btf: &Btf, problems: &mut Vec<Diagnostic>) -> Discovered 
             }
         }
     }
-    dedup(&mut d.param_names);
+}
+
+/// Reports a data source name declared more than once.
+fn check_unique_names(d: &Discovered, problems: &mut Vec<Diagnostic>) {
     let mut seen = Vec::new();
     for name in d
         .tracers
@@ -395,7 +424,6 @@ pub(crate) fn discover(btf: &Btf, problems: &mut Vec<Diagnostic>) -> Discovered 
             seen.push(name.clone());
         }
     }
-    d
 }
 
 fn dedup(names: &mut Vec<String>) {

@@ -138,125 +138,8 @@ pub(crate) fn parse_maps(
     endianness: Endianness,
     problems: &mut Vec<Diagnostic>,
 ) -> Vec<Map> {
-    let mut maps = Vec::new();
-    if let Some(sec) = btf.datasec_by_name(".maps") {
-        if let Some(TypeKind::DataSec { vars, .. }) = btf.get(sec).map(|t| &t.kind) {
-            for v in vars {
-                let name = btf.name(v.type_id).to_string();
-                let Some(TypeKind::Var { target, .. }) = btf.get(v.type_id).map(|t| &t.kind) else {
-                    continue;
-                };
-                let def = btf.resolve(*target);
-                let Some(TypeKind::Struct { members, .. }) = btf.get(def).map(|t| &t.kind) else {
-                    problems.push(Diagnostic::error(
-                        format!("map `{name}`"),
-                        "definition in `.maps` is not a struct",
-                    ));
-                    continue;
-                };
-                let mut map = Map {
-                    name: name.clone(),
-                    section: ".maps".to_string(),
-                    map_type: 0,
-                    map_type_name: String::new(),
-                    key_size: 0,
-                    value_size: 0,
-                    max_entries: 0,
-                    map_flags: 0,
-                    pinning: 0,
-                    key_type_id: None,
-                    value_type_id: None,
-                    has_inner_map: false,
-                    max_entries_var: None,
-                };
-                let (mut key_size, mut value_size) = (None, None);
-                for m in members {
-                    let member = btf.member_name(m);
-                    let mut as_uint = || {
-                        let v = uint_value(btf, m.type_id);
-                        if v.is_none() {
-                            problems.push(Diagnostic::error(
-                                format!("map `{name}`"),
-                                format!(
-                                    "member `{member}` is not declared with __uint(name, value)"
-                                ),
-                            ));
-                        }
-                        v
-                    };
-                    match member {
-                        "type" => map.map_type = as_uint().unwrap_or(0),
-                        "max_entries" => map.max_entries = as_uint().unwrap_or(0),
-                        "map_flags" => map.map_flags = as_uint().unwrap_or(0),
-                        "pinning" => map.pinning = as_uint().unwrap_or(0),
-                        "key_size" => key_size = as_uint(),
-                        "value_size" => value_size = as_uint(),
-                        "key" => map.key_type_id = type_value(btf, m.type_id),
-                        "value" => map.value_type_id = type_value(btf, m.type_id),
-                        "values" => map.has_inner_map = true,
-                        _ => {}
-                    }
-                }
-                map.key_size = key_size
-                    .or_else(|| map.key_type_id.and_then(|t| btf.size_of(t)))
-                    .unwrap_or(0);
-                map.value_size = value_size
-                    .or_else(|| map.value_type_id.and_then(|t| btf.size_of(t)))
-                    .unwrap_or(0);
-                map.map_type_name = map_type_name(map.map_type);
-                maps.push(map);
-            }
-        }
-    }
-    // Legacy `struct bpf_map_def { type, key_size, value_size, max_entries, map_flags; }`.
-    if let Some(legacy) = elf.section("maps") {
-        let data = legacy.data.unwrap_or(&[]);
-        for sym in elf
-            .symbols
-            .iter()
-            .filter(|s| s.section == Some(legacy.index) && s.is_object)
-        {
-            let field = |i: u64| {
-                let start = usize::try_from(sym.value.checked_add(i * 4)?).ok()?;
-                read_uint(data.get(start..start.checked_add(4)?)?, endianness).map(|v| v as u32)
-            };
-            if sym.size < 16 {
-                problems.push(Diagnostic::error(
-                    format!("map `{}`", sym.name),
-                    "legacy map definition is shorter than 16 bytes",
-                ));
-                continue;
-            }
-            let (Some(map_type), Some(key_size), Some(value_size), Some(max_entries)) =
-                (field(0), field(1), field(2), field(3))
-            else {
-                problems.push(Diagnostic::error(
-                    format!("map `{}`", sym.name),
-                    "legacy map definition lies outside the `maps` section",
-                ));
-                continue;
-            };
-            maps.push(Map {
-                name: sym.name.clone(),
-                section: "maps".to_string(),
-                map_type,
-                map_type_name: map_type_name(map_type),
-                key_size,
-                value_size,
-                max_entries,
-                map_flags: if sym.size >= 20 {
-                    field(4).unwrap_or(0)
-                } else {
-                    0
-                },
-                pinning: 0,
-                key_type_id: None,
-                value_type_id: None,
-                has_inner_map: false,
-                max_entries_var: None,
-            });
-        }
-    }
+    let mut maps = btf_maps(btf, problems);
+    maps.extend(legacy_maps(elf, endianness, problems));
     for map in &mut maps {
         let var = format!("{}_max_entries", map.name);
         if let Some(id) = btf.var_by_name(&var) {
@@ -266,6 +149,151 @@ pub(crate) fn parse_maps(
                 }
             }
         }
+    }
+    maps
+}
+
+/// The maps of the BTF-defined `.maps` section.
+fn btf_maps(btf: &Btf, problems: &mut Vec<Diagnostic>) -> Vec<Map> {
+    let mut maps = Vec::new();
+    let Some(sec) = btf.datasec_by_name(".maps") else {
+        return maps;
+    };
+    let Some(TypeKind::DataSec { vars, .. }) = btf.get(sec).map(|t| &t.kind) else {
+        return maps;
+    };
+    for v in vars {
+        let name = btf.name(v.type_id).to_string();
+        let Some(TypeKind::Var { target, .. }) = btf.get(v.type_id).map(|t| &t.kind) else {
+            continue;
+        };
+        let def = btf.resolve(*target);
+        let Some(TypeKind::Struct { members, .. }) = btf.get(def).map(|t| &t.kind) else {
+            problems.push(Diagnostic::error(
+                format!("map `{name}`"),
+                "definition in `.maps` is not a struct",
+            ));
+            continue;
+        };
+        maps.push(btf_map(btf, name, members, problems));
+    }
+    maps
+}
+
+/// Map `name` from the members of its `.maps` definition (`__uint` and `__type` members).
+fn btf_map(
+    btf: &Btf,
+    name: String,
+    members: &[crate::btf::Member],
+    problems: &mut Vec<Diagnostic>,
+) -> Map {
+    let mut map = Map {
+        name: name.clone(),
+        section: ".maps".to_string(),
+        map_type: 0,
+        map_type_name: String::new(),
+        key_size: 0,
+        value_size: 0,
+        max_entries: 0,
+        map_flags: 0,
+        pinning: 0,
+        key_type_id: None,
+        value_type_id: None,
+        has_inner_map: false,
+        max_entries_var: None,
+    };
+    let (mut key_size, mut value_size) = (None, None);
+    for m in members {
+        let member = btf.member_name(m);
+        let mut as_uint = || {
+            let v = uint_value(btf, m.type_id);
+            if v.is_none() {
+                problems.push(Diagnostic::error(
+                    format!("map `{name}`"),
+                    format!("member `{member}` is not declared with __uint(name, value)"),
+                ));
+            }
+            v
+        };
+        match member {
+            "type" => map.map_type = as_uint().unwrap_or(0),
+            "max_entries" => map.max_entries = as_uint().unwrap_or(0),
+            "map_flags" => map.map_flags = as_uint().unwrap_or(0),
+            "pinning" => map.pinning = as_uint().unwrap_or(0),
+            "key_size" => key_size = as_uint(),
+            "value_size" => value_size = as_uint(),
+            "key" => map.key_type_id = type_value(btf, m.type_id),
+            "value" => map.value_type_id = type_value(btf, m.type_id),
+            "values" => map.has_inner_map = true,
+            _ => {}
+        }
+    }
+    map.key_size = key_size
+        .or_else(|| map.key_type_id.and_then(|t| btf.size_of(t)))
+        .unwrap_or(0);
+    map.value_size = value_size
+        .or_else(|| map.value_type_id.and_then(|t| btf.size_of(t)))
+        .unwrap_or(0);
+    map.map_type_name = map_type_name(map.map_type);
+    map
+}
+
+/// The maps of a legacy `maps` section:
+/// `struct bpf_map_def { type, key_size, value_size, max_entries, map_flags; }`.
+fn legacy_maps(
+    elf: &RawElf<'_>,
+    endianness: Endianness,
+    problems: &mut Vec<Diagnostic>,
+) -> Vec<Map> {
+    let mut maps = Vec::new();
+    let Some(legacy) = elf.section("maps") else {
+        return maps;
+    };
+    let data = legacy.data.unwrap_or(&[]);
+    for sym in elf
+        .symbols
+        .iter()
+        .filter(|s| s.section == Some(legacy.index) && s.is_object)
+    {
+        let field = |i: u64| {
+            let start = usize::try_from(sym.value.checked_add(i * 4)?).ok()?;
+            read_uint(data.get(start..start.checked_add(4)?)?, endianness).map(|v| v as u32)
+        };
+        if sym.size < 16 {
+            problems.push(Diagnostic::error(
+                format!("map `{}`", sym.name),
+                "legacy map definition is shorter than 16 bytes",
+            ));
+            continue;
+        }
+        let (Some(map_type), Some(key_size), Some(value_size), Some(max_entries)) =
+            (field(0), field(1), field(2), field(3))
+        else {
+            problems.push(Diagnostic::error(
+                format!("map `{}`", sym.name),
+                "legacy map definition lies outside the `maps` section",
+            ));
+            continue;
+        };
+        maps.push(Map {
+            name: sym.name.clone(),
+            section: "maps".to_string(),
+            map_type,
+            map_type_name: map_type_name(map_type),
+            key_size,
+            value_size,
+            max_entries,
+            map_flags: if sym.size >= 20 {
+                field(4).unwrap_or(0)
+            } else {
+                0
+            },
+            pinning: 0,
+            key_type_id: None,
+            value_type_id: None,
+            has_inner_map: false,
+            max_entries_var: None,
+        });
     }
     maps
 }

@@ -17,7 +17,7 @@
 
 use serde::Serialize;
 
-use super::{Btf, BtfError, MAX_CHAIN, TypeKind};
+use super::{Btf, BtfError, MAX_CHAIN, Member, TypeKind};
 use crate::Endianness;
 
 /// Most fields one flattened struct may produce (nested structs can multiply).
@@ -389,53 +389,8 @@ impl Walk<'_> {
                 continue;
             }
 
-            // Where the value's bits are.
-            let legacy_int_bits = match resolved_kind {
-                TypeKind::Int {
-                    size, offset, bits, ..
-                } if *offset != 0 || *bits != size * 8 => Some((u64::from(*offset), *bits)),
-                _ => None,
-            };
-            let type_size = btf.size_of(member.type_id).unwrap_or(0);
-            let bitfield = match (member.bitfield_size, legacy_int_bits) {
-                (Some(bits), _) => Some((abs_bit, bits)),
-                (None, Some((off, bits))) => Some((abs_bit + off, bits)),
-                (None, None) if !abs_bit.is_multiple_of(8) => {
-                    Some((abs_bit, type_size.saturating_mul(8)))
-                }
-                (None, None) => None,
-            };
-            let (start_bit, end_bit) = match bitfield {
-                Some((bit, bits)) => (bit, bit + u64::from(bits)),
-                None => (abs_bit, abs_bit + u64::from(type_size) * 8),
-            };
-            if end_bit > self.root_bits {
-                return Err(BtfError::MemberOutOfBounds {
-                    type_id: self.root,
-                    name: self.root_name.clone(),
-                    member: format!("{prefix}{member_name}"),
-                    start: start_bit,
-                    end: end_bit,
-                    size: (self.root_bits / 8) as u32,
-                });
-            }
-            // Both fit in u32: end_bit <= root size * 8 and the root size is a u32.
-            let (offset, size, bitfield) = match bitfield {
-                Some((bit, bits)) => {
-                    let first = bit / 8;
-                    let last = end_bit.div_ceil(8);
-                    (
-                        first as u32,
-                        (last - first) as u32,
-                        Some(Bitfield {
-                            bit_offset: bit as u32,
-                            bits,
-                        }),
-                    )
-                }
-                None => ((abs_bit / 8) as u32, type_size, None),
-            };
-
+            let (offset, size, bitfield) =
+                self.placement(member, resolved_kind, abs_bit, prefix, member_name)?;
             let name = format!("{prefix}{member_name}");
             let hidden = hidden || member_name.starts_with("__");
             if self.out.len() >= MAX_FIELDS {
@@ -472,6 +427,67 @@ impl Walk<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Where a member's value lies in the root: `(byte offset, byte size, bit field)`, from
+    /// its bit offset `abs_bit`, its bit field size or legacy int bits; an error when it
+    /// reaches past the root's end.
+    fn placement(
+        &self,
+        member: &Member,
+        resolved_kind: &TypeKind,
+        abs_bit: u64,
+        prefix: &str,
+        member_name: &str,
+    ) -> Result<(u32, u32, Option<Bitfield>), BtfError> {
+        let btf = self.btf;
+        // Where the value's bits are.
+        let legacy_int_bits = match resolved_kind {
+            TypeKind::Int {
+                size, offset, bits, ..
+            } if *offset != 0 || *bits != size * 8 => Some((u64::from(*offset), *bits)),
+            _ => None,
+        };
+        let type_size = btf.size_of(member.type_id).unwrap_or(0);
+        let bitfield = match (member.bitfield_size, legacy_int_bits) {
+            (Some(bits), _) => Some((abs_bit, bits)),
+            (None, Some((off, bits))) => Some((abs_bit + off, bits)),
+            (None, None) if !abs_bit.is_multiple_of(8) => {
+                Some((abs_bit, type_size.saturating_mul(8)))
+            }
+            (None, None) => None,
+        };
+        let (start_bit, end_bit) = match bitfield {
+            Some((bit, bits)) => (bit, bit + u64::from(bits)),
+            None => (abs_bit, abs_bit + u64::from(type_size) * 8),
+        };
+        if end_bit > self.root_bits {
+            return Err(BtfError::MemberOutOfBounds {
+                type_id: self.root,
+                name: self.root_name.clone(),
+                member: format!("{prefix}{member_name}"),
+                start: start_bit,
+                end: end_bit,
+                size: (self.root_bits / 8) as u32,
+            });
+        }
+        // Both fit in u32: end_bit <= root size * 8 and the root size is a u32.
+        let (offset, size, bitfield) = match bitfield {
+            Some((bit, bits)) => {
+                let first = bit / 8;
+                let last = end_bit.div_ceil(8);
+                (
+                    first as u32,
+                    (last - first) as u32,
+                    Some(Bitfield {
+                        bit_offset: bit as u32,
+                        bits,
+                    }),
+                )
+            }
+            None => ((abs_bit / 8) as u32, type_size, None),
+        };
+        Ok((offset, size, bitfield))
     }
 }
 

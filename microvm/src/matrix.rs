@@ -206,35 +206,56 @@ fn prove_one(
             .map(|l| format!("qemu: {l}")),
     );
     let Some(result) = result else {
-        rec.reason = Some(if outcome.timed_out {
-            format!(
-                "the guest did not finish within {}s (killed)",
-                opts.timeout.as_secs()
-            )
-        } else {
-            let telling = console_tail.iter().find(|l| {
-                l.contains("Kernel panic") || l.contains("ig-vm: cannot") || l.starts_with("qemu: ")
-            });
-            let detail = match telling {
-                Some(l) => format!(": {}", l.trim()),
-                None if console_tail.is_empty() => {
-                    ": the kernel printed nothing (it did not start)".to_string()
-                }
-                None => String::new(),
-            };
-            format!(
-                "the guest stopped without a result (QEMU exit {}){detail}",
-                outcome
-                    .exit_code
-                    .map_or("by signal".into(), |c| c.to_string()),
-            )
-        });
-        if let (Some(reason), Some(note)) = (rec.reason.as_mut(), k.kernel.meta.notes.first()) {
+        let mut reason = no_result_reason(&outcome, &console_tail, opts);
+        if let Some(note) = k.kernel.meta.notes.first() {
             reason.push_str(&format!(" (kernel: {note})"));
         }
+        rec.reason = Some(reason);
         rec.console = console_tail;
         return Ok(rec);
     };
+    judge(&mut rec, &result, opts);
+    if !rec.ok {
+        rec.console = console_tail;
+        rec.stderr = format!("{}{}", result.verify_stderr, result.run_stderr);
+    }
+    Ok(rec)
+}
+
+/// Why a guest left no result: it was killed at the timeout, or stopped (with the console or
+/// QEMU line that tells why, when there is one).
+fn no_result_reason(
+    outcome: &vm::Bounded,
+    console_tail: &[String],
+    opts: &MatrixOptions,
+) -> String {
+    if outcome.timed_out {
+        return format!(
+            "the guest did not finish within {}s (killed)",
+            opts.timeout.as_secs()
+        );
+    }
+    let telling = console_tail.iter().find(|l| {
+        l.contains("Kernel panic") || l.contains("ig-vm: cannot") || l.starts_with("qemu: ")
+    });
+    let detail = match telling {
+        Some(l) => format!(": {}", l.trim()),
+        None if console_tail.is_empty() => {
+            ": the kernel printed nothing (it did not start)".to_string()
+        }
+        None => String::new(),
+    };
+    format!(
+        "the guest stopped without a result (QEMU exit {}){detail}",
+        outcome
+            .exit_code
+            .map_or("by signal".into(), |c| c.to_string()),
+    )
+}
+
+/// Records the guest's result: the verify report, then (with `--exec`) the gadget run, and
+/// whether the cell passed.
+fn judge(rec: &mut Record, result: &GuestResult, opts: &MatrixOptions) {
     if !result.kernel_release.is_empty() {
         rec.kernel_release = result.kernel_release.clone();
     }
@@ -274,11 +295,6 @@ fn prove_one(
         rec.exec = Some(exec);
     }
     rec.ok = rec.reason.is_none();
-    if !rec.ok {
-        rec.console = console_tail;
-        rec.stderr = format!("{}{}", result.verify_stderr, result.run_stderr);
-    }
-    Ok(rec)
 }
 
 /// Boots one guest. When KVM fails inside it (QEMU's [`vm::KVM_FAILURE`]: some hosts run the

@@ -40,68 +40,15 @@ pub fn exec(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitStatus> {
     }
     let accel = vm::choose_accel(arch);
     let cache = KernelCache::new(cache::default_dir());
-    let mut kernels = Vec::new();
-    for text in &args.kernels {
-        let spec = KernelSpec::parse(text, args.modules.as_deref())?;
-        let kernel = cache
-            .ensure(&spec, arch, false, &mut |m| eprintln!("{text}: {m}"))
-            .with_context(|| format!("kernel `{text}`"))?;
-        for note in &kernel.meta.notes {
-            eprintln!("{text}: note: {note}");
-        }
-        kernels.push(MatrixKernel {
-            label: spec.label(),
-            kernel,
-        });
-    }
-
+    let kernels = fetch_kernels(args, &cache, arch)?;
     // The images: policy checked here; the guests get a copy of a store holding only them.
     let stage = tempfile::Builder::new()
         .prefix("ig-image-stage-")
         .tempdir()?;
     let stage_store = stage.path().join("store");
-    let staged = gadget_store::Store::open(&stage_store)?;
-    let mut images = Vec::new();
-    let store_path = super::run_store_path(global, args.oci_store_user)?;
-    for image in &args.images {
-        match Target::from_arg(image, None, None) {
-            Target::Object { path, .. } => images.push(absolute(&path)?.display().to_string()),
-            Target::Image { reference, .. } => {
-                let r = gadget_store::Reference::parse(&reference)?;
-                let store = gadget_store::Store::open(&store_path).with_context(|| {
-                    format!("cannot open the image store at `{}`", store_path.display())
-                })?;
-                args.policy
-                    .check(&store, &r)
-                    .with_context(|| format!("cannot run `{image}`"))?;
-                let tar = stage.path().join("image.tar");
-                store
-                    .export(std::slice::from_ref(&r), &tar)
-                    .with_context(|| format!("cannot copy `{image}` for the guests"))?;
-                staged.import(&tar)?;
-                std::fs::remove_file(&tar)?;
-                images.push(image.clone());
-            }
-        }
-    }
-    drop(staged);
+    let images = stage_images(global, args, stage.path(), &stage_store)?;
 
-    let mut run_args = Vec::new();
-    for p in &args.params {
-        run_args.extend(["--param".to_string(), p.clone()]);
-    }
-    if let Some(btf) = &args.kernel_btf {
-        run_args.extend([
-            "--kernel-btf".to_string(),
-            absolute(btf)?.display().to_string(),
-        ]);
-    }
-    if let Some(m) = &args.metadata {
-        run_args.extend(["--metadata".to_string(), absolute(m)?.display().to_string()]);
-    }
-    if let Some(p) = &args.platform {
-        run_args.extend(["--platform".to_string(), p.clone()]);
-    }
+    let run_args = guest_run_args(args)?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -148,6 +95,88 @@ pub fn exec(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitStatus> {
         }
     })?;
     print(&records, json, false)
+}
+
+/// Each `--kernel` from the kernel cache (fetched when missing), with its notes printed.
+fn fetch_kernels(
+    args: &RunArgs,
+    cache: &KernelCache,
+    arch: Arch,
+) -> anyhow::Result<Vec<MatrixKernel>> {
+    let mut kernels = Vec::new();
+    for text in &args.kernels {
+        let spec = KernelSpec::parse(text, args.modules.as_deref())?;
+        let kernel = cache
+            .ensure(&spec, arch, false, &mut |m| eprintln!("{text}: {m}"))
+            .with_context(|| format!("kernel `{text}`"))?;
+        for note in &kernel.meta.notes {
+            eprintln!("{text}: note: {note}");
+        }
+        kernels.push(MatrixKernel {
+            label: spec.label(),
+            kernel,
+        });
+    }
+    Ok(kernels)
+}
+
+/// The images for the guests: object files by absolute path; images checked against the
+/// policy and copied into a store of their own at `stage_store` (under `stage`), which the
+/// guests get a copy of.
+fn stage_images(
+    global: &GlobalArgs,
+    args: &RunArgs,
+    stage: &Path,
+    stage_store: &Path,
+) -> anyhow::Result<Vec<String>> {
+    let staged = gadget_store::Store::open(stage_store)?;
+    let mut images = Vec::new();
+    let store_path = super::run_store_path(global, args.oci_store_user)?;
+    for image in &args.images {
+        match Target::from_arg(image, None, None) {
+            Target::Object { path, .. } => images.push(absolute(&path)?.display().to_string()),
+            Target::Image { reference, .. } => {
+                let r = gadget_store::Reference::parse(&reference)?;
+                let store = gadget_store::Store::open(&store_path).with_context(|| {
+                    format!("cannot open the image store at `{}`", store_path.display())
+                })?;
+                args.policy
+                    .check(&store, &r)
+                    .with_context(|| format!("cannot run `{image}`"))?;
+                let tar = stage.join("image.tar");
+                store
+                    .export(std::slice::from_ref(&r), &tar)
+                    .with_context(|| format!("cannot copy `{image}` for the guests"))?;
+                staged.import(&tar)?;
+                std::fs::remove_file(&tar)?;
+                images.push(image.clone());
+            }
+        }
+    }
+    drop(staged);
+    Ok(images)
+}
+
+/// The `run` arguments each guest passes on: `--param`s, `--kernel-btf`, `--metadata` (paths
+/// made absolute) and `--platform`.
+fn guest_run_args(args: &RunArgs) -> anyhow::Result<Vec<String>> {
+    let mut run_args = Vec::new();
+    for p in &args.params {
+        run_args.extend(["--param".to_string(), p.clone()]);
+    }
+    if let Some(btf) = &args.kernel_btf {
+        run_args.extend([
+            "--kernel-btf".to_string(),
+            absolute(btf)?.display().to_string(),
+        ]);
+    }
+    if let Some(m) = &args.metadata {
+        run_args.extend(["--metadata".to_string(), absolute(m)?.display().to_string()]);
+    }
+    if let Some(p) = &args.platform {
+        run_args.extend(["--platform".to_string(), p.clone()]);
+    }
+    Ok(run_args)
 }
 
 /// Prints the table (or, for merged records in JSON mode, the records), and the exit status.

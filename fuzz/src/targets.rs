@@ -32,7 +32,7 @@ fn good_object() -> &'static GadgetObject {
     })
 }
 
-const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const INDEX: &str = gadget_store::media_types::INDEX;
 /// The signed image: an empty index, so its digest is the same in every run (seeds name it).
 const SUBJECT: &[u8] =
     br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;

@@ -24,7 +24,7 @@ pub const LOCK_FILE: &str = "index.json.lock";
 /// Where blobs are staged before being renamed into place (same name as oras-go's).
 pub const INGEST_DIR: &str = "ingest";
 /// The annotation that carries a tag in `index.json`.
-pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+pub use crate::media_types::REF_NAME as REF_NAME_ANNOTATION;
 pub use crate::media_types::{INDEX as MEDIA_TYPE_INDEX, MANIFEST as MEDIA_TYPE_MANIFEST};
 
 pub(crate) const FILE_MODE: u32 = 0o644;

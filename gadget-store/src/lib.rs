@@ -28,7 +28,7 @@ pub mod graph;
 pub mod hint;
 pub mod layout;
 mod lock;
-pub mod media_types;
+pub use gadget_facts::media_types;
 pub mod reference;
 pub mod signatures;
 pub mod store;

@@ -83,17 +83,6 @@ pub enum BtfgenError {
     },
 }
 
-/// btfhub-archive's directory name for an architecture.
-pub fn arch_dir(platform: Platform) -> &'static str {
-    match platform {
-        Platform::Amd64 => "x86_64",
-        Platform::Arm64 => "arm64",
-        Platform::Ppc64le => "ppc64le",
-        Platform::Riscv64 => "riscv64",
-        Platform::S390x => "s390x",
-    }
-}
-
 /// One kernel of the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveKernel {
@@ -139,7 +128,7 @@ fn dir_names(path: &Path) -> Result<Vec<(String, PathBuf)>, BtfgenError> {
 
 /// Every kernel of `platform` in the archive, sorted by entry name.
 pub fn scan(archive: &Path, platform: Platform) -> Result<Vec<ArchiveKernel>, BtfgenError> {
-    let want = arch_dir(platform);
+    let want = platform.btfhub_arch_dir();
     let mut out = Vec::new();
     for (id, id_path) in dir_names(archive)? {
         if !id_path.is_dir() {
@@ -268,7 +257,7 @@ pub fn generate(
             return Err(BtfgenError::NoKernels {
                 archive: archive.to_path_buf(),
                 platform: platform.oci_arch().to_string(),
-                arch_dir: arch_dir(*platform),
+                arch_dir: platform.btfhub_arch_dir(),
             });
         }
         let obj = tmp.path().join(format!("{}.bpf.o", platform.oci_arch()));

@@ -26,6 +26,7 @@ use gadget_object::btf::TypeKind;
 use serde::Serialize;
 
 use crate::build::toolchain::CToolchain;
+use crate::platform::Platform;
 
 /// The oldest kernel upstream gadgets support.
 pub const MIN_KERNEL: (u32, u32) = (5, 10);
@@ -357,14 +358,7 @@ fn arch_check(host: &Host) -> Check {
         .read("/proc/sys/kernel/arch")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| uname_machine().unwrap_or_default());
-    let oci = match machine.as_str() {
-        "x86_64" => Some("amd64"),
-        "aarch64" | "arm64" => Some("arm64"),
-        "ppc64le" => Some("ppc64le"),
-        "riscv64" => Some("riscv64"),
-        "s390x" => Some("s390x"),
-        _ => None,
-    };
+    let oci = Platform::from_machine(&machine).map(Platform::oci_arch);
     match oci {
         Some(a @ ("amd64" | "arm64")) => check(
             "architecture",
@@ -395,13 +389,9 @@ fn arch_check(host: &Host) -> Check {
 /// The machine name as `uname -m` spells it, for the architecture this binary runs on.
 fn uname_machine() -> Option<String> {
     Some(
-        match std::env::consts::ARCH {
-            "x86_64" => "x86_64",
-            "aarch64" => "aarch64",
-            "powerpc64" => "ppc64le",
-            other => other,
-        }
-        .to_string(),
+        Platform::host()
+            .map_or(std::env::consts::ARCH, Platform::uname_machine)
+            .to_string(),
     )
 }
 

@@ -13,10 +13,7 @@ use crate::spec::Arch;
 
 /// The ELF machine of `arch`.
 fn machine(arch: Arch) -> u16 {
-    match arch {
-        Arch::Amd64 => elf::EM_X86_64,
-        Arch::Arm64 => elf::EM_AARCH64,
-    }
+    arch.platform().elf_machine()
 }
 
 fn machine_name(m: u16) -> String {

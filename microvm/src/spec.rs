@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
+use gadget_facts::platform::Platform;
 
 /// A guest architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,21 +19,30 @@ impl Arch {
     /// From `--platform` (`amd64`, `arm64`, `linux/arm64`, `x86_64`, `aarch64`); default: host.
     pub fn parse(platform: Option<&str>) -> anyhow::Result<Arch> {
         let p = platform.map(|p| p.trim_start_matches("linux/"));
+        let named = |name: &str| Platform::from_oci_arch(name).or(Platform::from_machine(name));
         Ok(match p {
-            None if cfg!(target_arch = "aarch64") => Arch::Arm64,
+            None if Platform::host() == Some(Platform::Arm64) => Arch::Arm64,
             None => Arch::Amd64,
-            Some("amd64" | "x86_64") => Arch::Amd64,
-            Some("arm64" | "aarch64" | "arm64/v8") => Arch::Arm64,
-            Some(other) => bail!("unsupported platform `{other}` for microVMs (amd64 or arm64)"),
+            Some("arm64/v8") => Arch::Arm64,
+            Some(name) => match named(name) {
+                Some(Platform::Amd64) => Arch::Amd64,
+                Some(Platform::Arm64) => Arch::Arm64,
+                _ => bail!("unsupported platform `{name}` for microVMs (amd64 or arm64)"),
+            },
         })
+    }
+
+    /// The platform this guest architecture is.
+    pub fn platform(self) -> Platform {
+        match self {
+            Arch::Amd64 => Platform::Amd64,
+            Arch::Arm64 => Platform::Arm64,
+        }
     }
 
     /// Debian's architecture name.
     pub fn debian(self) -> &'static str {
-        match self {
-            Arch::Amd64 => "amd64",
-            Arch::Arm64 => "arm64",
-        }
+        self.platform().debian_arch()
     }
 
     /// The QEMU system emulator.
@@ -53,10 +63,7 @@ impl Arch {
 
     /// Whether this machine runs the architecture natively (KVM possible).
     pub fn is_host(self) -> bool {
-        match self {
-            Arch::Amd64 => cfg!(target_arch = "x86_64"),
-            Arch::Arm64 => cfg!(target_arch = "aarch64"),
-        }
+        Platform::host() == Some(self.platform())
     }
 }
 

@@ -10,6 +10,7 @@
 use std::io::Read as _;
 
 use flate2::read::GzDecoder;
+use gadget_facts::platform::Platform;
 
 /// Where os-release is read from.
 pub const OS_RELEASE: &str = "/etc/os-release";
@@ -79,11 +80,9 @@ impl HostKey {
         let version_id = value("VERSION_ID")
             .filter(|v| !v.is_empty())
             .ok_or_else(|| missing("VERSION_ID"))?;
-        let arch_dir = match machine {
-            "aarch64" => "arm64",
-            other => other,
-        }
-        .to_string();
+        let arch_dir = Platform::from_machine(machine)
+            .map_or(machine, |p| p.btfhub_arch_dir())
+            .to_string();
         Ok(HostKey {
             id,
             version_id,

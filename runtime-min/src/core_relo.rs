@@ -7,29 +7,13 @@
 //! terms of the object's own BTF (root type + access string such as `0:1:0`). This module turns
 //! that into `struct task_struct: field real_parent.tgid` and checks the kernel BTF for it.
 
+use gadget_facts::btf::relo;
 use gadget_object::btf::{Btf, CoreRelo, TypeKind};
 
 use gadget_object::btf::raw::{RawBtf, kind};
 
-/// `bpf_core_relo_kind` names.
-pub fn relo_kind_name(k: u32) -> &'static str {
-    match k {
-        0 => "field offset",
-        1 => "field size",
-        2 => "field exists",
-        3 => "field signedness",
-        4 => "field lshift",
-        5 => "field rshift",
-        6 => "local type id",
-        7 => "target type id",
-        8 => "type exists",
-        9 => "type size",
-        10 => "enum value exists",
-        11 => "enum value",
-        12 => "type matches",
-        _ => "unknown",
-    }
-}
+/// `bpf_core_relo_kind` names in words (defined in `gadget_facts::btf::relo`).
+pub use gadget_facts::btf::relo::description as relo_kind_name;
 
 /// A relocation in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +65,7 @@ pub fn describe(btf: &Btf, relo: &CoreRelo) -> ReloDescription {
     let type_name = format!("{}{}", kw(btf, root), essential_name(btf.name(root)));
     let access = relo.access(btf);
     let mut path = String::new();
-    if (10..=11).contains(&relo.kind) {
+    if relo::is_enumval(relo.kind) {
         if let (Some(TypeKind::Enum { values, .. }), Ok(i)) =
             (btf.get(root).map(|t| &t.kind), access.parse::<usize>())
         {
@@ -89,7 +73,7 @@ pub fn describe(btf: &Btf, relo: &CoreRelo) -> ReloDescription {
                 path = btf.enumerator_name(v).to_string();
             }
         }
-    } else if relo.kind <= 5 {
+    } else if relo::is_field(relo.kind) {
         let mut cur = root;
         for (n, part) in access.split(':').enumerate() {
             let Ok(i) = part.parse::<usize>() else { break };

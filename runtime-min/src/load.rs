@@ -23,6 +23,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use gadget_facts::btf::relo;
 use gadget_object::ProgramKind;
 use libbpf_rs::{MapCore as _, MapType, Object, ObjectBuilder, ProgramAttachType, ProgramType};
 use serde::Serialize;
@@ -327,7 +328,7 @@ fn core_roots(gadget: &Gadget) -> Option<Vec<RawCoreRoot>> {
     let btf = gadget.info.btf();
     let mut roots: Vec<RawCoreRoot> = Vec::new();
     for r in relos {
-        if r.kind == 7 || r.kind == 12 {
+        if r.kind == relo::TYPE_ID_TARGET || r.kind == relo::TYPE_MATCHES {
             return None;
         }
         let t = btf.get(r.type_id)?;

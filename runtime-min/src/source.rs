@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use gadget_facts::platform::Platform;
 use gadget_object::GadgetObject;
 use gadget_store::graph::{self, Children};
 use gadget_store::{Digest, Reference, Store, StoreError};
@@ -119,16 +120,9 @@ pub struct Gadget {
     pub btfgen: Option<Vec<u8>>,
 }
 
-/// The OCI architecture name of this machine.
+/// The OCI architecture name of this machine (Rust's name for a platform we do not know).
 pub fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "powerpc64" => "ppc64le",
-        "riscv64" => "riscv64",
-        "s390x" => "s390x",
-        other => other,
-    }
+    Platform::host().map_or(std::env::consts::ARCH, Platform::oci_arch)
 }
 
 fn host_endianness() -> gadget_object::Endianness {

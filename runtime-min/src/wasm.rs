@@ -15,7 +15,8 @@
 //! [`LOG_LIMIT`], handles at [`HANDLE_LIMIT`], names at [`NAME_LIMIT`] and the values set on
 //! one event at [`MEMORY_LIMIT`] bytes.
 //!
-//! Of the `ig` host module, only [`SUPPORTED`] is implemented: logging, `getParamValue`,
+//! Of the `ig` host module, only the functions marked `in_runtime` in
+//! [`gadget_facts::wasm_api::HOST_FUNCTIONS`] are implemented: logging, `getParamValue`,
 //! data-source fields (get, add, read, set) with per-event callbacks, and dropping an event. A
 //! module importing any other `ig` function is refused by [`WasmModule::new`] before anything
 //! is loaded.
@@ -44,33 +45,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use gadget_facts::wasm_api::{self, API_VERSION, IG_MODULE, WASI_MODULE};
 use serde_json::{Map, Value};
 use wasmi::{
     Caller, Config, Engine, Extern, ExternType, Func, FuncType, Instance, Linker, Module, Store,
     StoreLimits, StoreLimitsBuilder, TypedFunc, TypedResumableCall, Val, ValType, WasmParams,
     WasmResults,
 };
-
-/// The `ig` host functions implemented here, with their §9 signatures (params, results;
-/// `true` = i64).
-const SUPPORTED: [(&str, &[bool], &[bool]); 12] = [
-    ("gadgetLog", &[false, true], &[]),
-    ("gadgetShouldLog", &[false], &[false]),
-    ("getParamValue", &[true, true], &[false]),
-    ("getDataSource", &[true], &[false]),
-    (
-        "dataSourceSubscribe",
-        &[false, false, false, true],
-        &[false],
-    ),
-    ("dataSourceGetField", &[false, true], &[false]),
-    ("dataSourceAddField", &[false, true, false], &[false]),
-    ("fieldGetScalar", &[false, false, false, false], &[true]),
-    ("fieldGetBuffer", &[false, false, false, true], &[false]),
-    ("fieldSet", &[false, false, false, true], &[false]),
-    ("releaseHandle", &[false], &[false]),
-    ("dataSourceRelease", &[false, false], &[false]),
-];
 
 /// `dataSourceSubscribe` types: data (upstream's first API spelled it 0), array, packet.
 const SUBSCRIBE_DATA_V0: i32 = 0;
@@ -128,7 +109,6 @@ impl Interrupt<'_> {
     }
 }
 
-const WASI: &str = "wasi_snapshot_preview1";
 const ENOSYS: i32 = 52;
 const EBADF: i32 = 8;
 
@@ -352,7 +332,7 @@ fn default_value(kind: u32) -> Value {
 
 fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
     linker.func_wrap(
-        "ig",
+        IG_MODULE,
         "gadgetLog",
         |caller: Caller<'_, Host>, level: i32, msg: i64| {
             let text = read_str(&caller, msg).unwrap_or_default();
@@ -366,7 +346,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
             log::log!(level, "wasm: {text}");
         },
     )?;
-    linker.func_wrap("ig", "gadgetShouldLog", |level: i32| -> i32 {
+    linker.func_wrap(IG_MODULE, "gadgetShouldLog", |level: i32| -> i32 {
         let level = match level {
             0 => log::Level::Error,
             1 => log::Level::Warn,
@@ -377,7 +357,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         log::log_enabled!(level) as i32
     })?;
     linker.func_wrap(
-        "ig",
+        IG_MODULE,
         "getParamValue",
         |mut caller: Caller<'_, Host>, key: i64, dst: i64| -> i32 {
             let Some(key) = read_str(&caller, key) else {
@@ -397,7 +377,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        "ig",
+        IG_MODULE,
         "getDataSource",
         |mut caller: Caller<'_, Host>, name: i64| -> i32 {
             let Some(name) = read_name(&caller, name) else {
@@ -411,7 +391,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        "ig",
+        IG_MODULE,
         "dataSourceSubscribe",
         |mut caller: Caller<'_, Host>, ds: i32, ty: i32, prio: i32, cb: i64| -> i32 {
             let host = caller.data_mut();
@@ -442,7 +422,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        "ig",
+        IG_MODULE,
         "dataSourceGetField",
         |mut caller: Caller<'_, Host>, ds: i32, name: i64| -> i32 {
             let Some(name) = read_name(&caller, name) else {
@@ -456,7 +436,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        "ig",
+        IG_MODULE,
         "dataSourceAddField",
         |mut caller: Caller<'_, Host>, ds: i32, name: i64, kind: i32| -> i32 {
             let Some(name) = read_name(&caller, name) else {
@@ -478,7 +458,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        "ig",
+        IG_MODULE,
         "fieldGetScalar",
         |mut caller: Caller<'_, Host>, field: i32, data: i32, kind: i32, err: i32| -> i64 {
             let v = field_value(caller.data(), field as u32, data as u32)
@@ -493,7 +473,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        "ig",
+        IG_MODULE,
         "fieldGetBuffer",
         |mut caller: Caller<'_, Host>, field: i32, data: i32, _kind: i32, dst: i64| -> i32 {
             let bytes = match field_value(caller.data(), field as u32, data as u32) {
@@ -505,7 +485,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        "ig",
+        IG_MODULE,
         "fieldSet",
         |mut caller: Caller<'_, Host>, field: i32, data: i32, kind: i32, value: i64| -> i32 {
             let kind = kind as u32;
@@ -546,7 +526,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        "ig",
+        IG_MODULE,
         "dataSourceRelease",
         |mut caller: Caller<'_, Host>, ds: i32, packet: i32| -> i32 {
             let host = caller.data_mut();
@@ -566,7 +546,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        "ig",
+        IG_MODULE,
         "releaseHandle",
         |mut caller: Caller<'_, Host>, h: i32| -> i32 {
             match caller.data_mut().handles.remove(&(h as u32)) {
@@ -581,7 +561,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
 fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::Error> {
     let mut defined = Vec::new();
     linker.func_wrap(
-        WASI,
+        WASI_MODULE,
         "fd_write",
         |mut caller: Caller<'_, Host>, fd: i32, iovs: i32, n: i32, written: i32| -> i32 {
             if fd != 1 && fd != 2 {
@@ -631,12 +611,14 @@ fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::
         },
     )?;
     defined.push("fd_write");
-    linker.func_wrap(WASI, "proc_exit", |code: i32| -> Result<(), wasmi::Error> {
-        Err(wasmi::Error::i32_exit(code))
-    })?;
+    linker.func_wrap(
+        WASI_MODULE,
+        "proc_exit",
+        |code: i32| -> Result<(), wasmi::Error> { Err(wasmi::Error::i32_exit(code)) },
+    )?;
     defined.push("proc_exit");
     linker.func_wrap(
-        WASI,
+        WASI_MODULE,
         "clock_time_get",
         |mut caller: Caller<'_, Host>, id: i32, _precision: i64, out: i32| -> i32 {
             let clock = if id == 0 {
@@ -657,7 +639,7 @@ fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::
     )?;
     defined.push("clock_time_get");
     linker.func_wrap(
-        WASI,
+        WASI_MODULE,
         "random_get",
         |mut caller: Caller<'_, Host>, buf: i32, len: i32| -> i32 {
             let fits = memory(&caller).is_some_and(|m| {
@@ -688,7 +670,7 @@ fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::
     // Empty environment and arguments: zero counts, zero sizes.
     for name in ["environ_sizes_get", "args_sizes_get"] {
         linker.func_wrap(
-            WASI,
+            WASI_MODULE,
             name,
             |mut caller: Caller<'_, Host>, count: i32, size: i32| -> i32 {
                 let Some(mem) = memory(&caller) else {
@@ -705,18 +687,18 @@ fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::
         defined.push(name);
     }
     for name in ["environ_get", "args_get"] {
-        linker.func_wrap(WASI, name, |_: i32, _: i32| -> i32 { 0 })?;
+        linker.func_wrap(WASI_MODULE, name, |_: i32, _: i32| -> i32 { 0 })?;
         defined.push(name);
     }
     // Anything else of WASI: ENOSYS (or nothing, for functions without a result).
     for import in module.imports() {
-        if import.module() != WASI || defined.contains(&import.name()) {
+        if import.module() != WASI_MODULE || defined.contains(&import.name()) {
             continue;
         }
         if let wasmi::ExternType::Func(ty) = import.ty() {
             let ty: FuncType = ty.clone();
             linker.func_new(
-                WASI,
+                WASI_MODULE,
                 import.name(),
                 ty,
                 |_caller, _params: &[Val], results: &mut [Val]| {
@@ -745,20 +727,20 @@ pub fn unsupported_imports(bytes: &[u8]) -> Result<Vec<String>, WasmError> {
 fn unsupported(module: &Module) -> Vec<String> {
     let mut out = Vec::new();
     for import in module.imports() {
-        if import.module() != "ig" {
+        if import.module() != IG_MODULE {
             continue;
         }
-        let ok = match (SUPPORTED.iter().find(|s| s.0 == import.name()), import.ty()) {
-            (Some((_, params, results)), wasmi::ExternType::Func(ty)) => {
-                let is64 = |t: &wasmi::ValType| match t {
-                    wasmi::ValType::I64 => Some(true),
-                    wasmi::ValType::I32 => Some(false),
-                    _ => None,
+        let ok = match (wasm_api::runtime_function(import.name()), import.ty()) {
+            (Some(function), wasmi::ExternType::Func(ty)) => {
+                let types = |t: &[wasm_api::ValueType]| {
+                    t.iter()
+                        .map(|t| match t {
+                            wasm_api::ValueType::I32 => ValType::I32,
+                            wasm_api::ValueType::I64 => ValType::I64,
+                        })
+                        .collect::<Vec<_>>()
                 };
-                ty.params().iter().map(is64).collect::<Vec<_>>()
-                    == params.iter().map(|b| Some(*b)).collect::<Vec<_>>()
-                    && ty.results().iter().map(is64).collect::<Vec<_>>()
-                        == results.iter().map(|b| Some(*b)).collect::<Vec<_>>()
+                ty.params() == types(function.params) && ty.results() == types(function.results)
             }
             _ => false,
         };
@@ -974,9 +956,9 @@ impl<'a> WasmModule<'a> {
             CALL_FUEL,
             &interrupt,
         )?;
-        if version != 1 {
+        if version != API_VERSION {
             return Err(WasmError::Module(format!(
-                "gadgetAPIVersion() is {version}, this runtime supports 1"
+                "gadgetAPIVersion() is {version}, this runtime supports {API_VERSION}"
             )));
         }
         Ok(m)

@@ -496,10 +496,7 @@ mod tests {
     use super::super::tests::BtfBuilder;
     use super::*;
 
-    const STRUCT: u32 = 4;
-    const UNION: u32 = 5;
-    const TYPEDEF: u32 = 8;
-    const ARRAY: u32 = 3;
+    use gadget_facts::btf::kind::{ARRAY, STRUCT, TYPEDEF, UNION};
 
     fn sample() -> Btf {
         let mut b = BtfBuilder::new();

@@ -530,25 +530,13 @@ pub(crate) fn detect_endianness(data: &[u8]) -> Result<Endianness, BtfError> {
     }
 }
 
-const KIND_INT: u32 = 1;
-const KIND_PTR: u32 = 2;
-const KIND_ARRAY: u32 = 3;
-const KIND_STRUCT: u32 = 4;
-const KIND_UNION: u32 = 5;
-const KIND_ENUM: u32 = 6;
-const KIND_FWD: u32 = 7;
-const KIND_TYPEDEF: u32 = 8;
-const KIND_VOLATILE: u32 = 9;
-const KIND_CONST: u32 = 10;
-const KIND_RESTRICT: u32 = 11;
-const KIND_FUNC: u32 = 12;
-const KIND_FUNC_PROTO: u32 = 13;
-const KIND_VAR: u32 = 14;
-const KIND_DATASEC: u32 = 15;
-const KIND_FLOAT: u32 = 16;
-const KIND_DECL_TAG: u32 = 17;
-const KIND_TYPE_TAG: u32 = 18;
-const KIND_ENUM64: u32 = 19;
+use gadget_facts::btf::kind::{
+    ARRAY as KIND_ARRAY, CONST as KIND_CONST, DATASEC as KIND_DATASEC, DECL_TAG as KIND_DECL_TAG,
+    ENUM as KIND_ENUM, ENUM64 as KIND_ENUM64, FLOAT as KIND_FLOAT, FUNC as KIND_FUNC,
+    FUNC_PROTO as KIND_FUNC_PROTO, FWD as KIND_FWD, INT as KIND_INT, PTR as KIND_PTR,
+    RESTRICT as KIND_RESTRICT, STRUCT as KIND_STRUCT, TYPE_TAG as KIND_TYPE_TAG,
+    TYPEDEF as KIND_TYPEDEF, UNION as KIND_UNION, VAR as KIND_VAR, VOLATILE as KIND_VOLATILE,
+};
 
 impl Btf {
     /// Parses a raw BTF blob (the contents of a `.BTF` section, or `/sys/kernel/btf/vmlinux`).

@@ -10,47 +10,8 @@
 
 use std::fmt;
 
-/// BTF kinds (`BTF_KIND_*`).
-pub mod kind {
-    /// Integer.
-    pub const INT: u32 = 1;
-    /// Pointer.
-    pub const PTR: u32 = 2;
-    /// Array.
-    pub const ARRAY: u32 = 3;
-    /// Struct.
-    pub const STRUCT: u32 = 4;
-    /// Union.
-    pub const UNION: u32 = 5;
-    /// Enum (32-bit values).
-    pub const ENUM: u32 = 6;
-    /// Forward declaration.
-    pub const FWD: u32 = 7;
-    /// Typedef.
-    pub const TYPEDEF: u32 = 8;
-    /// `volatile`.
-    pub const VOLATILE: u32 = 9;
-    /// `const`.
-    pub const CONST: u32 = 10;
-    /// `restrict`.
-    pub const RESTRICT: u32 = 11;
-    /// Function.
-    pub const FUNC: u32 = 12;
-    /// Function prototype.
-    pub const FUNC_PROTO: u32 = 13;
-    /// Variable.
-    pub const VAR: u32 = 14;
-    /// Data section.
-    pub const DATASEC: u32 = 15;
-    /// Float.
-    pub const FLOAT: u32 = 16;
-    /// Declaration tag.
-    pub const DECL_TAG: u32 = 17;
-    /// Type tag.
-    pub const TYPE_TAG: u32 = 18;
-    /// Enum (64-bit values).
-    pub const ENUM64: u32 = 19;
-}
+/// BTF kinds (`BTF_KIND_*`), defined in `gadget_facts::btf`.
+pub use gadget_facts::btf::kind;
 
 /// Raw BTF that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -95,14 +95,7 @@ pub enum CompileError {
 
 /// The host's multiarch include directory (for `<asm/types.h>`), as upstream passes it.
 fn multiarch_include() -> Option<PathBuf> {
-    let triple = match std::env::consts::ARCH {
-        "x86_64" => "x86_64-linux-gnu",
-        "aarch64" => "aarch64-linux-gnu",
-        "powerpc64" => "powerpc64le-linux-gnu",
-        "riscv64" => "riscv64-linux-gnu",
-        "s390x" => "s390x-linux-gnu",
-        _ => return None,
-    };
+    let triple = Platform::host()?.multiarch_tuple();
     let dir = PathBuf::from("/usr/include").join(triple);
     dir.is_dir().then_some(dir)
 }

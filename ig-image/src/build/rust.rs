@@ -134,27 +134,14 @@ pub fn rust_target(platform: Platform) -> &'static str {
     }
 }
 
-/// The `bpf_target_arch` cfg aya-ebpf reads (aya-build's names).
-fn bpf_target_arch(platform: Platform) -> &'static str {
-    match platform {
-        Platform::Amd64 => "x86_64",
-        Platform::Arm64 => "aarch64",
-        Platform::Ppc64le => "powerpc64",
-        Platform::Riscv64 => "riscv64",
-        Platform::S390x => "s390x",
-    }
-}
-
 /// rustc flags for every crate of the build (CARGO_ENCODED_RUSTFLAGS, one per entry).
 fn rustflags(req: &RustRequest<'_>) -> Vec<String> {
     let mut flags = vec![
         "-Clink-arg=--btf".to_string(),
         "-Cdebuginfo=2".to_string(),
         format!("-Clinker={}", req.toolchain.bpf_linker.path.display()),
-        format!(
-            "--cfg=bpf_target_arch=\"{}\"",
-            bpf_target_arch(req.platform)
-        ),
+        // The `bpf_target_arch` cfg aya-ebpf reads: aya-build's names, Rust's `target_arch`.
+        format!("--cfg=bpf_target_arch=\"{}\"", req.platform.rust_arch()),
     ];
     flags.extend(remap_flags(req.manifest));
     flags

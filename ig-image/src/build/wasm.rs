@@ -12,10 +12,11 @@
 //! - the lifecycle exports it has are `() -> i32` (`gadgetInit`, `gadgetPreStart`, `gadgetStart`,
 //!   `gadgetStop`, `gadgetPostStop`) and `dataSourceCallback` is `(i64, i32, i32) -> ()`;
 //! - every import is a WASI preview1 function (`wasi_snapshot_preview1`) or one of the 41 `ig`
-//!   host functions ([`IG_IMPORTS`]) with exactly its signature.
+//!   host functions (`gadget_facts::wasm_api::HOST_FUNCTIONS`, the table the runtime uses too)
+//!   with exactly its signature.
 //!
-//! [`IG_IMPORTS`] and [`ModuleInfo`] are public so a runtime can list which `ig` imports of a
-//! module it does not implement. Nothing here runs the module.
+//! [`ModuleInfo`] is public so a runtime can list which `ig` imports of a module it does not
+//! implement. Nothing here runs the module.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,69 +30,23 @@ use super::cache::{BuildCache, KeyBuilder};
 use super::reads::{self, AllowedRoots, ReadError};
 use super::sandbox::Sandbox;
 
-/// The WASI import module every gadget module may use.
-pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
-/// The host module of the `ig` functions.
-pub const IG_MODULE: &str = "ig";
-/// The API version `gadgetAPIVersion()` must return.
-pub const API_VERSION: i64 = 1;
+pub use gadget_facts::wasm_api::{API_VERSION, IG_MODULE, WASI_MODULE};
+use gadget_facts::wasm_api::{HOST_FUNCTIONS, ValueType};
 
-/// Value types of the `ig` API: scalars are `i32`/`i64`; strings and buffers are one
-/// `i64 = (len << 32) | ptr`; handles are `i32` (0 = invalid).
+/// Value types of the exports' signatures.
 const I32: ValType = ValType::I32;
 const I64: ValType = ValType::I64;
 
-/// One `ig` host function: name, parameter types, result types.
-pub type IgImport = (&'static str, &'static [ValType], &'static [ValType]);
-
-/// The 41 functions of the `ig` host module (gadget-image.md §9) with their WASM signatures.
-///
-/// §9 gives every signature but the five `dataArray*` ones, which are written here in its
-/// conventions (data-array and data handles are `i32`, an index is `i32`, every call returns an
-/// `i32` status or handle), matching upstream's host module.
-pub const IG_IMPORTS: [IgImport; 41] = [
-    ("gadgetLog", &[I32, I64], &[]),
-    ("gadgetShouldLog", &[I32], &[I32]),
-    ("newDataSource", &[I64, I32], &[I32]),
-    ("getDataSource", &[I64], &[I32]),
-    ("dataSourceSubscribe", &[I32, I32, I32, I64], &[I32]),
-    ("dataSourceGetField", &[I32, I64], &[I32]),
-    ("dataSourceAddField", &[I32, I64, I32], &[I32]),
-    ("dataSourceNewPacketSingle", &[I32], &[I32]),
-    ("dataSourceNewPacketArray", &[I32], &[I32]),
-    ("dataSourceEmitAndRelease", &[I32, I32], &[I32]),
-    ("dataSourceRelease", &[I32, I32], &[I32]),
-    ("dataSourceUnreference", &[I32], &[I32]),
-    ("dataSourceIsReferenced", &[I32], &[I32]),
-    ("dataArrayNew", &[I32], &[I32]),
-    ("dataArrayAppend", &[I32, I32], &[I32]),
-    ("dataArrayRelease", &[I32, I32], &[I32]),
-    ("dataArrayLen", &[I32], &[I32]),
-    ("dataArrayGet", &[I32, I32], &[I32]),
-    ("fieldGetScalar", &[I32, I32, I32, I32], &[I64]),
-    ("fieldGetBuffer", &[I32, I32, I32, I64], &[I32]),
-    ("fieldSet", &[I32, I32, I32, I64], &[I32]),
-    ("fieldAddTag", &[I32, I64], &[I32]),
-    ("getParamValue", &[I64, I64], &[I32]),
-    ("setConfig", &[I64, I64, I32], &[I32]),
-    ("newMap", &[I64, I32, I32, I32, I32], &[I32]),
-    ("getMap", &[I64], &[I32]),
-    ("mapLookup", &[I32, I64, I64], &[I32]),
-    ("mapUpdate", &[I32, I64, I64, I64], &[I32]),
-    ("mapDelete", &[I32, I64], &[I32]),
-    ("mapRelease", &[I32], &[I32]),
-    ("releaseHandle", &[I32], &[I32]),
-    ("getSyscallName", &[I32, I64], &[I32]),
-    ("getSyscallID", &[I64], &[I32]),
-    ("getSyscallDeclaration", &[I64, I64], &[I32]),
-    ("newPerfReader", &[I32, I32, I32], &[I32]),
-    ("perfReaderPause", &[I32], &[I32]),
-    ("perfReaderResume", &[I32], &[I32]),
-    ("perfReaderClose", &[I32], &[I32]),
-    ("perfReaderRead", &[I32, I64], &[I32]),
-    ("kallsymsSymbolExists", &[I64], &[I32]),
-    ("shouldDiscardMntnsID", &[I64], &[I32]),
-];
+/// The WASM value types of an `ig` signature, as wasmparser spells them.
+fn val_types(types: &[ValueType]) -> Vec<ValType> {
+    types
+        .iter()
+        .map(|t| match t {
+            ValueType::I32 => ValType::I32,
+            ValueType::I64 => ValType::I64,
+        })
+        .collect()
+}
 
 /// The functions of WASI preview1 (`wasi_snapshot_preview1`).
 pub const WASI_PREVIEW1: [&str; 46] = [
@@ -462,19 +417,19 @@ fn check_import(module: &str, name: &str, ty: Option<&FuncType>, problems: &mut 
             }
         }
         IG_MODULE => {
-            let Some((_, params, results)) = IG_IMPORTS.iter().find(|(n, _, _)| *n == name)
-            else {
+            let Some(function) = HOST_FUNCTIONS.iter().find(|f| f.name == name) else {
                 problems.push(format!(
                     "unknown `ig` import `{name}`: not one of the 41 functions of the gadget API (gadget-image.md §9)"
                 ));
                 return;
             };
+            let (params, results) = (val_types(function.params), val_types(function.results));
             match ty {
-                Some(ty) if ty.params() == *params && ty.results() == *results => {}
+                Some(ty) if ty.params() == params && ty.results() == results => {}
                 Some(ty) => problems.push(format!(
                     "`ig` import `{name}` has type {}, expected {}",
                     show(ty.params(), ty.results()),
-                    show(params, results)
+                    show(&params, &results)
                 )),
                 None => problems.push(format!("`ig` import `{name}`: its type is not a function type")),
             }
@@ -840,21 +795,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_ig_table_has_41_distinct_functions() {
-        let mut names: Vec<&str> = IG_IMPORTS.iter().map(|(n, _, _)| *n).collect();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), 41);
-        let log = IG_IMPORTS
-            .iter()
-            .find(|(n, _, _)| *n == "gadgetLog")
-            .unwrap();
-        assert_eq!(show(log.1, log.2), "(i32, i64) -> ()");
-        let scalar = IG_IMPORTS
-            .iter()
-            .find(|(n, _, _)| *n == "fieldGetScalar")
-            .unwrap();
-        assert_eq!(show(scalar.1, scalar.2), "(i32, i32, i32, i32) -> (i64)");
+    fn ig_signatures_show_as_wasm_types() {
+        let sig = |name: &str| {
+            let f = HOST_FUNCTIONS.iter().find(|f| f.name == name).unwrap();
+            show(&val_types(f.params), &val_types(f.results))
+        };
+        assert_eq!(sig("gadgetLog"), "(i32, i64) -> ()");
+        assert_eq!(sig("fieldGetScalar"), "(i32, i32, i32, i32) -> (i64)");
     }
 
     #[test]

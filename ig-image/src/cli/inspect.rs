@@ -114,7 +114,7 @@ fn print_summary(report: &InspectReport) {
     };
     if let Some(created) = p
         .annotations
-        .get("org.opencontainers.image.created")
+        .get(gadget_facts::media_types::CREATED)
         .and_then(|v| v.as_str())
     {
         outln!(

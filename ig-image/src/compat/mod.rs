@@ -512,16 +512,6 @@ fn prog_types(kind: &ProgramKind) -> Option<(&'static str, Option<&'static str>)
     })
 }
 
-fn syscall_prefixes(arch: Platform) -> &'static [&'static str] {
-    match arch {
-        Platform::Amd64 => &["__x64_sys_", "__ia32_sys_"],
-        Platform::Arm64 => &["__arm64_sys_"],
-        Platform::Riscv64 => &["__riscv_sys_"],
-        Platform::S390x => &["__s390x_sys_", "__s390_sys_"],
-        Platform::Ppc64le => &["sys_"],
-    }
-}
-
 fn program_findings(obj: &GadgetObject, target: &TargetKernel, report: &mut KernelReport) {
     let btf = &target.btf;
     let kprobes = if target.running {
@@ -569,7 +559,9 @@ fn program_findings(obj: &GadgetObject, target: &TargetKernel, report: &mut Kern
                         .or_else(|| name.strip_prefix("sys_exit_"));
                     match sc {
                         Some(sc) => {
-                            let found = syscall_prefixes(target.arch)
+                            let found = target
+                                .arch
+                                .syscall_prefixes()
                                 .iter()
                                 .map(|pre| format!("{pre}{sc}"))
                                 .chain([format!("__se_sys_{sc}"), format!("__do_sys_{sc}")])
@@ -579,7 +571,7 @@ fn program_findings(obj: &GadgetObject, target: &TargetKernel, report: &mut Kern
                                     Severity::Error,
                                     format!(
                                         "no syscall `{sc}` in this kernel (no {}{sc} function)",
-                                        syscall_prefixes(target.arch)[0]
+                                        target.arch.syscall_prefixes()[0]
                                     ),
                                 )
                             })

@@ -10,55 +10,17 @@
 
 use std::collections::HashMap;
 
+use gadget_facts::btf::relo::{is_enumval as is_enumval_kind, is_field as is_field_kind};
 use gadget_object::Btf;
 use gadget_object::btf::{CoreRelo, TypeKind};
 
-/// `enum bpf_core_relo_kind`.
-pub const FIELD_BYTE_OFFSET: u32 = 0;
-/// `BPF_CORE_FIELD_BYTE_SIZE`.
-pub const FIELD_BYTE_SIZE: u32 = 1;
-/// `BPF_CORE_FIELD_EXISTS`.
-pub const FIELD_EXISTS: u32 = 2;
-/// `BPF_CORE_FIELD_SIGNED`.
-pub const FIELD_SIGNED: u32 = 3;
-/// `BPF_CORE_FIELD_LSHIFT_U64`.
-pub const FIELD_LSHIFT_U64: u32 = 4;
-/// `BPF_CORE_FIELD_RSHIFT_U64`.
-pub const FIELD_RSHIFT_U64: u32 = 5;
-/// `BPF_CORE_TYPE_ID_LOCAL`.
-pub const TYPE_ID_LOCAL: u32 = 6;
-/// `BPF_CORE_TYPE_ID_TARGET`.
-pub const TYPE_ID_TARGET: u32 = 7;
-/// `BPF_CORE_TYPE_EXISTS`.
-pub const TYPE_EXISTS: u32 = 8;
-/// `BPF_CORE_TYPE_SIZE`.
-pub const TYPE_SIZE: u32 = 9;
-/// `BPF_CORE_ENUMVAL_EXISTS`.
-pub const ENUMVAL_EXISTS: u32 = 10;
-/// `BPF_CORE_ENUMVAL_VALUE`.
-pub const ENUMVAL_VALUE: u32 = 11;
-/// `BPF_CORE_TYPE_MATCHES`.
-pub const TYPE_MATCHES: u32 = 12;
-
-/// libbpf's name of a relocation kind.
-pub fn kind_name(kind: u32) -> &'static str {
-    match kind {
-        FIELD_BYTE_OFFSET => "byte_off",
-        FIELD_BYTE_SIZE => "byte_sz",
-        FIELD_EXISTS => "field_exists",
-        FIELD_SIGNED => "signed",
-        FIELD_LSHIFT_U64 => "lshift_u64",
-        FIELD_RSHIFT_U64 => "rshift_u64",
-        TYPE_ID_LOCAL => "local_type_id",
-        TYPE_ID_TARGET => "target_type_id",
-        TYPE_EXISTS => "type_exists",
-        TYPE_SIZE => "type_size",
-        ENUMVAL_EXISTS => "enumval_exists",
-        ENUMVAL_VALUE => "enumval_value",
-        TYPE_MATCHES => "type_matches",
-        _ => "unknown",
-    }
-}
+/// `enum bpf_core_relo_kind` (defined in `gadget_facts::btf::relo`), and libbpf's name of a
+/// relocation kind.
+pub use gadget_facts::btf::relo::{
+    ENUMVAL_EXISTS, ENUMVAL_VALUE, FIELD_BYTE_OFFSET, FIELD_BYTE_SIZE, FIELD_EXISTS,
+    FIELD_LSHIFT_U64, FIELD_RSHIFT_U64, FIELD_SIGNED, TYPE_EXISTS, TYPE_ID_LOCAL, TYPE_ID_TARGET,
+    TYPE_MATCHES, TYPE_SIZE, libbpf_name as kind_name,
+};
 
 /// Whether a failed relocation of this kind just yields 0 (the program asks whether something
 /// exists) rather than poisoning the instruction.
@@ -67,14 +29,6 @@ pub fn is_existence_check(kind: u32) -> bool {
         kind,
         FIELD_EXISTS | TYPE_EXISTS | ENUMVAL_EXISTS | TYPE_MATCHES
     )
-}
-
-fn is_field_kind(kind: u32) -> bool {
-    kind <= FIELD_RSHIFT_U64
-}
-
-fn is_enumval_kind(kind: u32) -> bool {
-    matches!(kind, ENUMVAL_EXISTS | ENUMVAL_VALUE)
 }
 
 /// A name without its `___flavor` suffix (libbpf's "essential name").

@@ -120,7 +120,7 @@ pub fn assemble_container(inputs: &ContainerInputs) -> Result<AssembledImage, As
             mt::DESCRIPTION,
             "ig-image: build, sign and prove Inspektor Gadget images".to_string(),
         ),
-        ("org.opencontainers.image.version", inputs.version.clone()),
+        (mt::VERSION, inputs.version.clone()),
         (mt::CREATED, inputs.created.clone()),
     ]
     .into_iter()

@@ -71,7 +71,7 @@ pub(crate) fn find_local(
     for entry in tx.raw_entries() {
         let tagged = entry
             .get("annotations")
-            .and_then(|a| a.get("org.opencontainers.image.ref.name"))
+            .and_then(|a| a.get(gadget_facts::media_types::REF_NAME))
             .is_some();
         if tagged {
             continue;

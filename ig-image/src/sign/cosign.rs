@@ -30,6 +30,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use gadget_facts::media_types;
 use gadget_store::signatures::signature_tag;
 use gadget_store::{Digest, Reference, Store, StoreError};
 use oci_spec::image::{Descriptor, MediaType};
@@ -39,22 +40,20 @@ use sha2::{Digest as _, Sha256};
 
 use super::keys::{KeyError, PrivateKey};
 
-/// Layer media type of a simple-signing payload.
-pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
-/// Annotation holding the base64 signature of a simple-signing layer.
-pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
-/// `artifactType` (and config media type) of an OCI 1.1 cosign signature.
-pub const COSIGN_SIG_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
-/// `artifactType` and layer media type of a sigstore bundle.
-pub const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// Config media type of the legacy signature manifest; the OCI empty descriptor's media type.
 pub use crate::image::media_types::{EMPTY, IMAGE_CONFIG};
+/// Cosign's and sigstore's media types and annotation keys (defined in `gadget_facts`): the
+/// simple-signing layer, its signature annotation, the OCI 1.1 signature artifact, the bundle.
+pub use gadget_facts::media_types::{
+    COSIGN_SIG_ARTIFACT, COSIGN_SIGNATURE as SIGNATURE_ANNOTATION,
+    COSIGN_SIMPLE_SIGNING as SIMPLE_SIGNING, SIGSTORE_BUNDLE as BUNDLE,
+};
 /// The OCI empty blob, `{}`.
 pub const EMPTY_BLOB: &[u8] = b"{}";
 /// `type` of a simple-signing payload.
 pub const SIMPLE_SIGNING_TYPE: &str = "cosign container image signature";
 /// DSSE payload type of an in-toto statement.
-pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub use gadget_facts::media_types::IN_TOTO as IN_TOTO_PAYLOAD_TYPE;
 /// In-toto statement type.
 pub const IN_TOTO_STATEMENT: &str = "https://in-toto.io/Statement/v1";
 /// Predicate type cosign uses for image signatures in bundles.
@@ -407,8 +406,8 @@ pub fn write_bundle_referrer(
         }],
         "subject": subject,
         "annotations": {
-            "dev.sigstore.bundle.content": "dsse-envelope",
-            "dev.sigstore.bundle.predicateType": predicate_type,
+            (media_types::SIGSTORE_BUNDLE_CONTENT): "dsse-envelope",
+            (media_types::SIGSTORE_PREDICATE_TYPE): predicate_type,
         },
     }))
 }

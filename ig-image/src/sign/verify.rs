@@ -562,7 +562,7 @@ fn check_bundle(store: &Store, doc: &Value, digest: &Digest, keys: &[NamedKey]) 
 /// if any: an unsigned hint for skipping attestations of other types.
 pub(crate) fn announced_predicate_type(doc: &Value) -> Option<&str> {
     doc.get("annotations")?
-        .get("dev.sigstore.bundle.predicateType")?
+        .get(gadget_facts::media_types::SIGSTORE_PREDICATE_TYPE)?
         .as_str()
 }
 

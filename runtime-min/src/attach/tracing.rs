@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use gadget_facts::platform::Platform;
+
 /// Where tracefs is normally mounted.
 const TRACEFS: &str = "/sys/kernel/tracing";
 
@@ -79,14 +81,7 @@ pub fn kprobe_functions(wanted: &[String]) -> Option<std::collections::HashSet<S
 
 /// The kernel function implementing syscall `name` on this architecture.
 pub fn syscall_fn(name: &str) -> String {
-    let prefix = match std::env::consts::ARCH {
-        "x86_64" => "__x64_sys_",
-        "aarch64" => "__arm64_sys_",
-        "riscv64" => "__riscv_sys_",
-        "s390x" => "__s390x_sys_",
-        "powerpc64" => "sys_",
-        _ => "__se_sys_",
-    };
+    let prefix = Platform::host().map_or("__se_sys_", |p| p.syscall_prefixes()[0]);
     format!("{prefix}{name}")
 }
 

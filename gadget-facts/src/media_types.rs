@@ -1,5 +1,6 @@
-//! Media types and annotation keys of OCI layouts and gadget images (docs/format.md): the one
-//! definition every crate uses (the store, the builder, the registry client, the runtime).
+//! Media types and annotation keys of OCI layouts, gadget images and their signatures
+//! (docs/format.md): the one definition every crate uses (the store, the builder, the registry
+//! client, signing and verification, the runtime). `gadget_store::media_types` re-exports it.
 
 /// The image index every gadget image is.
 pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -46,5 +47,24 @@ pub const DOCUMENTATION: &str = "org.opencontainers.image.documentation";
 pub const SOURCE: &str = "org.opencontainers.image.source";
 /// Creation time, RFC 3339.
 pub const CREATED: &str = "org.opencontainers.image.created";
+/// Version of the packaged software (ig-image's own container image).
+pub const VERSION: &str = "org.opencontainers.image.version";
+/// The annotation that carries a tag in an OCI layout's `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Version of the tool that built the image.
 pub const BUILDER_VERSION: &str = "io.inspektor-gadget.builder.version";
+
+/// Layer media type of a cosign simple-signing payload.
+pub const COSIGN_SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// Annotation holding the base64 signature of a simple-signing layer.
+pub const COSIGN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
+/// `artifactType` (and config media type) of an OCI 1.1 cosign signature.
+pub const COSIGN_SIG_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+/// `artifactType` and layer media type of a sigstore bundle.
+pub const SIGSTORE_BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// Annotation of a bundle referrer saying what the bundle holds (`dsse-envelope`).
+pub const SIGSTORE_BUNDLE_CONTENT: &str = "dev.sigstore.bundle.content";
+/// Annotation of a bundle referrer announcing its in-toto predicate type.
+pub const SIGSTORE_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
+/// DSSE payload type of an in-toto statement.
+pub const IN_TOTO: &str = "application/vnd.in-toto+json";

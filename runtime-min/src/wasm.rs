@@ -109,6 +109,8 @@ impl Interrupt<'_> {
     }
 }
 
+/// The WASI preview1 import module.
+const WASI: &str = WASI_MODULE;
 const ENOSYS: i32 = 52;
 const EBADF: i32 = 8;
 
@@ -332,7 +334,7 @@ fn default_value(kind: u32) -> Value {
 
 fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
     linker.func_wrap(
-        IG_MODULE,
+        "ig",
         "gadgetLog",
         |caller: Caller<'_, Host>, level: i32, msg: i64| {
             let text = read_str(&caller, msg).unwrap_or_default();
@@ -346,7 +348,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
             log::log!(level, "wasm: {text}");
         },
     )?;
-    linker.func_wrap(IG_MODULE, "gadgetShouldLog", |level: i32| -> i32 {
+    linker.func_wrap("ig", "gadgetShouldLog", |level: i32| -> i32 {
         let level = match level {
             0 => log::Level::Error,
             1 => log::Level::Warn,
@@ -357,7 +359,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         log::log_enabled!(level) as i32
     })?;
     linker.func_wrap(
-        IG_MODULE,
+        "ig",
         "getParamValue",
         |mut caller: Caller<'_, Host>, key: i64, dst: i64| -> i32 {
             let Some(key) = read_str(&caller, key) else {
@@ -377,7 +379,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        IG_MODULE,
+        "ig",
         "getDataSource",
         |mut caller: Caller<'_, Host>, name: i64| -> i32 {
             let Some(name) = read_name(&caller, name) else {
@@ -391,7 +393,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        IG_MODULE,
+        "ig",
         "dataSourceSubscribe",
         |mut caller: Caller<'_, Host>, ds: i32, ty: i32, prio: i32, cb: i64| -> i32 {
             let host = caller.data_mut();
@@ -422,7 +424,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        IG_MODULE,
+        "ig",
         "dataSourceGetField",
         |mut caller: Caller<'_, Host>, ds: i32, name: i64| -> i32 {
             let Some(name) = read_name(&caller, name) else {
@@ -436,7 +438,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        IG_MODULE,
+        "ig",
         "dataSourceAddField",
         |mut caller: Caller<'_, Host>, ds: i32, name: i64, kind: i32| -> i32 {
             let Some(name) = read_name(&caller, name) else {
@@ -458,7 +460,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        IG_MODULE,
+        "ig",
         "fieldGetScalar",
         |mut caller: Caller<'_, Host>, field: i32, data: i32, kind: i32, err: i32| -> i64 {
             let v = field_value(caller.data(), field as u32, data as u32)
@@ -473,7 +475,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        IG_MODULE,
+        "ig",
         "fieldGetBuffer",
         |mut caller: Caller<'_, Host>, field: i32, data: i32, _kind: i32, dst: i64| -> i32 {
             let bytes = match field_value(caller.data(), field as u32, data as u32) {
@@ -485,7 +487,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        IG_MODULE,
+        "ig",
         "fieldSet",
         |mut caller: Caller<'_, Host>, field: i32, data: i32, kind: i32, value: i64| -> i32 {
             let kind = kind as u32;
@@ -526,7 +528,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        IG_MODULE,
+        "ig",
         "dataSourceRelease",
         |mut caller: Caller<'_, Host>, ds: i32, packet: i32| -> i32 {
             let host = caller.data_mut();
@@ -546,7 +548,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         },
     )?;
     linker.func_wrap(
-        IG_MODULE,
+        "ig",
         "releaseHandle",
         |mut caller: Caller<'_, Host>, h: i32| -> i32 {
             match caller.data_mut().handles.remove(&(h as u32)) {
@@ -561,7 +563,7 @@ fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
 fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::Error> {
     let mut defined = Vec::new();
     linker.func_wrap(
-        WASI_MODULE,
+        WASI,
         "fd_write",
         |mut caller: Caller<'_, Host>, fd: i32, iovs: i32, n: i32, written: i32| -> i32 {
             if fd != 1 && fd != 2 {
@@ -611,14 +613,12 @@ fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::
         },
     )?;
     defined.push("fd_write");
-    linker.func_wrap(
-        WASI_MODULE,
-        "proc_exit",
-        |code: i32| -> Result<(), wasmi::Error> { Err(wasmi::Error::i32_exit(code)) },
-    )?;
+    linker.func_wrap(WASI, "proc_exit", |code: i32| -> Result<(), wasmi::Error> {
+        Err(wasmi::Error::i32_exit(code))
+    })?;
     defined.push("proc_exit");
     linker.func_wrap(
-        WASI_MODULE,
+        WASI,
         "clock_time_get",
         |mut caller: Caller<'_, Host>, id: i32, _precision: i64, out: i32| -> i32 {
             let clock = if id == 0 {
@@ -639,7 +639,7 @@ fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::
     )?;
     defined.push("clock_time_get");
     linker.func_wrap(
-        WASI_MODULE,
+        WASI,
         "random_get",
         |mut caller: Caller<'_, Host>, buf: i32, len: i32| -> i32 {
             let fits = memory(&caller).is_some_and(|m| {
@@ -670,7 +670,7 @@ fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::
     // Empty environment and arguments: zero counts, zero sizes.
     for name in ["environ_sizes_get", "args_sizes_get"] {
         linker.func_wrap(
-            WASI_MODULE,
+            WASI,
             name,
             |mut caller: Caller<'_, Host>, count: i32, size: i32| -> i32 {
                 let Some(mem) = memory(&caller) else {
@@ -687,18 +687,18 @@ fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::
         defined.push(name);
     }
     for name in ["environ_get", "args_get"] {
-        linker.func_wrap(WASI_MODULE, name, |_: i32, _: i32| -> i32 { 0 })?;
+        linker.func_wrap(WASI, name, |_: i32, _: i32| -> i32 { 0 })?;
         defined.push(name);
     }
     // Anything else of WASI: ENOSYS (or nothing, for functions without a result).
     for import in module.imports() {
-        if import.module() != WASI_MODULE || defined.contains(&import.name()) {
+        if import.module() != WASI || defined.contains(&import.name()) {
             continue;
         }
         if let wasmi::ExternType::Func(ty) = import.ty() {
             let ty: FuncType = ty.clone();
             linker.func_new(
-                WASI_MODULE,
+                WASI,
                 import.name(),
                 ty,
                 |_caller, _params: &[Val], results: &mut [Val]| {
@@ -1265,6 +1265,47 @@ mod tests {
         .err()
         .unwrap();
         assert!(err.to_string().contains("newPerfReader, getDataSource"));
+    }
+
+    #[test]
+    fn the_runtime_defines_every_function_the_table_says_it_implements() {
+        let wat_types = |kw: &str, types: &[wasm_api::ValueType]| {
+            types
+                .iter()
+                .map(|t| match t {
+                    wasm_api::ValueType::I32 => format!("({kw} i32)"),
+                    wasm_api::ValueType::I64 => format!("({kw} i64)"),
+                })
+                .collect::<String>()
+        };
+        let imports: String = wasm_api::HOST_FUNCTIONS
+            .iter()
+            .filter(|f| f.in_runtime)
+            .map(|f| {
+                format!(
+                    "(import \"{IG_MODULE}\" \"{}\" (func {} {}))\n",
+                    f.name,
+                    wat_types("param", f.params),
+                    wat_types("result", f.results)
+                )
+            })
+            .collect();
+        let bytes = wat::parse_str(format!(
+            "(module {imports} (func (export \"gadgetAPIVersion\") (result i64) i64.const 1))"
+        ))
+        .unwrap();
+        assert_eq!(unsupported_imports(&bytes).unwrap(), Vec::<String>::new());
+        // Instantiation links every import against the functions `define_ig` defines.
+        let module = WasmModule::new(
+            &bytes,
+            &["open".into()],
+            HashMap::new(),
+            Box::new(|_| {}),
+            Interrupt::default(),
+        );
+        if let Err(e) = module {
+            panic!("{e}");
+        }
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::Args;
 use ig_image::build::{self, BuildError, BuildOptions, BuildReporter, BuiltImage};
-use ig_image::platform::{self, Platform};
+use ig_image::platform::Platform;
 
+use super::common::{PlatformList, parse_platforms};
 use super::{ExitStatus, GlobalArgs};
 use crate::outln;
 use crate::output::{self, Format};
@@ -107,18 +108,6 @@ fn parse_output(s: &str) -> Result<BuildOutput, String> {
         Err(_) if s.is_empty() => Err("empty value: a format or a directory".into()),
         Err(_) => Ok(BuildOutput::Dir(PathBuf::from(s))),
     }
-}
-
-/// A parsed `--platform` list (a newtype so clap treats it as one value).
-#[derive(Debug, Clone)]
-struct PlatformList(Vec<Platform>);
-
-fn parse_platforms(s: &str) -> Result<PlatformList, String> {
-    let list = platform::parse_list(s).map_err(|e| e.to_string())?;
-    if list.is_empty() {
-        return Err("the platform list is empty".into());
-    }
-    Ok(PlatformList(list))
 }
 
 struct Reporter {

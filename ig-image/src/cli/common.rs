@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use gadget_store::{Digest, Reference, Store};
+use ig_image::platform::{self, Platform};
 use ig_image::registry::{
     AuthFile, AuthFileChoice, BlobOutcome, Client, ClientConfig, Credentials, TransferReport,
     TransferReporter,
@@ -456,4 +457,17 @@ mod tests {
         assert_eq!(human_bytes(3 << 20), "3.00 MiB");
         assert_eq!(human_bytes(5 << 30), "5.00 GiB");
     }
+}
+
+/// A parsed `--platform` list of `build` and `pull` (a newtype so clap treats it as one value).
+#[derive(Debug, Clone)]
+pub struct PlatformList(pub Vec<Platform>);
+
+/// Parses a comma-separated `--platform` list; an empty list is an error.
+pub fn parse_platforms(s: &str) -> Result<PlatformList, String> {
+    let list = platform::parse_list(s).map_err(|e| e.to_string())?;
+    if list.is_empty() {
+        return Err("the platform list is empty".into());
+    }
+    Ok(PlatformList(list))
 }

@@ -3,10 +3,9 @@
 use anyhow::Context as _;
 use clap::Args;
 use gadget_store::Reference;
-use ig_image::platform::{self, Platform};
 use ig_image::registry;
 
-use super::common::{Progress, RegistryArgs, print_report};
+use super::common::{PlatformList, Progress, RegistryArgs, parse_platforms, print_report};
 use super::{ExitStatus, GlobalArgs};
 use crate::outln;
 use crate::output::{self, Format};
@@ -45,18 +44,6 @@ pub struct PullArgs {
     /// Signature and allowed-gadgets policy for the pulled image (docs/signing.md)
     #[command(flatten)]
     policy: super::common::PolicyArgs,
-}
-
-/// A parsed `--platform` list (a newtype so clap treats it as one value).
-#[derive(Debug, Clone)]
-struct PlatformList(Vec<Platform>);
-
-fn parse_platforms(s: &str) -> Result<PlatformList, String> {
-    let list = platform::parse_list(s).map_err(|e| e.to_string())?;
-    if list.is_empty() {
-        return Err("the platform list is empty".into());
-    }
-    Ok(PlatformList(list))
 }
 
 pub fn exec(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitStatus> {

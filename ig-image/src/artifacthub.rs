@@ -99,16 +99,8 @@ const KNOWN_KEYS: [&str; 22] = [
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactHubError {
     /// A file could not be read or written.
-    #[error("cannot {action} `{path}`")]
-    Io {
-        /// read / write.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::file_error::FileError),
     /// gadget.yaml could not be read.
     #[error(transparent)]
     Metadata(#[from] crate::metadata::MetadataError),
@@ -422,10 +414,12 @@ fn gadget_entry(img: &ImageFacts) -> Yaml {
 
 fn read_gadget_info(dir: &Path) -> Result<crate::metadata::GadgetInfo, ArtifactHubError> {
     let path = dir.join("gadget.yaml");
-    let text = std::fs::read_to_string(&path).map_err(|source| ArtifactHubError::Io {
-        action: "read",
-        path: path.clone(),
-        source,
+    let text = std::fs::read_to_string(&path).map_err(|source| {
+        ArtifactHubError::Io(crate::file_error::FileError {
+            action: "read",
+            path: path.clone(),
+            source,
+        })
     })?;
     Ok(crate::metadata::descriptive(&text, &path)?)
 }
@@ -435,11 +429,11 @@ fn read_pkg(path: &Path) -> Result<Option<Hash>, ArtifactHubError> {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
-            return Err(ArtifactHubError::Io {
+            return Err(ArtifactHubError::Io(crate::file_error::FileError {
                 action: "read",
                 path: path.to_path_buf(),
                 source,
-            });
+            }));
         }
     };
     Ok(Some(load_yaml_mapping(&bytes, path)?))
@@ -593,11 +587,11 @@ pub fn generate(opts: &PkgOptions) -> Result<Generated, ArtifactHubError> {
     if changed {
         let text = emit(&doc)?;
         crate::build::cache::write_atomic(&path, text.as_bytes()).map_err(|source| {
-            ArtifactHubError::Io {
+            ArtifactHubError::Io(crate::file_error::FileError {
                 action: "write",
                 path: path.clone(),
                 source,
-            }
+            })
         })?;
     }
     Ok(Generated {
@@ -992,10 +986,12 @@ pub fn is_rfc3339(v: &str) -> bool {
 /// Reads and checks an `artifacthub-repo.yml` (`repositoryID`, `owners`, `ignore`); returns its
 /// bytes, to push as the repository metadata layer.
 pub fn read_repo_metadata(path: &Path) -> Result<(Vec<u8>, Vec<Problem>), ArtifactHubError> {
-    let bytes = std::fs::read(path).map_err(|source| ArtifactHubError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
+    let bytes = std::fs::read(path).map_err(|source| {
+        ArtifactHubError::Io(crate::file_error::FileError {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        })
     })?;
     let doc = load_yaml_mapping(&bytes, path)?;
     let mut problems = Vec::new();

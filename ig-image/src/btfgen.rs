@@ -71,16 +71,8 @@ pub enum BtfgenError {
         stderr: String,
     },
     /// A temporary file could not be written.
-    #[error("cannot {action} `{path}`")]
-    Io {
-        /// write / read / run.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::file_error::FileError),
 }
 
 /// One kernel of the archive.
@@ -243,10 +235,12 @@ pub fn generate(
     jobs: usize,
 ) -> Result<Vec<BtfgenLayer>, BtfgenError> {
     let bpftool = find_bpftool()?;
-    let tmp = tempfile::tempdir().map_err(|source| BtfgenError::Io {
-        action: "create",
-        path: std::env::temp_dir(),
-        source,
+    let tmp = tempfile::tempdir().map_err(|source| {
+        BtfgenError::Io(crate::file_error::FileError {
+            action: "create",
+            path: std::env::temp_dir(),
+            source,
+        })
     })?;
     // Work items: (platform index, kernel).
     let mut work = Vec::new();
@@ -261,10 +255,12 @@ pub fn generate(
             });
         }
         let obj = tmp.path().join(format!("{}.bpf.o", platform.oci_arch()));
-        std::fs::write(&obj, bytes).map_err(|source| BtfgenError::Io {
-            action: "write",
-            path: obj.clone(),
-            source,
+        std::fs::write(&obj, bytes).map_err(|source| {
+            BtfgenError::Io(crate::file_error::FileError {
+                action: "write",
+                path: obj.clone(),
+                source,
+            })
         })?;
         object_paths.push(obj);
         work.extend(kernels.into_iter().map(|k| (i, k)));
@@ -335,10 +331,12 @@ pub fn generate(
             .collect();
         let mut entries: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
         entries.sort();
-        let blob = pack(files).map_err(|source| BtfgenError::Io {
-            action: "pack",
-            path: archive.to_path_buf(),
-            source,
+        let blob = pack(files).map_err(|source| {
+            BtfgenError::Io(crate::file_error::FileError {
+                action: "pack",
+                path: archive.to_path_buf(),
+                source,
+            })
         })?;
         layers.push(BtfgenLayer {
             platform: *platform,
@@ -360,10 +358,12 @@ fn minimize(
     let raw = unpack(&kernel.path)?;
     let input = tmp.join(format!("in-{n}.btf"));
     let output = tmp.join(format!("out-{n}.btf"));
-    std::fs::write(&input, &raw).map_err(|source| BtfgenError::Io {
-        action: "write",
-        path: input.clone(),
-        source,
+    std::fs::write(&input, &raw).map_err(|source| {
+        BtfgenError::Io(crate::file_error::FileError {
+            action: "write",
+            path: input.clone(),
+            source,
+        })
     })?;
     let out = std::process::Command::new(bpftool)
         .args(["gen", "min_core_btf"])
@@ -371,10 +371,12 @@ fn minimize(
         .arg(&output)
         .arg(object)
         .output()
-        .map_err(|source| BtfgenError::Io {
-            action: "run",
-            path: bpftool.to_path_buf(),
-            source,
+        .map_err(|source| {
+            BtfgenError::Io(crate::file_error::FileError {
+                action: "run",
+                path: bpftool.to_path_buf(),
+                source,
+            })
         })?;
     let _ = std::fs::remove_file(&input);
     if !out.status.success() {
@@ -384,10 +386,12 @@ fn minimize(
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    let bytes = std::fs::read(&output).map_err(|source| BtfgenError::Io {
-        action: "read",
-        path: output.clone(),
-        source,
+    let bytes = std::fs::read(&output).map_err(|source| {
+        BtfgenError::Io(crate::file_error::FileError {
+            action: "read",
+            path: output.clone(),
+            source,
+        })
     })?;
     let _ = std::fs::remove_file(&output);
     Ok(bytes)

@@ -13,6 +13,7 @@ pub mod build;
 pub mod compat;
 pub mod doctor;
 pub mod env;
+pub mod file_error;
 pub mod hints;
 pub mod image;
 pub mod inspect;

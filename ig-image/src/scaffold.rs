@@ -145,16 +145,8 @@ pub enum InitError {
         reason: String,
     },
     /// A file or directory could not be created.
-    #[error("cannot {action} `{path}`")]
-    Io {
-        /// create / write.
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::file_error::FileError),
 }
 
 /// The embedded templates: (name, text). Names are paths below `templates/` without `.hbs`.
@@ -491,20 +483,22 @@ pub fn init(opts: &InitOptions) -> Result<Scaffold, InitError> {
     if dir.symlink_metadata().is_ok() {
         return Err(InitError::Exists { dir });
     }
-    std::fs::create_dir_all(&opts.parent).map_err(|source| InitError::Io {
-        action: "create",
-        path: opts.parent.clone(),
-        source,
+    std::fs::create_dir_all(&opts.parent).map_err(|source| {
+        InitError::Io(crate::file_error::FileError {
+            action: "create",
+            path: opts.parent.clone(),
+            source,
+        })
     })?;
     std::fs::create_dir(&dir).map_err(|source| {
         if source.kind() == std::io::ErrorKind::AlreadyExists {
             InitError::Exists { dir: dir.clone() }
         } else {
-            InitError::Io {
+            InitError::Io(crate::file_error::FileError {
                 action: "create",
                 path: dir.clone(),
                 source,
-            }
+            })
         }
     })?;
     match write_files(&dir, &files) {
@@ -523,16 +517,20 @@ fn write_files(dir: &Path, files: &[(PathBuf, String)]) -> Result<(), InitError>
     for (rel, text) in files {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| InitError::Io {
-                action: "create",
-                path: parent.to_path_buf(),
-                source,
+            std::fs::create_dir_all(parent).map_err(|source| {
+                InitError::Io(crate::file_error::FileError {
+                    action: "create",
+                    path: parent.to_path_buf(),
+                    source,
+                })
             })?;
         }
-        std::fs::write(&path, text).map_err(|source| InitError::Io {
-            action: "write",
-            path: path.clone(),
-            source,
+        std::fs::write(&path, text).map_err(|source| {
+            InitError::Io(crate::file_error::FileError {
+                action: "write",
+                path: path.clone(),
+                source,
+            })
         })?;
     }
     Ok(())

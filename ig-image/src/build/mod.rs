@@ -136,16 +136,8 @@ pub enum BuildError {
     #[error(transparent)]
     Metadata(#[from] metadata::MetadataError),
     /// A file could not be read or written.
-    #[error("cannot {action} `{path}`")]
-    Io {
-        /// read / write.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::file_error::FileError),
     /// `--update-metadata` without an eBPF object.
     #[error("`--update-metadata` needs an eBPF program, and `{dir}` has none")]
     UpdateWithoutObject {
@@ -560,21 +552,23 @@ fn update_metadata_file(
         Ok(t) => Some(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(source) => {
-            return Err(BuildError::Io {
+            return Err(BuildError::Io(crate::file_error::FileError {
                 action: "read",
                 path: spec.metadata.clone(),
                 source,
-            });
+            }));
         }
     };
     let updated = metadata::update(existing.as_deref(), obj)?;
     if existing.as_deref() == Some(updated.as_str()) {
         return Ok(false);
     }
-    cache::write_atomic(&spec.metadata, updated.as_bytes()).map_err(|source| BuildError::Io {
-        action: "write",
-        path: spec.metadata.clone(),
-        source,
+    cache::write_atomic(&spec.metadata, updated.as_bytes()).map_err(|source| {
+        BuildError::Io(crate::file_error::FileError {
+            action: "write",
+            path: spec.metadata.clone(),
+            source,
+        })
     })?;
     Ok(true)
 }
@@ -1099,10 +1093,12 @@ fn compile_rust_platforms(
             scratch = tempfile::Builder::new()
                 .prefix("ig-image-rust-target-")
                 .tempdir()
-                .map_err(|source| BuildError::Io {
-                    action: "create",
-                    path: std::env::temp_dir(),
-                    source,
+                .map_err(|source| {
+                    BuildError::Io(crate::file_error::FileError {
+                        action: "create",
+                        path: std::env::temp_dir(),
+                        source,
+                    })
                 })?;
             scratch.path().to_path_buf()
         }
@@ -1128,10 +1124,12 @@ fn write_upstream_outputs(
     wasm: Option<&[u8]>,
 ) -> Result<(), BuildError> {
     let write = |path: PathBuf, bytes: &[u8]| {
-        cache::write_atomic(&path, bytes).map_err(|source| BuildError::Io {
-            action: "write",
-            path,
-            source,
+        cache::write_atomic(&path, bytes).map_err(|source| {
+            BuildError::Io(crate::file_error::FileError {
+                action: "write",
+                path,
+                source,
+            })
         })
     };
     for object in objects.iter().flatten() {
@@ -1166,10 +1164,12 @@ fn write_objects(
         .collect();
     for object in objects.iter().flatten() {
         let path = out.join(format!("{stem}.{}.bpf.o", object.platform));
-        cache::write_atomic(&path, &object.bytes).map_err(|source| BuildError::Io {
-            action: "write",
-            path: path.clone(),
-            source,
+        cache::write_atomic(&path, &object.bytes).map_err(|source| {
+            BuildError::Io(crate::file_error::FileError {
+                action: "write",
+                path: path.clone(),
+                source,
+            })
         })?;
     }
     Ok(())

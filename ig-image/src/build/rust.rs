@@ -114,16 +114,8 @@ pub enum RustBuildError {
         stderr: String,
     },
     /// A tool could not be started, or a file not read.
-    #[error("cannot {action} `{path}`")]
-    Io {
-        /// run / read / create.
-        action: &'static str,
-        /// The tool or file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::file_error::FileError),
 }
 
 /// The Rust target for a platform's byte order.
@@ -319,10 +311,12 @@ fn cargo_build(
 ) -> Result<(PathBuf, String), RustBuildError> {
     let target = rust_target(req.platform);
     let target_dir = target_dir(req.target_root, manifest, req.platform);
-    std::fs::create_dir_all(&target_dir).map_err(|source| RustBuildError::Io {
-        action: "create",
-        path: target_dir.clone(),
-        source,
+    std::fs::create_dir_all(&target_dir).map_err(|source| {
+        RustBuildError::Io(crate::file_error::FileError {
+            action: "create",
+            path: target_dir.clone(),
+            source,
+        })
     })?;
     let mut cmd = Command::new(&req.toolchain.cargo.path);
     scrub_env(&mut cmd);
@@ -346,10 +340,12 @@ fn cargo_build(
         .arg("--target-dir")
         .arg(&target_dir)
         .arg("--message-format=json-render-diagnostics");
-    let output = cmd.output().map_err(|source| RustBuildError::Io {
-        action: "run",
-        path: req.toolchain.cargo.path.clone(),
-        source,
+    let output = cmd.output().map_err(|source| {
+        RustBuildError::Io(crate::file_error::FileError {
+            action: "run",
+            path: req.toolchain.cargo.path.clone(),
+            source,
+        })
     })?;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
@@ -384,10 +380,12 @@ fn link_and_strip(req: &RustRequest<'_>, artifact: &Path) -> Result<Vec<u8>, Rus
     let work = tempfile::Builder::new()
         .prefix("ig-image-rust-")
         .tempdir()
-        .map_err(|source| RustBuildError::Io {
-            action: "create",
-            path: std::env::temp_dir(),
-            source,
+        .map_err(|source| {
+            RustBuildError::Io(crate::file_error::FileError {
+                action: "create",
+                path: std::env::temp_dir(),
+                source,
+            })
         })?;
     let linked = with_string_fields(req, artifact, work.path())?;
     let stripped = work.path().join("program.o");
@@ -397,10 +395,12 @@ fn link_and_strip(req: &RustRequest<'_>, artifact: &Path) -> Result<Vec<u8>, Rus
         .arg("-o")
         .arg(&stripped)
         .output()
-        .map_err(|source| RustBuildError::Io {
-            action: "run",
-            path: req.strip.path.clone(),
-            source,
+        .map_err(|source| {
+            RustBuildError::Io(crate::file_error::FileError {
+                action: "run",
+                path: req.strip.path.clone(),
+                source,
+            })
         })?;
     if !strip.status.success() {
         return Err(RustBuildError::Strip {
@@ -409,10 +409,12 @@ fn link_and_strip(req: &RustRequest<'_>, artifact: &Path) -> Result<Vec<u8>, Rus
             stderr: String::from_utf8_lossy(&strip.stderr).into_owned(),
         });
     }
-    std::fs::read(&stripped).map_err(|source| RustBuildError::Io {
-        action: "read",
-        path: stripped.clone(),
-        source,
+    std::fs::read(&stripped).map_err(|source| {
+        RustBuildError::Io(crate::file_error::FileError {
+            action: "read",
+            path: stripped.clone(),
+            source,
+        })
     })
 }
 
@@ -424,10 +426,12 @@ fn with_string_fields(
     artifact: &Path,
     work: &Path,
 ) -> Result<PathBuf, RustBuildError> {
-    let bytes = std::fs::read(artifact).map_err(|source| RustBuildError::Io {
-        action: "read",
-        path: artifact.to_path_buf(),
-        source,
+    let bytes = std::fs::read(artifact).map_err(|source| {
+        RustBuildError::Io(crate::file_error::FileError {
+            action: "read",
+            path: artifact.to_path_buf(),
+            source,
+        })
     })?;
     let rewritten =
         super::btf_strings::rewrite(&bytes).map_err(|source| RustBuildError::StringFields {
@@ -444,10 +448,12 @@ fn with_string_fields(
         rewritten.fields.join(", ")
     );
     let linked = work.join("linked.o");
-    std::fs::write(&linked, &rewritten.bytes).map_err(|source| RustBuildError::Io {
-        action: "create",
-        path: linked.clone(),
-        source,
+    std::fs::write(&linked, &rewritten.bytes).map_err(|source| {
+        RustBuildError::Io(crate::file_error::FileError {
+            action: "create",
+            path: linked.clone(),
+            source,
+        })
     })?;
     Ok(linked)
 }

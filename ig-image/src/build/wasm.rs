@@ -205,16 +205,8 @@ pub enum WasmError {
         details: String,
     },
     /// A file could not be read or written, or a tool not started.
-    #[error("cannot {action} `{path}`")]
-    Io {
-        /// read / write / run / create.
-        action: &'static str,
-        /// The file or tool.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::file_error::FileError),
 }
 
 fn in_file(file: Option<&Path>) -> String {
@@ -271,10 +263,12 @@ pub fn build_module(req: &WasmRequest<'_>) -> Result<WasmModule, WasmError> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, WasmError> {
-    std::fs::read(path).map_err(|source| WasmError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
+    std::fs::read(path).map_err(|source| {
+        WasmError::Io(crate::file_error::FileError {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        })
     })
 }
 
@@ -579,10 +573,12 @@ fn compile_c(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError>
         .arg("-o")
         .arg(&out);
     sandbox.apply(&mut cmd, work.path());
-    let output = cmd.output().map_err(|source| WasmError::Io {
-        action: "run",
-        path: clang.clang.clone(),
-        source,
+    let output = cmd.output().map_err(|source| {
+        WasmError::Io(crate::file_error::FileError {
+            action: "run",
+            path: clang.clang.clone(),
+            source,
+        })
     })?;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
@@ -607,10 +603,12 @@ pub(super) fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir, WasmError> 
     tempfile::Builder::new()
         .prefix(prefix)
         .tempdir()
-        .map_err(|source| WasmError::Io {
-            action: "create",
-            path: std::env::temp_dir(),
-            source,
+        .map_err(|source| {
+            WasmError::Io(crate::file_error::FileError {
+                action: "create",
+                path: std::env::temp_dir(),
+                source,
+            })
         })
 }
 
@@ -738,10 +736,12 @@ fn compile_rust(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmErr
         .arg("--target-dir")
         .arg(&target_dir)
         .arg("--message-format=json-render-diagnostics");
-    let output = cmd.output().map_err(|source| WasmError::Io {
-        action: "run",
-        path: cargo.path.clone(),
-        source,
+    let output = cmd.output().map_err(|source| {
+        WasmError::Io(crate::file_error::FileError {
+            action: "run",
+            path: cargo.path.clone(),
+            source,
+        })
     })?;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {

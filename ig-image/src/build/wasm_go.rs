@@ -76,10 +76,12 @@ pub fn go_toolchain(go: &Path) -> Result<GoToolchain, WasmError> {
         .arg("version")
         .env("GOTOOLCHAIN", "local")
         .output()
-        .map_err(|source| WasmError::Io {
-            action: "run",
-            path: go.to_path_buf(),
-            source,
+        .map_err(|source| {
+            WasmError::Io(crate::file_error::FileError {
+                action: "run",
+                path: go.to_path_buf(),
+                source,
+            })
         })?;
     let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
     match go_minor(&version) {
@@ -211,10 +213,12 @@ pub fn compile_go(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmE
     if std::env::var_os("GOCACHE").is_none() && std::env::var_os("HOME").is_none() {
         cmd.env("GOCACHE", req.cache_root.join("go-build"));
     }
-    let output = cmd.output().map_err(|source| WasmError::Io {
-        action: "run",
-        path: toolchain.path.clone(),
-        source,
+    let output = cmd.output().map_err(|source| {
+        WasmError::Io(crate::file_error::FileError {
+            action: "run",
+            path: toolchain.path.clone(),
+            source,
+        })
     })?;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
@@ -224,10 +228,12 @@ pub fn compile_go(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmE
             stderr: tail(&stderr, 60),
         });
     }
-    let bytes = std::fs::read(&out).map_err(|source| WasmError::Io {
-        action: "read",
-        path: out.clone(),
-        source,
+    let bytes = std::fs::read(&out).map_err(|source| {
+        WasmError::Io(crate::file_error::FileError {
+            action: "read",
+            path: out.clone(),
+            source,
+        })
     })?;
     if let (Some(cache), Some(deps)) = (&cache, module_files(&root)) {
         if !deps.is_empty() {

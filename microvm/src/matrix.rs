@@ -314,6 +314,8 @@ fn boot_guest(
     }
     kvm_failed.store(true, Ordering::SeqCst);
     boot.accel = Accel::Tcg;
+    // Nothing of the failed boot may pass for the retry's result.
+    let _ = std::fs::remove_file(boot.job_dir.join("result.json"));
     let retry = vm::run_bounded(vm::command(qemu, &boot)?, timeout, None)?;
     let failure = format!("{} after {} ms", vm::KVM_FAILURE, outcome.wall.as_millis());
     vm::remember_kvm_failure(&failure);

@@ -1,5 +1,5 @@
 //! The fuzz targets' code: [`targets`] holds one function per parser, [`support`] their set-up.
-//! Both files are also compiled into ig-image's `fuzz_corpus` test, which replays the seeds.
+//! Both files are also compiled into the `fuzz_corpus` test (tests/tests/fuzz_corpus.rs), which replays the seeds.
 
 pub mod support;
 pub mod targets;

@@ -1,5 +1,5 @@
 //! Shared set-up of the fuzz targets: temporary stores and gadget directories, made once per
-//! process and reused by every input. Shared by path with ig-image's `fuzz_corpus` test.
+//! process and reused by every input. Shared by path with the `fuzz_corpus` test (tests/tests/fuzz_corpus.rs).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

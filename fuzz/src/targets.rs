@@ -1,5 +1,5 @@
 //! The body of every fuzz target, one function per parser: the fuzz binaries
-//! (fuzz/fuzz_targets) call them with libFuzzer's inputs, and ig-image's `fuzz_corpus` test
+//! (fuzz/fuzz_targets) call them with libFuzzer's inputs, and the `fuzz_corpus` test (tests/tests/fuzz_corpus.rs)
 //! replays the checked-in seeds through the same functions (so CI runs them without a fuzz
 //! build). Shared by path, so it names its helpers through `crate::support`.
 #![allow(clippy::missing_panics_doc)]
@@ -11,13 +11,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use gadget_object::{Endianness, GadgetObject};
 use gadget_store::{Digest, Reference, Store, StoreError, Transaction};
-use ig_image::artifacthub::PkgOptions;
-use ig_image::build::build_yaml::BuildSpec;
-use ig_image::metadata::{self, ValidateOptions};
-use ig_image::sign::cosign::{
+use ig_image_build::artifacthub::PkgOptions;
+use ig_image_build::build_yaml::BuildSpec;
+use ig_image_build::metadata::{self, ValidateOptions};
+use ig_image_sign::cosign::{
     BUNDLE, EMPTY, EMPTY_BLOB, IN_TOTO_PAYLOAD_TYPE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING, pae,
 };
-use ig_image::sign::keys::{NamedKey, Password, PrivateKey, PublicKey, decrypt_envelope};
+use ig_image_sign::keys::{NamedKey, Password, PrivateKey, PublicKey, decrypt_envelope};
 use oci_spec::image::{Descriptor, MediaType};
 use runtime_min::decode::{Clock, Decoder};
 use serde_json::{Value, json};
@@ -145,8 +145,8 @@ pub fn artifacthub(data: &[u8]) {
         image: None,
         version: Some("1.0.0".into()),
     };
-    let _ = ig_image::artifacthub::check(&opts);
-    let _ = ig_image::artifacthub::generate(&opts);
+    let _ = ig_image_build::artifacthub::check(&opts);
+    let _ = ig_image_build::artifacthub::generate(&opts);
 }
 
 /// Image references and digests: parsing, and that what parses prints back into something that
@@ -192,7 +192,7 @@ pub fn oci(data: &[u8]) {
     if tagged.unwrap_or(false) {
         let _ = store.list();
         for r in [&index, &manifest] {
-            let _ = ig_image::inspect::inspect(&store, r, None);
+            let _ = ig_image_build::inspect::inspect(&store, r, None);
             let _ = runtime_min::source::Gadget::from_store(&store, r, None);
         }
     }
@@ -233,7 +233,7 @@ pub fn tar_import(data: &[u8]) {
 /// WASM modules: the build's validation (wasmparser) and the runtime's (wasmi: parse, imports,
 /// exports, instantiation without running anything).
 pub fn wasm(data: &[u8]) {
-    let _ = ig_image::build::wasm::validate(data);
+    let _ = ig_image_build::wasm::validate(data);
     let _ = runtime_min::wasm::validate(data);
     let _ = runtime_min::wasm::unsupported_imports(data);
 }
@@ -321,7 +321,7 @@ pub fn signature(data: &[u8]) {
         Ok(())
     });
     if set_up.is_ok() {
-        let _ = ig_image::sign::verify::verify(&store, &image, keys);
+        let _ = ig_image_sign::verify::verify(&store, &image, keys);
     }
 }
 

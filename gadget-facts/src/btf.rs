@@ -1,7 +1,7 @@
 //! BTF type kinds (`BTF_KIND_*`, `include/uapi/linux/btf.h`) and CO-RE relocation kinds
 //! (`enum bpf_core_relo_kind`, libbpf's `relo_core.h`): the numbers the BTF readers
 //! (`gadget_object::btf`, `runtime_min::btf_raw`), the build-time CO-RE check
-//! (`ig_image::compat`) and the runtime's relocation explanations share.
+//! (`ig_image_check::compat`) and the runtime's relocation explanations share.
 
 /// BTF kinds (`BTF_KIND_*`).
 pub mod kind {

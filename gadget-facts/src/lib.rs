@@ -7,11 +7,13 @@
 //!   -m`, Rust, btfhub-archive, multiarch), syscall-wrapper prefixes and ELF machines;
 //! - [`media_types`]: media types and annotation keys of OCI layouts and gadget images;
 //! - [`wasm_api`]: the `ig` host module of gadget WASM modules, one typed table;
-//! - [`btf`]: BTF type kinds and CO-RE relocation kinds.
+//! - [`btf`]: BTF type kinds and CO-RE relocation kinds;
+//! - [`env`]: every environment variable the tools read, with its meaning.
 
 #![deny(missing_docs)]
 
 pub mod btf;
+pub mod env;
 pub mod media_types;
 pub mod platform;
 pub mod wasm_api;

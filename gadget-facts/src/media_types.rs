@@ -68,3 +68,14 @@ pub const SIGSTORE_BUNDLE_CONTENT: &str = "dev.sigstore.bundle.content";
 pub const SIGSTORE_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
 /// DSSE payload type of an in-toto statement.
 pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+
+/// Media type (and referrer `artifactType`) of an SPDX JSON document.
+pub const SPDX_JSON: &str = "application/spdx+json";
+/// The in-toto predicate type of an SPDX document (as cosign's `--type spdxjson`).
+pub const SPDX_PREDICATE: &str = "https://spdx.dev/Document";
+/// SLSA provenance v1 predicate type.
+pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
+/// SLSA provenance v0.2 predicate type (cosign's `--type slsaprovenance`).
+pub const SLSA_PROVENANCE_V02: &str = "https://slsa.dev/provenance/v0.2";
+/// Annotation naming the predicate type of a plain in-toto referrer.
+pub const IN_TOTO_PREDICATE_TYPE: &str = "in-toto.io/predicate-type";

@@ -1,6 +1,6 @@
 //! The `ig` host module of gadget WASM modules (gadget-image.md §9) as one typed table: every
 //! function's name and signature, and whether `runtime-min` implements it. The build-time check
-//! (`ig-image build`, `ig_image::build::wasm`) accepts any import of the table with its exact
+//! (`ig-image build`, `ig_image_build::wasm`) accepts any import of the table with its exact
 //! signature; the runtime (`runtime_min::wasm`) accepts only those it implements.
 
 /// The host module of the `ig` functions.

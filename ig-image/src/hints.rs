@@ -8,21 +8,21 @@ use gadget_store::hint::hints_if;
 /// Every hint `error` itself carries ([`gadget_store::hint::HintLookup`]).
 pub fn hints_of(error: &(dyn Error + 'static)) -> Vec<String> {
     let lookups: &[gadget_store::hint::HintLookup] = &[
-        hints_if::<crate::registry::RegistryError>,
-        hints_if::<crate::sign::verify::VerifyError>,
-        hints_if::<crate::sign::keys::KeyError>,
-        hints_if::<crate::sign::cosign::SignError>,
-        hints_if::<crate::sign::policy::PolicyError>,
-        hints_if::<crate::attest::verify::AttestationError>,
-        hints_if::<crate::artifacthub::ArtifactHubError>,
-        hints_if::<crate::btfgen::BtfgenError>,
-        hints_if::<crate::scaffold::InitError>,
-        hints_if::<crate::compat::CompatError>,
-        hints_if::<crate::build::toolchain::ToolchainError>,
-        hints_if::<crate::build::wasm::WasmError>,
-        hints_if::<crate::build::c::CompileError>,
-        hints_if::<crate::build::BuildError>,
-        hints_if::<crate::build::rust::RustBuildError>,
+        hints_if::<ig_image_registry::RegistryError>,
+        hints_if::<ig_image_sign::verify::VerifyError>,
+        hints_if::<ig_image_sign::keys::KeyError>,
+        hints_if::<ig_image_sign::cosign::SignError>,
+        hints_if::<ig_image_sign::policy::PolicyError>,
+        hints_if::<ig_image_sign::attestation::AttestationError>,
+        hints_if::<ig_image_build::artifacthub::ArtifactHubError>,
+        hints_if::<ig_image_build::btfgen::BtfgenError>,
+        hints_if::<ig_image_build::scaffold::InitError>,
+        hints_if::<ig_image_check::compat::CompatError>,
+        hints_if::<ig_image_build::toolchain::ToolchainError>,
+        hints_if::<ig_image_build::wasm::WasmError>,
+        hints_if::<ig_image_build::c::CompileError>,
+        hints_if::<ig_image_build::BuildError>,
+        hints_if::<ig_image_build::rust::RustBuildError>,
         runtime_min::hints_of,
     ];
     lookups.iter().flat_map(|lookup| lookup(error)).collect()
@@ -33,9 +33,9 @@ mod tests {
     use gadget_store::hint::render_error;
 
     use super::*;
-    use crate::build::BuildError;
-    use crate::build::toolchain::ToolchainError;
-    use crate::registry::RegistryError;
+    use ig_image_build::BuildError;
+    use ig_image_build::toolchain::ToolchainError;
+    use ig_image_registry::RegistryError;
 
     #[test]
     fn a_hint_prints_after_the_chain_as_its_message_line_did() {

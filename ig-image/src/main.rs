@@ -1,10 +1,14 @@
 //! The `ig-image` binary: parse arguments, run one command, map the result to an exit status.
+//!
+//! A thin CLI over the crates that do the work: `ig-image-build`, `ig-image-sign`,
+//! `ig-image-registry`, `ig-image-check`, `gadget-store`, `runtime-min` and `microvm`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 mod cli;
+mod hints;
 mod output;
 
 fn main() -> ExitCode {

@@ -220,12 +220,12 @@ pub fn warning(message: impl std::fmt::Display) {
 }
 
 /// Print an error chain: `error:`, then `caused by:` lines, then the hints the errors carry
-/// ([`ig_image::hints::hints_of`]), through the renderer `runtime-min` uses too.
+/// ([`crate::hints::hints_of`]), through the renderer `runtime-min` uses too.
 pub fn print_error(error: &anyhow::Error) {
     let error_word = paint("error", Paint::Bad, colour_stderr());
     eprintln!(
         "{}",
-        gadget_store::hint::render_error(error.as_ref(), ig_image::hints::hints_of, &error_word)
+        gadget_store::hint::render_error(error.as_ref(), crate::hints::hints_of, &error_word)
     );
 }
 

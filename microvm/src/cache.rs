@@ -159,7 +159,7 @@ pub fn default_dir() -> PathBuf {
 }
 
 /// Overrides the kernel cache directory.
-pub const IG_IMAGE_KERNELS_DIR: &str = "IG_IMAGE_KERNELS_DIR";
+pub const IG_IMAGE_KERNELS_DIR: &str = gadget_facts::env::IG_IMAGE_KERNELS_DIR;
 
 /// Progress messages while fetching.
 pub type Progress<'a> = &'a mut dyn FnMut(&str);

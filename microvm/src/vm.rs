@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::spec::Arch;
 
 /// Forces the accelerator (`tcg` or `kvm`).
-pub const IG_IMAGE_ACCEL: &str = "IG_IMAGE_ACCEL";
+pub const IG_IMAGE_ACCEL: &str = gadget_facts::env::IG_IMAGE_ACCEL;
 
 /// Guest memory.
 pub const MEMORY_MIB: u32 = 256;

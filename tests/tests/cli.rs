@@ -78,7 +78,7 @@ fn every_command_is_quiet_on_a_closed_pipe_and_its_json_parses() {
     let man = d("man");
     let predicate = d("predicate.json");
     std::fs::write(&predicate, r#"{"reviewed": true}"#).unwrap();
-    let testdata = workspace_root().join("ig-image/src/sign/testdata/sigstore");
+    let testdata = workspace_root().join("ig-image-sign/src/testdata/sigstore");
     let blob = testdata.join("cosign-v3-blob.txt").display().to_string();
     let bundle = testdata
         .join("cosign-v3-blob.sigstore.json")

@@ -54,3 +54,103 @@ fn every_command_page_matches_its_help() {
         );
     }
 }
+
+/// The normal (non-dev, non-build) dependencies of every workspace package, transitively, by
+/// package name, from `cargo metadata`'s resolve graph.
+fn transitive_dependencies()
+-> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["metadata", "--format-version", "1", "--offline", "--locked"])
+        .current_dir(workspace_root());
+    let out = run(cmd);
+    assert_success(&out);
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let name_of: BTreeMap<&str, &str> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
+        .collect();
+    let mut direct: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for node in meta["resolve"]["nodes"].as_array().unwrap() {
+        let normal = node["deps"].as_array().unwrap().iter().filter(|d| {
+            d["dep_kinds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["kind"].is_null())
+        });
+        direct.insert(
+            node["id"].as_str().unwrap(),
+            normal.map(|d| d["pkg"].as_str().unwrap()).collect(),
+        );
+    }
+    let mut all = BTreeMap::new();
+    for member in meta["workspace_members"].as_array().unwrap() {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![member.as_str().unwrap()];
+        while let Some(id) = todo.pop() {
+            for &dep in &direct[id] {
+                if seen.insert(name_of[dep].to_string()) {
+                    todo.push(dep);
+                }
+            }
+        }
+        all.insert(name_of[member.as_str().unwrap()].to_string(), seen);
+    }
+    all
+}
+
+/// docs/design.md's crate rules: nothing used by `build` reaches the loader, aya/libbpf or the
+/// registry's HTTP stack; registry and signing depend on no other ig-image crate; only the CLI
+/// depends on the loader.
+#[test]
+fn every_crate_keeps_to_its_dependency_rule() {
+    let deps = transitive_dependencies();
+    let reaches = |krate: &str, dep: &str| deps[krate].contains(dep);
+    for build_side in [
+        "ig-image-build",
+        "ig-image-sign",
+        "gadget-object",
+        "gadget-store",
+        "gadget-facts",
+    ] {
+        for forbidden in [
+            "runtime-min",
+            "libbpf-rs",
+            "libbpf-sys",
+            "aya",
+            "aya-obj",
+            "reqwest",
+        ] {
+            assert!(
+                !reaches(build_side, forbidden),
+                "{build_side} depends on {forbidden} (docs/design.md, Crates)"
+            );
+        }
+    }
+    for alone in ["ig-image-registry", "ig-image-sign"] {
+        for other in [
+            "ig-image-registry",
+            "ig-image-sign",
+            "ig-image-build",
+            "ig-image-check",
+        ] {
+            assert!(
+                alone == other || !reaches(alone, other),
+                "{alone} depends on {other} (docs/design.md, Crates)"
+            );
+        }
+    }
+    for (krate, its) in &deps {
+        if its.contains("runtime-min") {
+            assert_eq!(krate, "ig-image", "only the CLI may depend on the loader");
+        }
+    }
+    assert!(
+        reaches("ig-image", "runtime-min"),
+        "the rule above tests nothing"
+    );
+}

@@ -788,7 +788,7 @@ fn the_init_workflow_attaches_and_signs_attestations() {
 
 fn sigstore_testdata(name: &str) -> String {
     s(&workspace_root()
-        .join("ig-image/src/sign/testdata/sigstore")
+        .join("ig-image-sign/src/testdata/sigstore")
         .join(name))
     .to_owned()
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use ig_image::artifacthub::{self, PkgOptions, ProblemKind};
+use ig_image_build::artifacthub::{self, PkgOptions, ProblemKind};
 
 use super::{ExitStatus, GlobalArgs};
 use crate::outln;
@@ -200,12 +200,12 @@ fn push_repo_metadata(a: &RepoMetadataArgs) -> anyhow::Result<ExitStatus> {
     let reference = artifacthub::store_repo_metadata(&store, &a.repo, &bytes)?;
     let client = a.registry.client()?;
     let credentials = a.registry.credentials(reference.registry())?;
-    let report = ig_image::registry::push(
+    let report = ig_image_registry::push(
         &store,
         &client,
         &reference,
         &credentials,
-        &ig_image::registry::NoProgress,
+        &ig_image_registry::NoProgress,
     )
     .with_context(|| {
         format!(

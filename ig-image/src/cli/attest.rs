@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 use gadget_store::Reference;
-use ig_image::attest::{attach, verify::predicate_types};
-use ig_image::sign::keys::{self, Password};
+use ig_image_build::attest::attach;
+use ig_image_sign::attestation::predicate_types;
+use ig_image_sign::keys::{self, Password};
 
 use super::{ExitStatus, GlobalArgs};
 use crate::output::{self, Format};

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use ig_image::build::{self, BuildError, BuildOptions, BuildReporter, BuiltImage};
-use ig_image::platform::Platform;
+use gadget_facts::platform::Platform;
+use ig_image_build::{self as build, BuildError, BuildOptions, BuildReporter, BuiltImage};
 
 use super::common::{PlatformList, parse_platforms};
 use super::{ExitStatus, GlobalArgs};
@@ -175,8 +175,8 @@ pub fn exec(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitStatus> 
     }
     let key = match &args.key {
         Some(path) => {
-            let password = ig_image::sign::keys::Password::from_env_or_prompt(false)?;
-            Some(std::sync::Arc::new(ig_image::sign::keys::load_private_key(
+            let password = ig_image_sign::keys::Password::from_env_or_prompt(false)?;
+            Some(std::sync::Arc::new(ig_image_sign::keys::load_private_key(
                 path, &password,
             )?))
         }
@@ -196,7 +196,7 @@ pub fn exec(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitStatus> 
         jobs,
         cache_dir: (!args.no_cache).then(build::cache::default_dir),
         btfgen_archive: args.btfhub_archive.clone(),
-        attest: ig_image::attest::AttestOptions {
+        attest: ig_image_build::attest::AttestOptions {
             sbom: args.sbom,
             provenance: args.provenance,
             key,

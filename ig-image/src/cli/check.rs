@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
+use gadget_facts::platform::Platform;
 use gadget_store::Reference;
-use ig_image::build::{self, BuildOptions, SilentReporter};
-use ig_image::compat::{self, KernelReport, Severity, TargetKernel};
-use ig_image::platform::Platform;
+use ig_image_build::{self as build, BuildOptions, SilentReporter};
+use ig_image_check::compat::{self, KernelReport, Severity, TargetKernel};
 
 use super::{ExitStatus, GlobalArgs};
 use crate::outln;

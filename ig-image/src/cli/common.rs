@@ -10,15 +10,15 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use clap::Args;
+use gadget_facts::platform::{self, Platform};
 use gadget_store::{Digest, Reference, Store};
-use ig_image::platform::{self, Platform};
-use ig_image::registry::{
+use ig_image_registry::{
     AuthFile, AuthFileChoice, BlobOutcome, Client, ClientConfig, Credentials, TransferReport,
     TransferReporter,
 };
-use ig_image::sign::keyless;
-use ig_image::sign::keys;
-use ig_image::sign::policy::{self, Accepted, Policy};
+use ig_image_sign::keyless;
+use ig_image_sign::keys;
+use ig_image_sign::policy::{self, Accepted, Policy};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use oci_spec::image::Descriptor;
 

@@ -3,10 +3,10 @@
 
 use anyhow::Context as _;
 use clap::Args;
+use gadget_facts::platform::Platform;
 use gadget_store::Reference;
-use ig_image::image::assemble::created_timestamp;
-use ig_image::image::container::{ContainerInputs, assemble_container};
-use ig_image::platform::Platform;
+use ig_image_build::image::assemble::created_timestamp;
+use ig_image_build::image::container::{ContainerInputs, assemble_container};
 
 use super::{ExitStatus, GlobalArgs};
 use crate::outln;

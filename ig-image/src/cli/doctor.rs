@@ -1,7 +1,7 @@
 //! `ig-image doctor`.
 
 use clap::Args;
-use ig_image::doctor::{self, DoctorOptions, Status};
+use ig_image_check::doctor::{self, DoctorOptions, Status};
 
 use super::{ExitStatus, GlobalArgs};
 use crate::outln;

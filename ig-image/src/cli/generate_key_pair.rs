@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use ig_image::sign::keys::{self, Password};
+use ig_image_sign::keys::{self, Password};
 
 use super::{ExitStatus, GlobalArgs};
 use crate::outln;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use ig_image::scaffold::{self, InitOptions, Kind, Lang, Wasm};
+use ig_image_build::scaffold::{self, InitOptions, Kind, Lang, Wasm};
 
 use super::{ExitStatus, GlobalArgs};
 use crate::outln;

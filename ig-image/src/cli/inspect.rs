@@ -2,9 +2,9 @@
 
 use anyhow::Context as _;
 use clap::Args;
+use gadget_facts::platform::Platform;
 use gadget_store::Reference;
-use ig_image::inspect::{self, InspectReport};
-use ig_image::platform::Platform;
+use ig_image_build::inspect::{self, InspectReport};
 
 use super::{ExitStatus, GlobalArgs};
 use crate::outln;

@@ -24,7 +24,7 @@ pub struct ListArgs {
 pub fn exec(global: &GlobalArgs, args: ListArgs) -> anyhow::Result<ExitStatus> {
     let path = global.store_path();
     let images = if path.join("index.json").exists() {
-        ig_image::inspect::list(&global.open_store()?)?
+        ig_image_build::inspect::list(&global.open_store()?)?
     } else {
         Vec::new()
     };

@@ -4,7 +4,7 @@ use std::io::{self, BufRead as _, IsTerminal as _, Read as _, Write as _};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use ig_image::registry::{self, AuthFile, AuthFileChoice, StoredIn};
+use ig_image_registry::{self as registry, AuthFile, AuthFileChoice, StoredIn};
 
 use super::common::RegistryArgs;
 use super::{ExitStatus, GlobalArgs};

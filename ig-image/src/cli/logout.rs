@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use ig_image::registry::{self, AuthFile, AuthFileChoice};
+use ig_image_registry::{self as registry, AuthFile, AuthFileChoice};
 
 use super::login::normalize_registry;
 use super::{ExitStatus, GlobalArgs};

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use clap::Args;
 use gadget_store::Reference;
-use ig_image::registry;
+use ig_image_registry as registry;
 
 use super::common::{Progress, RegistryArgs, print_report};
 use super::{ExitStatus, GlobalArgs};

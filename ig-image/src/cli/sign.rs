@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 use gadget_store::Reference;
-use ig_image::sign::cosign::{self, SignatureFormat};
-use ig_image::sign::keys::{self, Password};
+use ig_image_sign::cosign::{self, SignatureFormat};
+use ig_image_sign::keys::{self, Password};
 
 use super::{ExitStatus, GlobalArgs};
 use crate::outln;

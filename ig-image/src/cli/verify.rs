@@ -3,9 +3,9 @@
 use anyhow::Context as _;
 use clap::Args;
 use gadget_store::{Reference, Store};
-use ig_image::attest::verify::{predicate_types, verify_attestation as verify_attestation_in};
-use ig_image::sign::verify;
-use ig_image::sign::{keyless, keys};
+use ig_image_sign::attestation::{predicate_types, verify_attestation as verify_attestation_in};
+use ig_image_sign::verify;
+use ig_image_sign::{keyless, keys};
 
 use super::common::KeylessArgs;
 use super::{ExitStatus, GlobalArgs};
@@ -230,13 +230,13 @@ fn fetch_remote(
     let store = Store::open(dir.path().join("store"))?;
     let client = args.registry.client()?;
     let credentials = args.registry.credentials(reference.registry())?;
-    ig_image::registry::pull(
+    ig_image_registry::pull(
         &store,
         &client,
         reference,
         &credentials,
         None,
-        &ig_image::registry::NoProgress,
+        &ig_image_registry::NoProgress,
     )
     .with_context(|| {
         format!(

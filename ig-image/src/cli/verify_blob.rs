@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use ig_image::sign::keyless::{self, Subject};
+use ig_image_sign::keyless::{self, Subject};
 
 use super::common::KeylessArgs;
 use super::verify::report_keyless;

@@ -6,6 +6,20 @@ use std::path::{Path, PathBuf};
 use crate::digest::Digest;
 use crate::reference::ReferenceError;
 
+/// A filesystem operation that failed: what was being done, to which file, and why
+/// ("failed to read the blob `…`"). The store's errors and the registry's share it.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {action} `{path}`")]
+pub struct IoFailure {
+    /// What we were doing, e.g. `read the blob`.
+    pub action: &'static str,
+    /// The file or directory involved.
+    pub path: PathBuf,
+    /// The cause.
+    #[source]
+    pub source: io::Error,
+}
+
 /// Everything that can go wrong in the store, its lock, and export/import.
 ///
 /// Messages are lowercase and name the file, digest or reference at fault; [`StoreError::hint`]
@@ -14,16 +28,8 @@ use crate::reference::ReferenceError;
 #[non_exhaustive]
 pub enum StoreError {
     /// A filesystem operation failed.
-    #[error("failed to {action} `{path}`")]
-    Io {
-        /// What we were doing, e.g. `read the blob`.
-        action: &'static str,
-        /// The file or directory involved.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(IoFailure),
     /// Taking the `index.json.lock` flock failed (not merely "busy": busy waits).
     #[error("failed to lock the store at `{path}`")]
     Lock {
@@ -215,11 +221,11 @@ impl StoreError {
     }
 
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        StoreError::Io {
+        StoreError::Io(IoFailure {
             action,
             path: path.into(),
             source,
-        }
+        })
     }
 }
 

@@ -18,7 +18,9 @@ use serde_json::Value;
 
 use crate::digest::Digest;
 use crate::error::StoreError;
-use crate::layout::{MAX_DOCUMENT_SIZE, entry_digest, entry_media_type, entry_size, read_limited};
+use crate::layout::{
+    MAX_DOCUMENT_SIZE, entry_digest, entry_media_type, entry_size, read_blob_checked,
+};
 
 use crate::media_types::{INDEX_TYPES, MANIFEST_TYPES};
 
@@ -139,24 +141,7 @@ impl BlobDir {
     /// Reads a JSON document blob, verifying its digest.
     pub(crate) fn read_document(&self, digest: &Digest) -> Result<Value, StoreError> {
         let path = self.path(digest);
-        let data = match read_limited(&path, MAX_DOCUMENT_SIZE) {
-            Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::BlobNotFound {
-                    digest: digest.clone(),
-                    store: self.location.clone(),
-                });
-            }
-            Err(e) => return Err(StoreError::io("read the blob", &path, e)),
-        };
-        let actual = Digest::of(&data);
-        if &actual != digest {
-            return Err(StoreError::DigestMismatch {
-                expected: digest.clone(),
-                actual,
-                path,
-            });
-        }
+        let data = read_blob_checked(&path, &self.location, digest, MAX_DOCUMENT_SIZE)?;
         serde_json::from_slice(&data).map_err(|e| StoreError::InvalidDocument {
             digest: digest.clone(),
             path,

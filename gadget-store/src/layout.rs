@@ -89,29 +89,39 @@ pub(crate) fn read_limited(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
         ));
     }
     let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.take(limit + 1).read_to_end(&mut buf)?;
+    file.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
     Ok(buf)
 }
 
 /// Reads a blob and checks it hashes to `digest`.
 pub(crate) fn read_verified(root: &Path, digest: &Digest) -> Result<Vec<u8>, StoreError> {
-    let path = blob_path(root, digest);
-    let data = match fs::read(&path) {
+    read_blob_checked(&blob_path(root, digest), root, digest, u64::MAX)
+}
+
+/// Reads the blob file `path` of the store at `store`, refusing more than `limit` bytes, and
+/// checks it hashes to `digest`.
+pub(crate) fn read_blob_checked(
+    path: &Path,
+    store: &Path,
+    digest: &Digest,
+    limit: u64,
+) -> Result<Vec<u8>, StoreError> {
+    let data = match read_limited(path, limit) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(StoreError::BlobNotFound {
                 digest: digest.clone(),
-                store: root.to_owned(),
+                store: store.to_owned(),
             });
         }
-        Err(e) => return Err(StoreError::io("read the blob", &path, e)),
+        Err(e) => return Err(StoreError::io("read the blob", path, e)),
     };
     let actual = Digest::of(&data);
     if &actual != digest {
         return Err(StoreError::DigestMismatch {
             expected: digest.clone(),
             actual,
-            path,
+            path: path.to_owned(),
         });
     }
     Ok(data)

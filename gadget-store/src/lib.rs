@@ -38,7 +38,7 @@ mod test_support;
 pub use archive::{ExportReport, printable};
 pub use canonical::to_canonical_json;
 pub use digest::{Digest, DigestError};
-pub use error::StoreError;
+pub use error::{IoFailure, StoreError};
 pub use reference::{Reference, ReferenceError};
 pub use store::{
     GcReport, RemoveReport, Store, TaggedImage, Transaction, default_store_path, user_store_path,

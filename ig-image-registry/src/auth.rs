@@ -13,6 +13,7 @@
 //!
 //! No network here: checking credentials against a registry is [`super::Client::check_login`].
 
+use gadget_store::IoFailure;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
@@ -260,22 +261,22 @@ impl AuthFile {
         let data = match fs::File::open(path) {
             Ok(f) => {
                 let mut data = Vec::new();
-                f.take(MAX_AUTH_FILE)
-                    .read_to_end(&mut data)
-                    .map_err(|e| RegistryError::Io {
+                f.take(MAX_AUTH_FILE).read_to_end(&mut data).map_err(|e| {
+                    RegistryError::Io(IoFailure {
                         action: "read the auth file",
                         path: path.to_owned(),
                         source: e,
-                    })?;
+                    })
+                })?;
                 data
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => {
-                return Err(RegistryError::Io {
+                return Err(RegistryError::Io(IoFailure {
                     action: "open the auth file",
                     path: path.to_owned(),
                     source: e,
-                });
+                }));
             }
         };
         let doc = if data.iter().all(u8::is_ascii_whitespace) {

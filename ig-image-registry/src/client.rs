@@ -18,6 +18,7 @@
 //! 404, digest mismatch, TLS) fail at once. Requests are described in messages by method and
 //! path only; the `Authorization` header is marked sensitive.
 
+use gadget_store::IoFailure;
 use std::cell::Cell;
 use std::future::Future;
 use std::io::Write as _;
@@ -424,10 +425,12 @@ fn extra_roots() -> Result<Vec<Vec<u8>>, RegistryError> {
         return Ok(Vec::new());
     };
     let path = std::path::PathBuf::from(path);
-    let text = std::fs::read_to_string(&path).map_err(|e| RegistryError::Io {
-        action: "read the certificates of SSL_CERT_FILE",
-        path: path.clone(),
-        source: e,
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        RegistryError::Io(IoFailure {
+            action: "read the certificates of SSL_CERT_FILE",
+            path: path.clone(),
+            source: e,
+        })
     })?;
     let blocks = split_pem(&text);
     if blocks.is_empty() {

@@ -18,6 +18,7 @@
 //! the blob becomes visible), records referrers, tags signatures, and tags the image last. Blobs
 //! are staged outside the store lock so `ig` is never blocked by a slow network.
 
+use gadget_store::IoFailure;
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
@@ -107,19 +108,18 @@ fn doc_media_type(descriptor_type: Option<&str>, doc: &Value) -> String {
 
 /// A descriptor's digest, size and media type.
 fn parse_descriptor(d: &Value, what: &str) -> Result<(Digest, u64, Option<String>), RegistryError> {
+    let unusable = |problem: String| RegistryError::Unsupported {
+        reason: format!("{what}: {problem}"),
+    };
     let digest = d
         .get("digest")
         .and_then(Value::as_str)
         .and_then(|s| Digest::parse(s).ok())
-        .ok_or_else(|| RegistryError::Unsupported {
-            reason: format!("{what}: a descriptor has no usable sha256 digest"),
-        })?;
+        .ok_or_else(|| unusable("a descriptor has no usable sha256 digest".into()))?;
     let size = d
         .get("size")
         .and_then(Value::as_u64)
-        .ok_or_else(|| RegistryError::Unsupported {
-            reason: format!("{what}: the descriptor of `{digest}` has no size"),
-        })?;
+        .ok_or_else(|| unusable(format!("the descriptor of `{digest}` has no size")))?;
     let media_type = d
         .get("mediaType")
         .and_then(Value::as_str)
@@ -578,6 +578,9 @@ fn select_entries(root: &Doc, platforms: Option<&[Platform]>) -> Result<Vec<Valu
 /// Pulls `reference` from its registry into the store, with its signatures and referrers.
 /// With `platforms`, only those platforms' manifests and blobs are fetched (the stored index
 /// then lists only them, so its digest differs from the registry's; the report gives both).
+///
+/// Stages: fetch everything into a staging directory ([`fetch_for_pull`]), then store it in one
+/// transaction ([`store_pulled`]), then report.
 pub fn pull(
     store: &Store,
     client: &Client,
@@ -588,159 +591,25 @@ pub fn pull(
 ) -> Result<TransferReport, RegistryError> {
     let start = Instant::now();
     let staging = staging_dir(store)?;
-    let rt = runtime()?;
     let stats = Stats::default();
-    let (image, artifacts, source_digest, retries, blobs, fetched) = rt.block_on(async {
-        let repo = client
-            .open(
-                reference.registry(),
-                reference.repository(),
-                credentials,
-                Access::Pull,
-                reporter,
-            )
-            .await?;
-        let wanted = reference.digest().map_or_else(
-            || reference.tag().unwrap_or("latest").to_owned(),
-            ToString::to_string,
-        );
-        let root = fetch_doc(&repo, &wanted, None, None, &stats)
-            .await?
-            .ok_or_else(|| RegistryError::NotFound {
-                registry: reference.registry().to_owned(),
-                repository: reference.repository().to_owned(),
-                what: format!("manifest `{wanted}`"),
-                message: "the registry has no such tag or digest (check the name; `ig-image \
-                          list` shows local images)"
-                    .into(),
-            })?;
-
-        // What to fetch, and the subjects whose signatures come along: every document of the
-        // image as the registry has it (the index only when it is kept as is).
-        let is_index = graph::is_index_type(&root.media_type);
-        let entries = if is_index {
-            select_entries(&root, platforms)?
-        } else {
-            Vec::new()
-        };
-        let narrowed = is_index && entries.len() != select_entries(&root, None)?.len();
-        // Signatures are looked up for what they sign and `ig` verifies: the image's index (or
-        // its manifest). A narrowed index is not the registry's, so none applies to it.
-        let mut subjects = Vec::new();
-        if narrowed {
-            reporter.note(
-                "only some platforms were pulled: the index's signatures and referrers were not \
-                 (they sign the registry's index, not the one stored)",
-            );
-        } else {
-            subjects.push(root.digest.clone());
-        }
-
-        // The image (manifests, then blobs) and the signature lookups run side by side.
-        let image_part = async {
-            let (image, source_digest) =
-                fetch_image(&repo, root, entries, narrowed, &stats).await?;
-            reporter.started(
-                &reference.full(),
-                image.blobs.len(),
-                image.blobs.iter().map(|b| b.size).sum(),
-            );
-            let fetched = download_all(&repo, store, staging.path(), &image.blobs, &stats).await?;
-            Ok::<_, RegistryError>((image, source_digest, fetched))
-        };
-        let (image_part, artifacts) =
-            futures_util::join!(image_part, fetch_artifacts(&repo, &subjects, &stats));
-        let (image, source_digest, mut fetched) = image_part?;
-        let artifacts = artifacts?;
-
-        // Blobs of signatures and referrers (few, small).
-        let mut extra: Vec<BlobRef> = Vec::new();
-        for g in artifacts.graphs() {
-            for b in &g.blobs {
-                if !image.blobs.contains(b) && !extra.contains(b) {
-                    extra.push(b.clone());
-                }
-            }
-        }
-        if !extra.is_empty() {
-            reporter.started(
-                &reference.full(),
-                extra.len(),
-                extra.iter().map(|b| b.size).sum(),
-            );
-            fetched.extend(download_all(&repo, store, staging.path(), &extra, &stats).await?);
-        }
-        let blobs: Vec<BlobRef> = image.blobs.iter().chain(extra.iter()).cloned().collect();
-        Ok::<_, RegistryError>((
-            image,
-            artifacts,
-            source_digest,
-            repo.retries(),
-            blobs,
-            fetched,
-        ))
-    })?;
-
-    // One transaction: blobs (verified again), documents, referrers, signature tags, the tag.
-    let root = image.root().clone();
-    store.transaction(|tx| {
-        let fetched: BTreeSet<&Digest> = fetched.iter().collect();
-        for b in &blobs {
-            let digest = &b.digest;
-            if fetched.contains(digest) {
-                let path = staging.path().join(digest.hex());
-                let file = fs::File::open(&path).map_err(|e| RegistryError::Io {
-                    action: "open the staged blob",
-                    path: path.clone(),
-                    source: e,
-                })?;
-                let (_, written) = tx
-                    .write_blob_from_reader(file, Some(digest))
-                    .map_err(|e| RegistryError::store(format!("store blob `{digest}`"), e))?;
-                if written != b.size {
-                    return Err(RegistryError::SizeMismatch {
-                        registry: reference.registry().to_owned(),
-                        what: format!("blob `{digest}`"),
-                        expected: b.size,
-                        actual: written,
-                    });
-                }
-            } else if !tx.has_blob(digest) {
-                return Err(RegistryError::Unsupported {
-                    reason: format!(
-                        "blob `{digest}` was in the store when the pull started and was removed \
-                         since (by a concurrent `remove`?): run the pull again"
-                    ),
-                });
-            }
-        }
-        for g in std::iter::once(&image).chain(artifacts.graphs()) {
-            for d in &g.docs {
-                write_doc(tx, d)?;
-            }
-        }
-        for (subject, g) in &artifacts.referrers {
-            tx.add_referrer(subject, &g.root().descriptor())
-                .map_err(|e| RegistryError::store("record a referrer", e))?;
-        }
-        for (tag, g) in &artifacts.signatures {
-            tx.tag_bare(tag, g.root().descriptor())
-                .map_err(|e| RegistryError::store(format!("tag `{tag}`"), e))?;
-        }
-        match reference.tag() {
-            Some(tag) => tag_local(tx, reference, tag, &root)?,
-            None => {
-                tx.add_untagged(&root.descriptor())
-                    .map_err(|e| RegistryError::store("record the image", e))?;
-            }
-        }
-        Ok::<_, RegistryError>(())
-    })?;
-
+    let pulled = runtime()?.block_on(fetch_for_pull(
+        &PullTarget {
+            store,
+            client,
+            reference,
+            credentials,
+            platforms,
+            reporter,
+            staging: staging.path(),
+        },
+        &stats,
+    ))?;
+    store_pulled(store, staging.path(), reference, &pulled)?;
+    let root = pulled.image.root();
     Ok(TransferReport {
         reference: reference.without_digest().full(),
         digest: root.digest.to_string(),
-        source_digest: source_digest.map(|d| d.to_string()),
+        source_digest: pulled.source_digest.map(|d| d.to_string()),
         platforms: platforms_of(&root.json()),
         bytes_sent: 0,
         bytes_received: stats.bytes_received.get(),
@@ -749,11 +618,222 @@ pub fn pull(
         blobs_downloaded: stats.downloaded.get(),
         blobs_skipped: stats.skipped.get(),
         manifests: stats.manifests.get(),
-        signatures: artifacts.signatures.len(),
-        referrers: artifacts.referrers.len(),
-        retries,
+        signatures: pulled.artifacts.signatures.len(),
+        referrers: pulled.artifacts.referrers.len(),
+        retries: pulled.retries,
         millis: start.elapsed().as_millis(),
     })
+}
+
+/// What one pull reads from and writes to, for its fetch stage.
+struct PullTarget<'a> {
+    store: &'a Store,
+    client: &'a Client,
+    reference: &'a Reference,
+    credentials: &'a Credentials,
+    platforms: Option<&'a [Platform]>,
+    reporter: &'a dyn TransferReporter,
+    /// Where downloaded blobs wait, verified, for the store transaction.
+    staging: &'a Path,
+}
+
+/// Everything a pull fetched, before it is stored.
+struct Pulled {
+    /// The image's documents (its index or manifest first) and blobs.
+    image: Graph,
+    /// Its signatures and referrers.
+    artifacts: PulledArtifacts,
+    /// The registry's index digest when a narrowed index is stored instead.
+    source_digest: Option<Digest>,
+    retries: usize,
+    /// Every blob of the image and its artifacts.
+    blobs: Vec<BlobRef>,
+    /// The blobs downloaded into the staging directory (the others were in the store).
+    fetched: Vec<Digest>,
+}
+
+/// The fetch stage of [`pull`]: the root document, the platforms kept, then the image and its
+/// signatures side by side, then the blobs of the signatures and referrers.
+async fn fetch_for_pull(target: &PullTarget<'_>, stats: &Stats) -> Result<Pulled, RegistryError> {
+    let (reference, reporter, staging) = (target.reference, target.reporter, target.staging);
+    let repo = target
+        .client
+        .open(
+            reference.registry(),
+            reference.repository(),
+            target.credentials,
+            Access::Pull,
+            reporter,
+        )
+        .await?;
+    let root = fetch_root(&repo, reference, stats).await?;
+
+    // What to fetch, and the subjects whose signatures come along: every document of the
+    // image as the registry has it (the index only when it is kept as is).
+    let is_index = graph::is_index_type(&root.media_type);
+    let entries = if is_index {
+        select_entries(&root, target.platforms)?
+    } else {
+        Vec::new()
+    };
+    let narrowed = is_index && entries.len() != select_entries(&root, None)?.len();
+    // Signatures are looked up for what they sign and `ig` verifies: the image's index (or
+    // its manifest). A narrowed index is not the registry's, so none applies to it.
+    let mut subjects = Vec::new();
+    if narrowed {
+        reporter.note(
+            "only some platforms were pulled: the index's signatures and referrers were not \
+             (they sign the registry's index, not the one stored)",
+        );
+    } else {
+        subjects.push(root.digest.clone());
+    }
+
+    // The image (manifests, then blobs) and the signature lookups run side by side.
+    let image_part = async {
+        let (image, source_digest) = fetch_image(&repo, root, entries, narrowed, stats).await?;
+        reporter.started(
+            &reference.full(),
+            image.blobs.len(),
+            image.blobs.iter().map(|b| b.size).sum(),
+        );
+        let fetched = download_all(&repo, target.store, staging, &image.blobs, stats).await?;
+        Ok::<_, RegistryError>((image, source_digest, fetched))
+    };
+    let (image_part, artifacts) =
+        futures_util::join!(image_part, fetch_artifacts(&repo, &subjects, stats));
+    let (image, source_digest, mut fetched) = image_part?;
+    let artifacts = artifacts?;
+
+    // Blobs of signatures and referrers (few, small).
+    let mut extra: Vec<BlobRef> = Vec::new();
+    for g in artifacts.graphs() {
+        for b in &g.blobs {
+            if !image.blobs.contains(b) && !extra.contains(b) {
+                extra.push(b.clone());
+            }
+        }
+    }
+    if !extra.is_empty() {
+        reporter.started(
+            &reference.full(),
+            extra.len(),
+            extra.iter().map(|b| b.size).sum(),
+        );
+        fetched.extend(download_all(&repo, target.store, staging, &extra, stats).await?);
+    }
+    let blobs: Vec<BlobRef> = image.blobs.iter().chain(extra.iter()).cloned().collect();
+    Ok(Pulled {
+        image,
+        artifacts,
+        source_digest,
+        retries: repo.retries(),
+        blobs,
+        fetched,
+    })
+}
+
+/// The document `reference` names (its digest, else its tag, else `latest`).
+async fn fetch_root(
+    repo: &Repository<'_>,
+    reference: &Reference,
+    stats: &Stats,
+) -> Result<Doc, RegistryError> {
+    let wanted = reference.digest().map_or_else(
+        || reference.tag().unwrap_or("latest").to_owned(),
+        ToString::to_string,
+    );
+    fetch_doc(repo, &wanted, None, None, stats)
+        .await?
+        .ok_or_else(|| RegistryError::NotFound {
+            registry: reference.registry().to_owned(),
+            repository: reference.repository().to_owned(),
+            what: format!("manifest `{wanted}`"),
+            message: "the registry has no such tag or digest (check the name; `ig-image \
+                      list` shows local images)"
+                .into(),
+        })
+}
+
+/// The store stage of [`pull`], in one transaction: blobs (verified again), documents,
+/// referrers, signature tags, then the tag.
+fn store_pulled(
+    store: &Store,
+    staging: &Path,
+    reference: &Reference,
+    pulled: &Pulled,
+) -> Result<(), RegistryError> {
+    let root = pulled.image.root();
+    store.transaction(|tx| {
+        let fetched: BTreeSet<&Digest> = pulled.fetched.iter().collect();
+        for b in &pulled.blobs {
+            store_pulled_blob(tx, staging, reference, b, fetched.contains(&b.digest))?;
+        }
+        for g in std::iter::once(&pulled.image).chain(pulled.artifacts.graphs()) {
+            for d in &g.docs {
+                write_doc(tx, d)?;
+            }
+        }
+        for (subject, g) in &pulled.artifacts.referrers {
+            tx.add_referrer(subject, &g.root().descriptor())
+                .map_err(|e| RegistryError::store("record a referrer", e))?;
+        }
+        for (tag, g) in &pulled.artifacts.signatures {
+            tx.tag_bare(tag, g.root().descriptor())
+                .map_err(|e| RegistryError::store(format!("tag `{tag}`"), e))?;
+        }
+        match reference.tag() {
+            Some(tag) => tag_local(tx, reference, tag, root)?,
+            None => {
+                tx.add_untagged(&root.descriptor())
+                    .map_err(|e| RegistryError::store("record the image", e))?;
+            }
+        }
+        Ok::<_, RegistryError>(())
+    })
+}
+
+/// Stores one blob of a pull from the staging directory (`downloaded`), or checks that the
+/// store still has it.
+fn store_pulled_blob(
+    tx: &Transaction<'_>,
+    staging: &Path,
+    reference: &Reference,
+    blob: &BlobRef,
+    downloaded: bool,
+) -> Result<(), RegistryError> {
+    let digest = &blob.digest;
+    if !downloaded {
+        if tx.has_blob(digest) {
+            return Ok(());
+        }
+        return Err(RegistryError::Unsupported {
+            reason: format!(
+                "blob `{digest}` was in the store when the pull started and was removed \
+                 since (by a concurrent `remove`?): run the pull again"
+            ),
+        });
+    }
+    let path = staging.join(digest.hex());
+    let file = fs::File::open(&path).map_err(|e| {
+        RegistryError::Io(IoFailure {
+            action: "open the staged blob",
+            path: path.clone(),
+            source: e,
+        })
+    })?;
+    let (_, written) = tx
+        .write_blob_from_reader(file, Some(digest))
+        .map_err(|e| RegistryError::store(format!("store blob `{digest}`"), e))?;
+    if written != blob.size {
+        return Err(RegistryError::SizeMismatch {
+            registry: reference.registry().to_owned(),
+            what: format!("blob `{digest}`"),
+            expected: blob.size,
+            actual: written,
+        });
+    }
+    Ok(())
 }
 
 /// Downloads `blobs` (those the store lacks) to the staging directory, several at once.
@@ -814,19 +894,23 @@ fn staging_dir(store: &Store) -> Result<tempfile::TempDir, RegistryError> {
             .recursive(true)
             .mode(0o700)
             .create(&ingest)
-            .map_err(|e| RegistryError::Io {
-                action: "create",
-                path: ingest.clone(),
-                source: e,
+            .map_err(|e| {
+                RegistryError::Io(IoFailure {
+                    action: "create",
+                    path: ingest.clone(),
+                    source: e,
+                })
             })?;
     }
     tempfile::Builder::new()
         .prefix(".pull-")
         .tempdir_in(&ingest)
-        .map_err(|e| RegistryError::Io {
-            action: "create a staging directory in",
-            path: ingest,
-            source: e,
+        .map_err(|e| {
+            RegistryError::Io(IoFailure {
+                action: "create a staging directory in",
+                path: ingest,
+                source: e,
+            })
         })
 }
 
@@ -1068,11 +1152,11 @@ async fn download_blob(
         // Each attempt starts over (the bar too).
         reporter.blob_started(digest, size);
         let file = fs::File::create(&path).map_err(|e| {
-            Failure::permanent(RegistryError::Io {
+            Failure::permanent(RegistryError::Io(IoFailure {
                 action: "create",
                 path: path.clone(),
                 source: e,
-            })
+            }))
         })?;
         let progress = |n: u64| reporter.blob_progress(digest, n);
         let writer = LimitedWriter::new(file, size, &progress);
@@ -1080,10 +1164,12 @@ async fn download_blob(
     })
     .await?;
     let got = fs::metadata(&path)
-        .map_err(|e| RegistryError::Io {
-            action: "inspect",
-            path: path.clone(),
-            source: e,
+        .map_err(|e| {
+            RegistryError::Io(IoFailure {
+                action: "inspect",
+                path: path.clone(),
+                source: e,
+            })
         })?
         .len();
     if got != size {

@@ -9,7 +9,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use gadget_store::StoreError;
+use gadget_store::{IoFailure, StoreError};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 
 /// Everything that can go wrong talking to a registry, reading credentials, or storing what was
@@ -172,16 +172,8 @@ pub enum RegistryError {
         source: StoreError,
     },
     /// A local file operation failed.
-    #[error("failed to {action} `{path}`")]
-    Io {
-        /// What we were doing.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(IoFailure),
     /// The request cannot be done as asked (e.g. a platform the image does not have).
     #[error("{reason}")]
     Unsupported {
@@ -471,11 +463,11 @@ pub(crate) fn from_oci(target: &Target, request: &str, error: OciDistributionErr
                     actual: too_long.received,
                 });
             }
-            Failure::permanent(RegistryError::Io {
+            Failure::permanent(RegistryError::Io(IoFailure {
                 action: "write what the registry sent to",
                 path: PathBuf::from("the staging file"),
                 source: e,
-            })
+            }))
         }
         other => Failure::permanent(RegistryError::Invalid {
             registry: target.registry.clone(),

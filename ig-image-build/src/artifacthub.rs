@@ -32,8 +32,8 @@ use gadget_store::reference::Reference;
 use gadget_store::{Digest, Store};
 use serde::Serialize;
 use serde_json::Value;
+use yaml_rust2::Yaml;
 use yaml_rust2::yaml::Hash;
-use yaml_rust2::{Yaml, YamlEmitter};
 
 use crate::image::media_types as mt;
 
@@ -540,25 +540,9 @@ fn is_gadget_entry(y: &Yaml) -> bool {
 
 /// Writes the document: no `---`, literal blocks for multi-line strings, a final newline.
 pub fn emit(doc: &Hash) -> Result<String, ArtifactHubError> {
-    let mut out = String::new();
-    let mut emitter = YamlEmitter::new(&mut out);
-    emitter.multiline_strings(true);
-    emitter
-        .dump(&Yaml::Hash(doc.clone()))
-        .map_err(|e| ArtifactHubError::Emit {
-            reason: e.to_string(),
-        })?;
-    let body = out.strip_prefix("---\n").unwrap_or(&out);
-    let mut text = String::with_capacity(body.len() + 1);
-    for line in body.lines() {
-        text.push_str(
-            line.strip_suffix(" ~")
-                .filter(|l| l.ends_with(':'))
-                .unwrap_or(line),
-        );
-        text.push('\n');
-    }
-    Ok(text)
+    crate::metadata::emit_yaml(&Yaml::Hash(doc.clone())).map_err(|e| ArtifactHubError::Emit {
+        reason: e.to_string(),
+    })
 }
 
 /// What [`generate`] did.

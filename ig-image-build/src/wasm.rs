@@ -262,7 +262,7 @@ pub fn build_module(req: &WasmRequest<'_>) -> Result<WasmModule, WasmError> {
     })
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, WasmError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, WasmError> {
     std::fs::read(path).map_err(|source| {
         WasmError::Io(crate::file_error::FileError {
             action: "read",
@@ -573,21 +573,15 @@ fn compile_c(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError>
         .arg("-o")
         .arg(&out);
     sandbox.apply(&mut cmd, work.path());
-    let output = cmd.output().map_err(|source| {
-        WasmError::Io(crate::file_error::FileError {
-            action: "run",
-            path: clang.clang.clone(),
-            source,
-        })
-    })?;
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    if !output.status.success() {
-        return Err(WasmError::Compile {
-            source_path: req.source.to_path_buf(),
+    let (_, stderr) = run_compiler(
+        &mut cmd,
+        &Compiler {
+            program: &clang.clang,
             tool: clang.clang.display().to_string(),
-            stderr,
-        });
-    }
+            source_path: req.source,
+            stderr_lines: None,
+        },
+    )?;
     let bytes = read(&out)?;
     // The compile reads what the scan saw; its own list is checked all the same.
     let listed = read(&depfile)?;
@@ -638,64 +632,132 @@ fn rust_manifest(source: &Path) -> Option<PathBuf> {
         .find(|m| m.is_file())
 }
 
+/// How a module's compiler ran: the program, its name in errors, the source it compiled.
+pub(crate) struct Compiler<'a> {
+    /// The binary run.
+    pub program: &'a Path,
+    /// The tool as named in a compile error (`clang`, `cargo`, `go build`).
+    pub tool: String,
+    /// The source (file or crate manifest) a compile error names.
+    pub source_path: &'a Path,
+    /// Keep only the last lines of a failed run's stderr (`None`: all of it).
+    pub stderr_lines: Option<usize>,
+}
+
+/// Runs a WASM module's compiler (never through a shell): its stdout and stderr when it
+/// succeeded, else a compile error with its stderr.
+pub(crate) fn run_compiler(
+    cmd: &mut Command,
+    compiler: &Compiler<'_>,
+) -> Result<(Vec<u8>, String), WasmError> {
+    let output = cmd.output().map_err(|source| {
+        WasmError::Io(crate::file_error::FileError {
+            action: "run",
+            path: compiler.program.to_path_buf(),
+            source,
+        })
+    })?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        return Err(WasmError::Compile {
+            source_path: compiler.source_path.to_path_buf(),
+            tool: compiler.tool.clone(),
+            stderr: match compiler.stderr_lines {
+                Some(lines) => super::rust::tail(&stderr, lines),
+                None => stderr,
+            },
+        });
+    }
+    Ok((output.stdout, stderr))
+}
+
+/// The tools of a Rust module build and the flags they build with.
+struct RustWasmTools {
+    rustc: super::toolchain::Tool,
+    cargo: super::toolchain::Tool,
+    /// The Rust standard library's sources (for `-Z build-std`).
+    library_src: PathBuf,
+    clang: WasmClang,
+    /// `CARGO_ENCODED_RUSTFLAGS`: the LLVM tree's `wasm-ld`, Debian's wasi-libc and
+    /// `crt1-reactor.o`, the path remapping.
+    rustflags: Vec<String>,
+}
+
+impl RustWasmTools {
+    const TARGET: &'static str = "wasm32-wasip1";
+
+    fn find(manifest: &Path) -> Result<Self, WasmError> {
+        let (rustc, cargo, library_src) =
+            super::toolchain::RustToolchain::compiler().map_err(|e| WasmError::Toolchain {
+                what: e.to_string(),
+                install: format!("apt-get install {}", super::toolchain::RUST_APT_PACKAGES),
+            })?;
+        let clang = find_wasm_clang()?;
+        let llvm_bin = std::fs::canonicalize(&clang.clang)
+            .ok()
+            .and_then(|c| c.parent().map(Path::to_path_buf))
+            .unwrap_or_default();
+        let mut rustflags = vec![
+            format!("-Clinker={}", llvm_bin.join("wasm-ld").display()),
+            "-Clink-self-contained=no".to_string(),
+            format!("-L{WASI_SYSROOT_LIB}"),
+            format!("-Clink-arg={WASI_SYSROOT_LIB}/crt1-reactor.o"),
+        ];
+        rustflags.extend(super::rust::remap_flags(manifest));
+        Ok(Self {
+            rustc,
+            cargo,
+            library_src,
+            clang,
+            rustflags,
+        })
+    }
+
+    /// The build cache key of `manifest`'s module built with these tools.
+    fn cache_key(&self, manifest: &Path) -> String {
+        let mut k = KeyBuilder::new();
+        k.add("wasm-rust-v1")
+            .add(&self.rustc.identity)
+            .add(&self.cargo.identity)
+            .add(&self.clang.identity)
+            .add(self.library_src.as_os_str().as_encoded_bytes())
+            .add(manifest.as_os_str().as_encoded_bytes());
+        for f in &self.rustflags {
+            k.add(f);
+        }
+        k.finish()
+    }
+}
+
 /// A Rust crate (`crate-type = ["cdylib"]`) for `wasm32-wasip1`: Debian's rustc-web with
 /// `-Z build-std=std,panic_abort` (no prebuilt wasm32 standard library exists for it), linked by
 /// the LLVM tree's `wasm-ld` against Debian's wasi-libc with `crt1-reactor.o` (which provides
 /// `_initialize`). Through the build cache like the eBPF builds.
 fn compile_rust(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError> {
-    use super::rust::{
-        absolute, dep_info_sources, package_metadata, scrub_env, tail, warnings_only,
-    };
+    use super::rust::{absolute, dep_info_sources, package_metadata, warnings_only};
     let manifest = rust_manifest(req.source).ok_or_else(|| WasmError::Unsupported {
         build_file: req.build_file.map(Path::to_path_buf),
         path: req.source.to_path_buf(),
         message: "no `Cargo.toml` here or above: a Rust module is built from its crate".into(),
     })?;
     let manifest = absolute(&manifest);
-    let (rustc, cargo, library_src) =
-        super::toolchain::RustToolchain::compiler().map_err(|e| WasmError::Toolchain {
-            what: e.to_string(),
-            install: format!("apt-get install {}", super::toolchain::RUST_APT_PACKAGES),
-        })?;
-    let clang = find_wasm_clang()?;
-    let llvm_bin = std::fs::canonicalize(&clang.clang)
-        .ok()
-        .and_then(|c| c.parent().map(Path::to_path_buf))
-        .unwrap_or_default();
-    let wasm_ld = llvm_bin.join("wasm-ld");
-    let target = "wasm32-wasip1";
-    let flags = vec![
-        format!("-Clinker={}", wasm_ld.display()),
-        "-Clink-self-contained=no".to_string(),
-        format!("-L{WASI_SYSROOT_LIB}"),
-        format!("-Clink-arg={WASI_SYSROOT_LIB}/crt1-reactor.o"),
-    ];
-    let mut flags = flags;
-    flags.extend(super::rust::remap_flags(&manifest));
+    let tools = RustWasmTools::find(&manifest)?;
     let cache = req.use_cache.then(|| BuildCache::new(req.cache_root));
-    let key = {
-        let mut k = KeyBuilder::new();
-        k.add("wasm-rust-v1")
-            .add(&rustc.identity)
-            .add(&cargo.identity)
-            .add(&clang.identity)
-            .add(library_src.as_os_str().as_encoded_bytes())
-            .add(manifest.as_os_str().as_encoded_bytes());
-        for f in &flags {
-            k.add(f);
-        }
-        k.finish()
-    };
-    if let Some(bytes) = cache.as_ref().and_then(|c| c.lookup(&key, &library_src)) {
+    let key = tools.cache_key(&manifest);
+    if let Some(bytes) = cache
+        .as_ref()
+        .and_then(|c| c.lookup(&key, &tools.library_src))
+    {
         return Ok((bytes, Vec::new()));
     }
-    let located = package_metadata(&cargo.path, &rustc.path, &manifest).map_err(|message| {
-        WasmError::Compile {
-            source_path: manifest.clone(),
-            tool: "cargo metadata".into(),
-            stderr: message,
-        }
-    })?;
+    let located =
+        package_metadata(&tools.cargo.path, &tools.rustc.path, &manifest).map_err(|message| {
+            WasmError::Compile {
+                source_path: manifest.clone(),
+                tool: "cargo metadata".into(),
+                stderr: message,
+            }
+        })?;
     let lib = located
         .package
         .targets
@@ -709,18 +771,41 @@ fn compile_rust(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmErr
                 "the crate has no `cdylib` library target: add `[lib] crate-type = [\"cdylib\"]`"
                     .into(),
         })?;
+    let (artifact, stderr) = cargo_build_module(req, &tools, &manifest, &lib)?;
+    let bytes = read(&artifact)?;
+    if let Some(cache) = &cache {
+        let mut deps = dep_info_sources(&artifact);
+        if !deps.is_empty() {
+            deps.extend(located.local_manifests);
+            deps.extend(Some(located.lock).filter(|l| l.exists()));
+            deps.sort();
+            deps.dedup();
+            cache.store(&key, &bytes, &deps, &tools.library_src);
+        }
+    }
+    Ok((bytes, compiler_warnings(&warnings_only(&stderr))))
+}
+
+/// `cargo build` of the crate's library `lib` for `wasm32-wasip1`, in a target directory of
+/// its own in the cache: the `.wasm` artifact cargo reports, and cargo's stderr.
+fn cargo_build_module(
+    req: &WasmRequest<'_>,
+    tools: &RustWasmTools,
+    manifest: &Path,
+    lib: &str,
+) -> Result<(PathBuf, String), WasmError> {
     let hash = super::cache::sha256_hex(manifest.as_os_str().as_encoded_bytes());
     let target_dir = req
         .cache_root
         .join("rust-target")
         .join(&hash[..16])
-        .join(target);
-    let mut cmd = Command::new(&cargo.path);
-    scrub_env(&mut cmd);
+        .join(RustWasmTools::TARGET);
+    let mut cmd = Command::new(&tools.cargo.path);
+    super::rust::scrub_env(&mut cmd);
     cmd.current_dir(manifest.parent().unwrap_or(Path::new(".")))
-        .env("RUSTC", &rustc.path)
+        .env("RUSTC", &tools.rustc.path)
         .env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"))
+        .env("CARGO_ENCODED_RUSTFLAGS", tools.rustflags.join("\u{1f}"))
         .env("CARGO_TERM_COLOR", "never")
         .args([
             "build",
@@ -729,29 +814,23 @@ fn compile_rust(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmErr
             "-Z",
             "build-std=std,panic_abort",
             "--target",
-            target,
+            RustWasmTools::TARGET,
         ])
         .arg("--manifest-path")
-        .arg(&manifest)
+        .arg(manifest)
         .arg("--target-dir")
         .arg(&target_dir)
         .arg("--message-format=json-render-diagnostics");
-    let output = cmd.output().map_err(|source| {
-        WasmError::Io(crate::file_error::FileError {
-            action: "run",
-            path: cargo.path.clone(),
-            source,
-        })
-    })?;
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    if !output.status.success() {
-        return Err(WasmError::Compile {
-            source_path: manifest.clone(),
+    let (stdout, stderr) = run_compiler(
+        &mut cmd,
+        &Compiler {
+            program: &tools.cargo.path,
             tool: "cargo".into(),
-            stderr: tail(&stderr, 60),
-        });
-    }
-    let artifact = cargo_metadata::Message::parse_stream(output.stdout.as_slice())
+            source_path: manifest,
+            stderr_lines: Some(60),
+        },
+    )?;
+    let artifact = cargo_metadata::Message::parse_stream(stdout.as_slice())
         .filter_map(Result::ok)
         .find_map(|m| match m {
             cargo_metadata::Message::CompilerArtifact(a) if a.target.name == lib => a
@@ -762,22 +841,11 @@ fn compile_rust(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmErr
             _ => None,
         })
         .ok_or_else(|| WasmError::Compile {
-            source_path: manifest.clone(),
+            source_path: manifest.to_path_buf(),
             tool: "cargo".into(),
             stderr: format!("cargo reported no `.wasm` artifact for library `{lib}`"),
         })?;
-    let bytes = read(&artifact)?;
-    if let Some(cache) = &cache {
-        let mut deps = dep_info_sources(&artifact);
-        if !deps.is_empty() {
-            deps.extend(located.local_manifests);
-            deps.extend(Some(located.lock).filter(|l| l.exists()));
-            deps.sort();
-            deps.dedup();
-            cache.store(&key, &bytes, &deps, &library_src);
-        }
-    }
-    Ok((bytes, compiler_warnings(&warnings_only(&stderr))))
+    Ok((artifact, stderr))
 }
 
 impl gadget_store::hint::Hint for WasmError {

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::cache::{BuildCache, KeyBuilder};
-use super::rust::{absolute, tail};
-use super::wasm::{WasmError, WasmRequest, compiler_warnings, scratch_dir};
+use super::rust::absolute;
+use super::wasm::{Compiler, WasmError, WasmRequest, compiler_warnings, run_compiler, scratch_dir};
 
 /// The oldest Go that builds `wasip1` reactors (`-buildmode=c-shared`, `//go:wasmexport`).
 pub const MIN_GO_MINOR: u32 = 24;
@@ -213,28 +213,16 @@ pub fn compile_go(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmE
     if std::env::var_os("GOCACHE").is_none() && std::env::var_os("HOME").is_none() {
         cmd.env("GOCACHE", req.cache_root.join("go-build"));
     }
-    let output = cmd.output().map_err(|source| {
-        WasmError::Io(crate::file_error::FileError {
-            action: "run",
-            path: toolchain.path.clone(),
-            source,
-        })
-    })?;
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    if !output.status.success() {
-        return Err(WasmError::Compile {
-            source_path: req.source.to_path_buf(),
+    let (_, stderr) = run_compiler(
+        &mut cmd,
+        &Compiler {
+            program: &toolchain.path,
             tool: format!("{} build", toolchain.path.display()),
-            stderr: tail(&stderr, 60),
-        });
-    }
-    let bytes = std::fs::read(&out).map_err(|source| {
-        WasmError::Io(crate::file_error::FileError {
-            action: "read",
-            path: out.clone(),
-            source,
-        })
-    })?;
+            source_path: req.source,
+            stderr_lines: Some(60),
+        },
+    )?;
+    let bytes = super::wasm::read(&out)?;
     if let (Some(cache), Some(deps)) = (&cache, module_files(&root)) {
         if !deps.is_empty() {
             cache.store(&key, &bytes, &deps, no_immutable);

@@ -15,6 +15,7 @@ mod validate;
 use std::path::PathBuf;
 
 pub use model::{GadgetInfo, descriptive, require_gadget_yaml};
+pub(crate) use update::emit_yaml;
 pub use update::update;
 pub use validate::{ValidateOptions, validate, validate_with};
 

@@ -289,15 +289,19 @@ fn param_default(
     }
 }
 
-/// Writes the tree out: no `---` header, multi-line strings as literal blocks, empty values as
-/// `key:` (not `key: ~`), and a final newline.
+/// Writes the tree out as [`emit_yaml`] does.
 fn emit(doc: &Yaml) -> Result<String, MetadataError> {
+    emit_yaml(doc).map_err(|source| MetadataError::Emit { source })
+}
+
+/// Writes a YAML tree the way gadget authors write gadget.yaml and artifacthub-pkg.yml: no
+/// `---` header, multi-line strings as literal blocks, empty values as `key:` (not `key: ~`),
+/// and a final newline.
+pub(crate) fn emit_yaml(doc: &Yaml) -> Result<String, yaml_rust2::EmitError> {
     let mut out = String::new();
     let mut emitter = YamlEmitter::new(&mut out);
     emitter.multiline_strings(true);
-    emitter
-        .dump(doc)
-        .map_err(|source| MetadataError::Emit { source })?;
+    emitter.dump(doc)?;
     let body = out.strip_prefix("---\n").unwrap_or(&out);
     // A plain scalar never contains `: `, so a line ending in `: ~` is always an empty value.
     let mut text = String::with_capacity(body.len() + 1);

@@ -5,7 +5,7 @@
 //! enough; otherwise the most telling reason is returned. Unsigned (plain) attestations never
 //! verify. Fails closed. No network.
 
-use gadget_store::{Digest, Reference, Store, StoreError};
+use gadget_store::{Digest, Reference, Store};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -16,7 +16,8 @@ use gadget_facts::media_types::{
 use crate::cosign::{BUNDLE, SignatureFormat};
 use crate::keys::NamedKey;
 use crate::verify::{
-    Finding, announced_predicate_type, check_subject, find_signatures, layers_of, open_bundle,
+    Finding, LookupError, announced_predicate_type, check_subject, key_names, layers_of,
+    open_bundle, signed_candidates,
 };
 
 /// cosign's `--type` names and the predicate types they stand for (the first is what `attest`
@@ -83,18 +84,9 @@ pub struct VerifiedAttestation {
 /// Why no attestation verified.
 #[derive(Debug, thiserror::Error)]
 pub enum AttestationError {
-    /// No key.
-    #[error("no public key given")]
-    NoKeys,
-    /// The store could not be read.
-    #[error("cannot read `{reference}` from the store")]
-    Store {
-        /// The image.
-        reference: String,
-        /// Why.
-        #[source]
-        source: StoreError,
-    },
+    /// No key, or the store could not be read.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
     /// No signed attestation of the type.
     #[error("`{reference}` ({digest}) has no signed `{wanted}` attestation{unsigned}")]
     NoAttestation {
@@ -156,10 +148,7 @@ pub enum AttestationError {
 impl AttestationError {
     /// Whether this is a verdict about the image (exit 1) rather than an operational failure.
     pub fn is_verdict(&self) -> bool {
-        !matches!(
-            self,
-            AttestationError::Store { .. } | AttestationError::NoKeys
-        )
+        !matches!(self, AttestationError::Lookup(_))
     }
 }
 
@@ -171,26 +160,10 @@ pub fn verify_attestation(
     wanted: &str,
     types: &[String],
 ) -> Result<VerifiedAttestation, AttestationError> {
-    if keys.is_empty() {
-        return Err(AttestationError::NoKeys);
-    }
     let name = reference.display();
-    let (digest, candidates, unsigned) = store
-        .transaction(|tx| {
-            let subject = tx.resolve(reference)?;
-            let digest =
-                Digest::try_from(subject.digest()).map_err(|e| StoreError::InvalidEntry {
-                    name: reference.full(),
-                    path: tx.store().path().join("index.json"),
-                    reason: e.to_string(),
-                })?;
-            let unsigned = count_plain(tx, &digest, types);
-            let candidates = find_signatures(tx, reference, &digest);
-            Ok::<_, StoreError>((digest, candidates, unsigned))
-        })
-        .map_err(|source| AttestationError::Store {
-            reference: name.clone(),
-            source,
+    let (digest, candidates, unsigned) =
+        signed_candidates(store, reference, keys, |tx, digest| {
+            count_plain(tx, digest, types)
         })?;
 
     let wanted_of = Wanted {
@@ -306,11 +279,7 @@ fn refusal(
             reference: name,
             digest: digest_s,
             wanted: wanted.to_owned(),
-            keys: keys
-                .iter()
-                .map(|k| format!("`{}`", k.name))
-                .collect::<Vec<_>>()
-                .join(", "),
+            keys: key_names(keys),
             count: not_verified,
         };
     }
@@ -365,7 +334,7 @@ fn count_plain(tx: &gadget_store::Transaction<'_>, digest: &Digest, types: &[Str
 impl gadget_store::hint::Hint for AttestationError {
     fn hints(&self) -> Vec<String> {
         let hint = match self {
-            AttestationError::NoKeys => "pass `--public-keys cosign.pub`".to_string(),
+            AttestationError::Lookup(LookupError::NoKeys) => "pass `--public-keys cosign.pub`".to_string(),
             AttestationError::NoAttestation { .. } => {
                 "build with `--sbom --provenance --key cosign.key`, or attach one with `ig-image attest`".to_string()
             }

@@ -49,9 +49,10 @@ pub struct Verified {
     pub signature_manifest: String,
 }
 
-/// Why an image does not verify.
+/// Why the signatures (or attestations) of an image could not even be looked at: an
+/// operational failure, not a verdict about the image.
 #[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
+pub enum LookupError {
     /// No key to verify with.
     #[error("no public key given")]
     NoKeys,
@@ -64,6 +65,14 @@ pub enum VerifyError {
         #[source]
         source: StoreError,
     },
+}
+
+/// Why an image does not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// No key, or the store could not be read.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
     /// No signature of the index digest in the store.
     #[error("`{reference}` ({digest}) is not signed: no signature of it in the store")]
     NoSignature {
@@ -117,7 +126,7 @@ pub enum VerifyError {
 impl VerifyError {
     /// Whether this is a verdict about the image (exit 1) rather than an operational failure.
     pub fn is_verdict(&self) -> bool {
-        !matches!(self, VerifyError::Store { .. } | VerifyError::NoKeys)
+        !matches!(self, VerifyError::Lookup(_))
     }
 }
 
@@ -143,27 +152,8 @@ pub fn verify(
     reference: &Reference,
     keys: &[NamedKey],
 ) -> Result<Verified, VerifyError> {
-    if keys.is_empty() {
-        return Err(VerifyError::NoKeys);
-    }
     let name = reference.display();
-    let store_err = |source| VerifyError::Store {
-        reference: name.clone(),
-        source,
-    };
-    let (digest, candidates) = store
-        .transaction(|tx| {
-            let subject = tx.resolve(reference)?;
-            let digest =
-                Digest::try_from(subject.digest()).map_err(|e| StoreError::InvalidEntry {
-                    name: reference.full(),
-                    path: tx.store().path().join("index.json"),
-                    reason: e.to_string(),
-                })?;
-            let candidates = find_signatures(tx, reference, &digest);
-            Ok::<_, StoreError>((digest, candidates))
-        })
-        .map_err(store_err)?;
+    let (digest, candidates, ()) = signed_candidates(store, reference, keys, |_, _| ())?;
 
     let mut findings: Vec<(SignatureFormat, Digest, Finding)> = Vec::new();
     // Bundles announcing another predicate type are attestations, not image signatures.
@@ -212,11 +202,7 @@ pub fn verify(
         return Err(VerifyError::NotVerified {
             reference: name,
             digest: digest_s,
-            keys: keys
-                .iter()
-                .map(|k| format!("`{}`", k.name))
-                .collect::<Vec<_>>()
-                .join(", "),
+            keys: key_names(keys),
             count: not_verified,
         });
     }
@@ -231,6 +217,45 @@ pub fn verify(
         reference: name,
         digest: digest_s,
     })
+}
+
+/// The image's index digest and every signature candidate of it in the store (with `also`'s
+/// findings about that digest), read in one store transaction; no keys is an error before
+/// anything is read.
+pub(crate) fn signed_candidates<T>(
+    store: &Store,
+    reference: &Reference,
+    keys: &[NamedKey],
+    also: impl FnOnce(&Transaction<'_>, &Digest) -> T,
+) -> Result<(Digest, Vec<Candidate>, T), LookupError> {
+    if keys.is_empty() {
+        return Err(LookupError::NoKeys);
+    }
+    store
+        .transaction(|tx| {
+            let subject = tx.resolve(reference)?;
+            let digest =
+                Digest::try_from(subject.digest()).map_err(|e| StoreError::InvalidEntry {
+                    name: reference.full(),
+                    path: tx.store().path().join("index.json"),
+                    reason: e.to_string(),
+                })?;
+            let extra = also(tx, &digest);
+            let candidates = find_signatures(tx, reference, &digest);
+            Ok::<_, StoreError>((digest, candidates, extra))
+        })
+        .map_err(|source| LookupError::Store {
+            reference: reference.display(),
+            source,
+        })
+}
+
+/// The keys tried, as an error names them: `` `a.pub`, `b.pub` ``.
+pub(crate) fn key_names(keys: &[NamedKey]) -> String {
+    keys.iter()
+        .map(|k| format!("`{}`", k.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn read_doc(tx: &Transaction<'_>, desc: &Value) -> Option<(Digest, Value)> {
@@ -569,7 +594,7 @@ pub(crate) fn announced_predicate_type(doc: &Value) -> Option<&str> {
 impl gadget_store::hint::Hint for VerifyError {
     fn hints(&self) -> Vec<String> {
         let hint = match self {
-            VerifyError::NoKeys => {
+            VerifyError::Lookup(LookupError::NoKeys) => {
                 "pass `--public-keys cosign.pub` (or `upstream` for official gadgets)".to_string()
             }
             VerifyError::NoSignature { reference, .. } => format!(

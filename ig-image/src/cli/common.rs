@@ -70,6 +70,28 @@ impl RegistryArgs {
     }
 }
 
+/// Options of `push` and `pull`: the summary's format, how many blobs move at once, the registry.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Output format of the summary: text, or json (one object)
+    #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
+    pub output: Format,
+    /// Blobs transferred to or from the registry at once
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 8)]
+    pub jobs: usize,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+impl TransferArgs {
+    /// The registry client and the credentials for `reference`'s registry.
+    pub fn connect(&self, reference: &Reference) -> anyhow::Result<(Client, Credentials)> {
+        let client = self.registry.client_with_jobs(self.jobs)?;
+        let credentials = self.registry.credentials(reference.registry())?;
+        Ok((client, credentials))
+    }
+}
+
 /// Prints the summary of a finished transfer.
 pub fn print_report(verb: &str, report: &TransferReport, format: Format) -> anyhow::Result<()> {
     if format != Format::Columns {

@@ -5,7 +5,7 @@ use clap::Args;
 use gadget_store::Reference;
 use ig_image_registry as registry;
 
-use super::common::{PlatformList, Progress, RegistryArgs, parse_platforms, print_report};
+use super::common::{PlatformList, Progress, TransferArgs, parse_platforms, print_report};
 use super::{ExitStatus, GlobalArgs};
 use crate::outln;
 use crate::output::{self, Format};
@@ -33,14 +33,8 @@ pub struct PullArgs {
     /// Only these platforms, comma-separated (e.g. amd64 or linux/arm64)
     #[arg(long, value_name = "LIST", value_parser = parse_platforms)]
     platform: Option<PlatformList>,
-    /// Output format of the summary: text, or json (one object)
-    #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
-    output: Format,
-    /// Blobs downloaded at once
-    #[arg(short = 'j', long, value_name = "N", default_value_t = 8)]
-    jobs: usize,
     #[command(flatten)]
-    registry: RegistryArgs,
+    transfer: TransferArgs,
     /// Signature and allowed-gadgets policy for the pulled image (docs/signing.md)
     #[command(flatten)]
     policy: super::common::PolicyArgs,
@@ -49,8 +43,7 @@ pub struct PullArgs {
 pub fn exec(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitStatus> {
     let reference = Reference::parse(&args.image)?;
     let store = global.open_store()?;
-    let client = args.registry.client_with_jobs(args.jobs)?;
-    let credentials = args.registry.credentials(reference.registry())?;
+    let (client, credentials) = args.transfer.connect(&reference)?;
     // Checked before any transfer: bad key files or flags fail fast.
     args.policy.policy()?;
     let before = args.policy.before_pull(&store, &reference);
@@ -72,15 +65,15 @@ pub fn exec(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitStatus> {
         )
     })?;
     let accepted = args.policy.check_pulled(&store, &reference, before)?;
-    if args.output == Format::Columns {
-        print_report("pulled", &report, args.output)?;
+    if args.transfer.output == Format::Columns {
+        print_report("pulled", &report, args.transfer.output)?;
         if let Some(line) = super::common::verification_line(&accepted, output::colour_stdout()) {
             outln!("{line}");
         }
     } else {
         let mut doc = serde_json::to_value(&report)?;
         doc["verification"] = super::common::verification_json(&accepted);
-        output::print_data(&doc, args.output)?;
+        output::print_data(&doc, args.transfer.output)?;
     }
     Ok(ExitStatus::Success)
 }

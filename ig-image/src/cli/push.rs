@@ -5,9 +5,8 @@ use clap::Args;
 use gadget_store::Reference;
 use ig_image_registry as registry;
 
-use super::common::{Progress, RegistryArgs, print_report};
+use super::common::{Progress, TransferArgs, print_report};
 use super::{ExitStatus, GlobalArgs};
-use crate::output::Format;
 
 /// Push an image, with its signatures and referrers, to its registry.
 ///
@@ -27,21 +26,14 @@ JSON (-o json): {\"reference\", \"digest\", \"platforms\", \"bytes_sent\", \"blo
 pub struct PushArgs {
     /// The image (its name says which registry and repository it goes to)
     image: String,
-    /// Output format of the summary: text, or json (one object)
-    #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
-    output: Format,
-    /// Blobs uploaded at once
-    #[arg(short = 'j', long, value_name = "N", default_value_t = 8)]
-    jobs: usize,
     #[command(flatten)]
-    registry: RegistryArgs,
+    transfer: TransferArgs,
 }
 
 pub fn exec(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<ExitStatus> {
     let reference = Reference::parse(&args.image)?;
     let store = global.open_store()?;
-    let client = args.registry.client_with_jobs(args.jobs)?;
-    let credentials = args.registry.credentials(reference.registry())?;
+    let (client, credentials) = args.transfer.connect(&reference)?;
     let progress = Progress::new("Pushing");
     let report = registry::push(&store, &client, &reference, &credentials, &progress);
     progress.finish();
@@ -52,6 +44,6 @@ pub fn exec(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<ExitStatus> {
             reference.registry()
         )
     })?;
-    print_report("pushed", &report, args.output)?;
+    print_report("pushed", &report, args.transfer.output)?;
     Ok(ExitStatus::Success)
 }

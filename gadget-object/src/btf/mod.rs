@@ -26,6 +26,7 @@
 mod ext;
 mod fields;
 pub mod raw;
+mod record;
 
 use serde::Serialize;
 
@@ -530,14 +531,6 @@ pub(crate) fn detect_endianness(data: &[u8]) -> Result<Endianness, BtfError> {
     }
 }
 
-use gadget_facts::btf::kind::{
-    ARRAY as KIND_ARRAY, CONST as KIND_CONST, DATASEC as KIND_DATASEC, DECL_TAG as KIND_DECL_TAG,
-    ENUM as KIND_ENUM, ENUM64 as KIND_ENUM64, FLOAT as KIND_FLOAT, FUNC as KIND_FUNC,
-    FUNC_PROTO as KIND_FUNC_PROTO, FWD as KIND_FWD, INT as KIND_INT, PTR as KIND_PTR,
-    RESTRICT as KIND_RESTRICT, STRUCT as KIND_STRUCT, TYPE_TAG as KIND_TYPE_TAG,
-    TYPEDEF as KIND_TYPEDEF, UNION as KIND_UNION, VAR as KIND_VAR, VOLATILE as KIND_VOLATILE,
-};
-
 impl Btf {
     /// Parses a raw BTF blob (the contents of a `.BTF` section, or `/sys/kernel/btf/vmlinux`).
     /// The byte order is taken from the magic.
@@ -597,7 +590,7 @@ impl Btf {
             let type_id = u32::try_from(btf.types.len()).map_err(|_| BtfError::BadHeader {
                 reason: "more than 2^32 types".to_string(),
             })?;
-            let (ty, next) = parse_type(&r, pos, type_end, type_id)?;
+            let (ty, next) = record::parse_type(&r, pos, type_end, type_id)?;
             btf.types.push(ty);
             pos = next;
         }
@@ -1073,272 +1066,12 @@ fn validate_strings(strings: &[u8], base: usize) -> Result<(), BtfError> {
     Ok(())
 }
 
-/// Parses one type record at `pos`; returns it and the offset of the next record.
-fn parse_type(
-    r: &Reader<'_>,
-    pos: usize,
-    end: usize,
-    type_id: u32,
-) -> Result<(Type, usize), BtfError> {
-    let limited = Reader {
-        data: &r.data[..end],
-        big: r.big,
-    };
-    let name_off = limited.u32(pos, "type name_off")?;
-    let info = limited.u32(pos + 4, "type info")?;
-    let size_or_type = limited.u32(pos + 8, "type size/type")?;
-    let vlen = (info & 0xffff) as usize;
-    let kind = (info >> 24) & 0x1f;
-    let kind_flag = info >> 31 == 1;
-    let body = pos + TYPE_HEADER_LEN;
-    let bad = |reason: String| BtfError::BadType {
-        type_id,
-        offset: pos,
-        reason,
-    };
-    // Every record's trailing data is `vlen` entries of a fixed size; check it fits before
-    // reserving anything.
-    let entries = |entry: usize, what: &'static str| -> Result<usize, BtfError> {
-        let needed = vlen * entry;
-        limited.bytes(body, needed, what)?;
-        Ok(body + needed)
-    };
-    let (kind, next) = match kind {
-        KIND_INT => {
-            let v = limited.u32(body, "INT encoding")?;
-            let encoding = (v >> 24) & 0xf;
-            let offset = (v >> 16) & 0xff;
-            let bits = v & 0xff;
-            let size = size_or_type;
-            // rustc emits Rust's unit type `()` as a zero-sized INT (`INT '()' size=0
-            // nr_bits=0`), e.g. as the key type of aya's BTF map definitions; the kernel
-            // accepts it. Every other INT has a power-of-two size and at least one bit.
-            let unit = size == 0 && bits == 0 && offset == 0;
-            if !unit && !matches!(size, 1 | 2 | 4 | 8 | 16) {
-                return Err(bad(format!("INT size {size} is not 1, 2, 4, 8 or 16")));
-            }
-            if !unit && (bits == 0 || offset + bits > size * 8) {
-                return Err(bad(format!(
-                    "INT with {bits} bits at bit offset {offset} does not fit {size} bytes"
-                )));
-            }
-            let encoding = IntEncoding {
-                signed: encoding & 1 != 0,
-                char: encoding & 2 != 0,
-                bool: encoding & 4 != 0,
-            };
-            (
-                TypeKind::Int {
-                    size,
-                    encoding,
-                    offset,
-                    bits,
-                },
-                body + 4,
-            )
-        }
-        KIND_PTR => (
-            TypeKind::Ptr {
-                target: size_or_type,
-            },
-            body,
-        ),
-        KIND_ARRAY => {
-            let elem = limited.u32(body, "ARRAY elem type")?;
-            let index = limited.u32(body + 4, "ARRAY index type")?;
-            let len = limited.u32(body + 8, "ARRAY nelems")?;
-            (TypeKind::Array { elem, index, len }, body + 12)
-        }
-        KIND_STRUCT | KIND_UNION => {
-            let next = entries(12, "STRUCT/UNION members")?;
-            let mut members = Vec::with_capacity(vlen);
-            for i in 0..vlen {
-                let at = body + i * 12;
-                let name_off = limited.u32(at, "member name_off")?;
-                let type_id = limited.u32(at + 4, "member type")?;
-                let off = limited.u32(at + 8, "member offset")?;
-                let (bit_offset, bitfield_size) = if kind_flag {
-                    let bits = off >> 24;
-                    (off & 0x00ff_ffff, (bits != 0).then_some(bits))
-                } else {
-                    (off, None)
-                };
-                members.push(Member {
-                    name_off,
-                    type_id,
-                    bit_offset,
-                    bitfield_size,
-                });
-            }
-            let size = size_or_type;
-            if kind == KIND_STRUCT {
-                (TypeKind::Struct { size, members }, next)
-            } else {
-                (TypeKind::Union { size, members }, next)
-            }
-        }
-        KIND_ENUM | KIND_ENUM64 => {
-            let size = size_or_type;
-            if !matches!(size, 1 | 2 | 4 | 8) {
-                return Err(bad(format!("enum size {size} is not 1, 2, 4 or 8")));
-            }
-            let is64 = kind == KIND_ENUM64;
-            let entry = if is64 { 12 } else { 8 };
-            let next = entries(entry, "enum values")?;
-            let mut values = Vec::with_capacity(vlen);
-            for i in 0..vlen {
-                let at = body + i * entry;
-                let name_off = limited.u32(at, "enumerator name_off")?;
-                let lo = limited.u32(at + 4, "enumerator value")?;
-                let value = if is64 {
-                    let hi = limited.u32(at + 8, "enumerator value (high)")?;
-                    (u64::from(hi) << 32) | u64::from(lo)
-                } else if kind_flag {
-                    i64::from(lo as i32) as u64
-                } else {
-                    u64::from(lo)
-                };
-                values.push(Enumerator { name_off, value });
-            }
-            (
-                TypeKind::Enum {
-                    size,
-                    signed: kind_flag,
-                    is64,
-                    values,
-                },
-                next,
-            )
-        }
-        KIND_FWD => (TypeKind::Fwd { union: kind_flag }, body),
-        KIND_TYPEDEF => (
-            TypeKind::Typedef {
-                target: size_or_type,
-            },
-            body,
-        ),
-        KIND_VOLATILE => (
-            TypeKind::Volatile {
-                target: size_or_type,
-            },
-            body,
-        ),
-        KIND_CONST => (
-            TypeKind::Const {
-                target: size_or_type,
-            },
-            body,
-        ),
-        KIND_RESTRICT => (
-            TypeKind::Restrict {
-                target: size_or_type,
-            },
-            body,
-        ),
-        KIND_FUNC => {
-            let linkage = match vlen {
-                0 => FuncLinkage::Static,
-                1 => FuncLinkage::Global,
-                2 => FuncLinkage::Extern,
-                other => return Err(bad(format!("FUNC linkage {other} is not 0, 1 or 2"))),
-            };
-            (
-                TypeKind::Func {
-                    proto: size_or_type,
-                    linkage,
-                },
-                body,
-            )
-        }
-        KIND_FUNC_PROTO => {
-            let next = entries(8, "FUNC_PROTO params")?;
-            let mut params = Vec::with_capacity(vlen);
-            for i in 0..vlen {
-                let at = body + i * 8;
-                params.push(FuncParam {
-                    name_off: limited.u32(at, "param name_off")?,
-                    type_id: limited.u32(at + 4, "param type")?,
-                });
-            }
-            (
-                TypeKind::FuncProto {
-                    ret: size_or_type,
-                    params,
-                },
-                next,
-            )
-        }
-        KIND_VAR => {
-            let linkage = match limited.u32(body, "VAR linkage")? {
-                0 => VarLinkage::Static,
-                1 => VarLinkage::Global,
-                2 => VarLinkage::Extern,
-                other => return Err(bad(format!("VAR linkage {other} is not 0, 1 or 2"))),
-            };
-            (
-                TypeKind::Var {
-                    target: size_or_type,
-                    linkage,
-                },
-                body + 4,
-            )
-        }
-        KIND_DATASEC => {
-            let next = entries(12, "DATASEC entries")?;
-            let mut vars = Vec::with_capacity(vlen);
-            for i in 0..vlen {
-                let at = body + i * 12;
-                vars.push(SecVar {
-                    type_id: limited.u32(at, "DATASEC var type")?,
-                    offset: limited.u32(at + 4, "DATASEC var offset")?,
-                    size: limited.u32(at + 8, "DATASEC var size")?,
-                });
-            }
-            (
-                TypeKind::DataSec {
-                    size: size_or_type,
-                    vars,
-                },
-                next,
-            )
-        }
-        KIND_FLOAT => {
-            let size = size_or_type;
-            if !matches!(size, 2 | 4 | 8 | 12 | 16) {
-                return Err(bad(format!("FLOAT size {size} is not 2, 4, 8, 12 or 16")));
-            }
-            (TypeKind::Float { size }, body)
-        }
-        KIND_DECL_TAG => {
-            let component = limited.u32(body, "DECL_TAG component_idx")? as i32;
-            (
-                TypeKind::DeclTag {
-                    target: size_or_type,
-                    component,
-                },
-                body + 4,
-            )
-        }
-        KIND_TYPE_TAG => (
-            TypeKind::TypeTag {
-                target: size_or_type,
-            },
-            body,
-        ),
-        other => {
-            return Err(BtfError::UnknownKind {
-                type_id,
-                offset: pos,
-                kind: other,
-            });
-        }
-    };
-    Ok((Type { name_off, kind }, next))
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use gadget_facts::btf::kind::{
+        ARRAY as KIND_ARRAY, INT as KIND_INT, STRUCT as KIND_STRUCT, TYPEDEF as KIND_TYPEDEF,
+    };
 
     /// Builds little-endian BTF blobs by hand for tests.
     #[derive(Default)]

@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+mod minimize;
+
 /// BTF kinds (`BTF_KIND_*`), defined in `gadget_facts::btf`.
 pub use gadget_facts::btf::kind;
 
@@ -27,6 +29,15 @@ fn bad(offset: usize, reason: impl Into<String>) -> RawBtfError {
     RawBtfError {
         offset,
         reason: reason.into(),
+    }
+}
+
+/// `v` in the blob's byte order.
+fn encode(big: bool, v: u32) -> [u8; 4] {
+    if big {
+        v.to_be_bytes()
+    } else {
+        v.to_le_bytes()
     }
 }
 
@@ -396,183 +407,6 @@ pub struct CoreRoot {
     pub name: String,
 }
 
-impl RawBtf<'_> {
-    /// A much smaller BTF with every type a CO-RE relocation rooted at `roots` can look at: each
-    /// kernel type matching a root (same kind, same essential name; `ENUM` and `ENUM64` both
-    /// match an enum), and everything reachable from it through members, arrays, typedefs and
-    /// qualifiers. Pointers reached through a struct or union member point at `void` instead of
-    /// their target: CO-RE access paths never go through a pointer, and a pointer member is
-    /// compatible with any pointer. Type ids change.
-    ///
-    /// Relocating against it gives the same result as against the whole BTF for every
-    /// relocation kind except `TYPE_ID_TARGET` and `TYPE_MATCHES` (kinds 7 and 12), which callers
-    /// must resolve against the whole BTF. Only the names the kept types use are kept.
-    pub fn minimize_for_core(&self, roots: &[CoreRoot]) -> Vec<u8> {
-        let n = self.types.len();
-        // 0 = not included, 1 = included with pointers cut, 2 = included, pointers followed.
-        let mut mark = vec![0u8; n + 1];
-        let mut stack: Vec<(u32, bool)> = Vec::new();
-        let root_kinds: Vec<u32> = roots
-            .iter()
-            .flat_map(|r| match r.kind {
-                kind::ENUM | kind::ENUM64 => vec![kind::ENUM, kind::ENUM64],
-                k => vec![k],
-            })
-            .collect();
-        for (i, t) in self.types.iter().enumerate() {
-            if t.name_off == 0 || !root_kinds.contains(&t.kind) {
-                continue;
-            }
-            let name = essential(self.str_at(t.name_off));
-            let same_kind = |k: u32| {
-                t.kind == k
-                    || (matches!(k, kind::ENUM | kind::ENUM64)
-                        && matches!(t.kind, kind::ENUM | kind::ENUM64))
-            };
-            if roots.iter().any(|r| same_kind(r.kind) && r.name == name) {
-                stack.push((i as u32 + 1, false));
-            }
-        }
-        let r = self.rd();
-        while let Some((id, via_member)) = stack.pop() {
-            let Some(t) = self.get(id) else { continue };
-            let want = if via_member { 1 } else { 2 };
-            if mark[id as usize] >= want {
-                continue;
-            }
-            mark[id as usize] = want;
-            match t.kind {
-                kind::PTR if !via_member => stack.push((t.size_or_type, false)),
-                kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT | kind::TYPE_TAG => {
-                    stack.push((t.size_or_type, via_member));
-                }
-                kind::ARRAY => {
-                    if let (Ok(elem), Ok(index)) = (r.u32(t.offset + 12), r.u32(t.offset + 16)) {
-                        stack.push((elem, via_member));
-                        stack.push((index, via_member));
-                    }
-                }
-                kind::STRUCT | kind::UNION => {
-                    for m in self.members(id) {
-                        stack.push((m.type_id, true));
-                    }
-                }
-                kind::FUNC_PROTO => {
-                    stack.push((t.size_or_type, via_member));
-                    for i in 0..t.vlen as usize {
-                        if let Ok(p) = r.u32(t.offset + 12 + i * 8 + 4) {
-                            stack.push((p, via_member));
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        // New ids in the old order.
-        let mut new_id = vec![0u32; n + 1];
-        let mut next = 1;
-        for id in 1..=n {
-            if mark[id] > 0 {
-                new_id[id] = next;
-                next += 1;
-            }
-        }
-        let map = |old: u32| new_id.get(old as usize).copied().unwrap_or(0);
-        let enc = |v: u32| {
-            if self.big {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            }
-        };
-        // Only the names the kept types use, each once.
-        let mut strings: Vec<u8> = vec![0];
-        let mut string_ids: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
-        let mut name = |old: u32| -> u32 {
-            if old == 0 {
-                return 0;
-            }
-            *string_ids.entry(old).or_insert_with(|| {
-                let at = strings.len() as u32;
-                strings.extend_from_slice(self.str_at(old).as_bytes());
-                strings.push(0);
-                at
-            })
-        };
-        let mut types = Vec::new();
-        for (i, t) in self.types.iter().enumerate() {
-            let id = i + 1;
-            if mark[id] == 0 {
-                continue;
-            }
-            let len = 12 + trailing_len(t.kind, t.vlen).unwrap_or(0);
-            let start = types.len();
-            types.extend_from_slice(&self.data[t.offset..t.offset + len]);
-            let mut put =
-                |at: usize, v: u32| types[start + at..start + at + 4].copy_from_slice(&enc(v));
-            put(0, name(t.name_off));
-            let old = |at: usize| r.u32(t.offset + at).unwrap_or(0);
-            match t.kind {
-                kind::PTR => put(
-                    8,
-                    if mark[id] == 2 {
-                        map(t.size_or_type)
-                    } else {
-                        0
-                    },
-                ),
-                kind::TYPEDEF
-                | kind::VOLATILE
-                | kind::CONST
-                | kind::RESTRICT
-                | kind::TYPE_TAG
-                | kind::FUNC
-                | kind::VAR => {
-                    put(8, map(t.size_or_type));
-                }
-                kind::ARRAY => {
-                    put(12, map(old(12)));
-                    put(16, map(old(16)));
-                }
-                kind::STRUCT | kind::UNION => {
-                    for i in 0..t.vlen as usize {
-                        put(12 + i * 12, name(old(12 + i * 12)));
-                        put(12 + i * 12 + 4, map(old(12 + i * 12 + 4)));
-                    }
-                }
-                kind::ENUM => {
-                    for i in 0..t.vlen as usize {
-                        put(12 + i * 8, name(old(12 + i * 8)));
-                    }
-                }
-                kind::ENUM64 => {
-                    for i in 0..t.vlen as usize {
-                        put(12 + i * 12, name(old(12 + i * 12)));
-                    }
-                }
-                kind::FUNC_PROTO => {
-                    put(8, map(t.size_or_type));
-                    for i in 0..t.vlen as usize {
-                        put(12 + i * 8, name(old(12 + i * 8)));
-                        put(12 + i * 8 + 4, map(old(12 + i * 8 + 4)));
-                    }
-                }
-                _ => {}
-            }
-        }
-        let mut out = self.data[..self.hdr_len].to_vec();
-        let put_hdr =
-            |out: &mut Vec<u8>, at: usize, v: u32| out[at..at + 4].copy_from_slice(&enc(v));
-        put_hdr(&mut out, 8, 0);
-        put_hdr(&mut out, 12, types.len() as u32);
-        put_hdr(&mut out, 16, types.len() as u32);
-        put_hdr(&mut out, 20, strings.len() as u32);
-        out.extend_from_slice(&types);
-        out.extend_from_slice(&strings);
-        out
-    }
-}
-
 fn essential(name: &str) -> &str {
     name.find("___").map_or(name, |i| &name[..i])
 }
@@ -603,11 +437,7 @@ impl BtfBuilder {
     }
 
     fn enc(&self, v: u32) -> [u8; 4] {
-        if self.big {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
+        encode(self.big, v)
     }
 
     /// Adds a string, returning its offset (an existing identical string is reused).
@@ -667,14 +497,8 @@ impl BtfBuilder {
     pub fn finish(&self) -> Vec<u8> {
         let mut out = self.header.clone();
         let hdr_len = out.len();
-        let put = |out: &mut Vec<u8>, at: usize, v: u32| {
-            let b = if self.big {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            };
-            out[at..at + 4].copy_from_slice(&b);
-        };
+        let put =
+            |out: &mut Vec<u8>, at: usize, v: u32| out[at..at + 4].copy_from_slice(&self.enc(v));
         put(&mut out, 8, 0);
         put(&mut out, 12, self.types.len() as u32);
         put(&mut out, 16, self.types.len() as u32);

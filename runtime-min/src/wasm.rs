@@ -41,6 +41,9 @@
 //! its pool while it is still being delivered, so a module meant for both should only drop
 //! events under ig-image (docs/wasm.md).
 
+mod ig;
+mod wasi;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -48,9 +51,8 @@ use std::time::Instant;
 use gadget_facts::wasm_api::{self, API_VERSION, IG_MODULE, WASI_MODULE};
 use serde_json::{Map, Value};
 use wasmi::{
-    Caller, Config, Engine, Extern, ExternType, Func, FuncType, Instance, Linker, Module, Store,
-    StoreLimits, StoreLimitsBuilder, TypedFunc, TypedResumableCall, Val, ValType, WasmParams,
-    WasmResults,
+    Caller, Config, Engine, Extern, ExternType, Func, Instance, Linker, Module, Store, StoreLimits,
+    StoreLimitsBuilder, TypedFunc, TypedResumableCall, ValType, WasmParams, WasmResults,
 };
 
 /// `dataSourceSubscribe` types: data (upstream's first API spelled it 0), array, packet.
@@ -111,8 +113,6 @@ impl Interrupt<'_> {
 
 /// The WASI preview1 import module.
 const WASI: &str = WASI_MODULE;
-const ENOSYS: i32 = 52;
-const EBADF: i32 = 8;
 
 /// Field kinds of the API.
 const KIND_BOOL: u32 = 1;
@@ -287,41 +287,15 @@ fn write_buf(caller: &mut Caller<'_, Host>, dst: i64, data: &[u8]) -> i32 {
         (dst as u64 >> 32) as usize,
     );
     let n = data.len().min(len);
-    let Some(mem) = memory(caller) else { return -1 };
-    if mem.write(&mut *caller, ptr, &data[..n]).is_err() {
+    if !write_mem(caller, ptr, &data[..n]) {
         return -1;
     }
     data.len() as i32
 }
 
-/// A field's value in the event: a member of the decoded record or one the module set.
-fn field_value(host: &Host, field: u32, data: u32) -> Option<Value> {
-    let (Some(Handle::Field(ds, name)), Some(Handle::Data)) =
-        (host.handles.get(&field), host.handles.get(&data))
-    else {
-        return None;
-    };
-    let e = host.event.as_ref()?;
-    if e.ds != *ds {
-        return None;
-    }
-    e.set.get(name).or_else(|| e.fields.get(name)).cloned()
-}
-
-fn scalar_bits(v: &Value, kind: u32) -> Option<u64> {
-    match v {
-        Value::Bool(b) => Some(*b as u64),
-        Value::Number(n) => match kind {
-            KIND_F32 => n.as_f64().map(|f| (f as f32).to_bits() as u64),
-            KIND_F64 => n.as_f64().map(f64::to_bits),
-            _ => n
-                .as_u64()
-                .or_else(|| n.as_i64().map(|i| i as u64))
-                .or_else(|| n.as_f64().map(|f| f as i64 as u64)),
-        },
-        Value::String(s) => s.parse::<u64>().ok(),
-        _ => None,
-    }
+/// Writes `bytes` into the module's memory at `ptr`; false when they do not fit.
+fn write_mem(caller: &mut Caller<'_, Host>, ptr: usize, bytes: &[u8]) -> bool {
+    memory(caller).is_some_and(|mem| mem.write(&mut *caller, ptr, bytes).is_ok())
 }
 
 fn default_value(kind: u32) -> Value {
@@ -330,390 +304,6 @@ fn default_value(kind: u32) -> Value {
         KIND_BOOL => Value::Bool(false),
         _ => Value::from(0),
     }
-}
-
-fn define_ig(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
-    linker.func_wrap(
-        "ig",
-        "gadgetLog",
-        |caller: Caller<'_, Host>, level: i32, msg: i64| {
-            let text = read_str(&caller, msg).unwrap_or_default();
-            let level = match level {
-                0 => log::Level::Error,
-                1 => log::Level::Warn,
-                2 => log::Level::Info,
-                3 => log::Level::Debug,
-                _ => log::Level::Trace,
-            };
-            log::log!(level, "wasm: {text}");
-        },
-    )?;
-    linker.func_wrap("ig", "gadgetShouldLog", |level: i32| -> i32 {
-        let level = match level {
-            0 => log::Level::Error,
-            1 => log::Level::Warn,
-            2 => log::Level::Info,
-            3 => log::Level::Debug,
-            _ => log::Level::Trace,
-        };
-        log::log_enabled!(level) as i32
-    })?;
-    linker.func_wrap(
-        "ig",
-        "getParamValue",
-        |mut caller: Caller<'_, Host>, key: i64, dst: i64| -> i32 {
-            let Some(key) = read_str(&caller, key) else {
-                return 1;
-            };
-            let Some(v) = caller.data().params.get(&key).cloned() else {
-                return 1;
-            };
-            let cap = (dst as u64 >> 32) as usize;
-            if v.len() > cap {
-                return 1;
-            }
-            if write_buf(&mut caller, dst, v.as_bytes()) < 0 {
-                return 1;
-            }
-            0
-        },
-    )?;
-    linker.func_wrap(
-        "ig",
-        "getDataSource",
-        |mut caller: Caller<'_, Host>, name: i64| -> i32 {
-            let Some(name) = read_name(&caller, name) else {
-                return 0;
-            };
-            let host = caller.data_mut();
-            match host.data_sources.iter().position(|d| d.name == name) {
-                Some(i) => host.handle(Handle::DataSource(i)) as i32,
-                None => 0,
-            }
-        },
-    )?;
-    linker.func_wrap(
-        "ig",
-        "dataSourceSubscribe",
-        |mut caller: Caller<'_, Host>, ds: i32, ty: i32, prio: i32, cb: i64| -> i32 {
-            let host = caller.data_mut();
-            let Some(Handle::DataSource(i)) = host.handles.get(&(ds as u32)).cloned() else {
-                return 1;
-            };
-            match ty {
-                SUBSCRIBE_DATA | SUBSCRIBE_PACKET | SUBSCRIBE_DATA_V0 => {}
-                SUBSCRIBE_ARRAY => {
-                    log::warn!(
-                        "wasm: dataSourceSubscribe: `{}` is a single-event data source; array subscriptions (type 2) are not supported",
-                        host.data_sources[i].name
-                    );
-                    return 1;
-                }
-                other => {
-                    log::warn!("wasm: dataSourceSubscribe: unknown subscription type {other}");
-                    return 1;
-                }
-            }
-            let subs = &mut host.data_sources[i].subscriptions;
-            if subs.len() >= SUBSCRIPTION_LIMIT {
-                return 1;
-            }
-            subs.push((prio, cb as u64));
-            subs.sort_by_key(|s| s.0);
-            0
-        },
-    )?;
-    linker.func_wrap(
-        "ig",
-        "dataSourceGetField",
-        |mut caller: Caller<'_, Host>, ds: i32, name: i64| -> i32 {
-            let Some(name) = read_name(&caller, name) else {
-                return 0;
-            };
-            let host = caller.data_mut();
-            let Some(Handle::DataSource(i)) = host.handles.get(&(ds as u32)).cloned() else {
-                return 0;
-            };
-            host.handle(Handle::Field(i, name)) as i32
-        },
-    )?;
-    linker.func_wrap(
-        "ig",
-        "dataSourceAddField",
-        |mut caller: Caller<'_, Host>, ds: i32, name: i64, kind: i32| -> i32 {
-            let Some(name) = read_name(&caller, name) else {
-                return 0;
-            };
-            let host = caller.data_mut();
-            let Some(Handle::DataSource(i)) = host.handles.get(&(ds as u32)).cloned() else {
-                return 0;
-            };
-            let d = &mut host.data_sources[i];
-            if name.is_empty()
-                || d.added.len() >= NAME_LIMIT
-                || d.added.iter().any(|(n, _)| *n == name)
-            {
-                return 0;
-            }
-            d.added.push((name.clone(), kind as u32));
-            host.handle(Handle::Field(i, name)) as i32
-        },
-    )?;
-    linker.func_wrap(
-        "ig",
-        "fieldGetScalar",
-        |mut caller: Caller<'_, Host>, field: i32, data: i32, kind: i32, err: i32| -> i64 {
-            let v = field_value(caller.data(), field as u32, data as u32)
-                .and_then(|v| scalar_bits(&v, kind as u32));
-            if err != 0 {
-                let flag = [u8::from(v.is_none()), 0, 0, 0];
-                if let Some(mem) = memory(&caller) {
-                    let _ = mem.write(&mut caller, err as u32 as usize, &flag);
-                }
-            }
-            v.unwrap_or(0) as i64
-        },
-    )?;
-    linker.func_wrap(
-        "ig",
-        "fieldGetBuffer",
-        |mut caller: Caller<'_, Host>, field: i32, data: i32, _kind: i32, dst: i64| -> i32 {
-            let bytes = match field_value(caller.data(), field as u32, data as u32) {
-                Some(Value::String(s)) => s.into_bytes(),
-                Some(Value::Null) | None => return -1,
-                Some(v) => v.to_string().into_bytes(),
-            };
-            write_buf(&mut caller, dst, &bytes)
-        },
-    )?;
-    linker.func_wrap(
-        "ig",
-        "fieldSet",
-        |mut caller: Caller<'_, Host>, field: i32, data: i32, kind: i32, value: i64| -> i32 {
-            let kind = kind as u32;
-            let v = match kind {
-                KIND_STRING | KIND_CSTRING | KIND_BYTES => match read_str(&caller, value) {
-                    Some(s) => Value::String(s),
-                    None => return 1,
-                },
-                KIND_BOOL => Value::Bool(value != 0),
-                KIND_F32 => Value::from(f32::from_bits(value as u32) as f64),
-                KIND_F64 => Value::from(f64::from_bits(value as u64)),
-                // Signed kinds: int8..int64.
-                2..=5 => Value::from(value),
-                _ => Value::from(value as u64),
-            };
-            let host = caller.data_mut();
-            let (Some(Handle::Field(ds, name)), Some(Handle::Data)) = (
-                host.handles.get(&(field as u32)).cloned(),
-                host.handles.get(&(data as u32)),
-            ) else {
-                return 1;
-            };
-            match &mut host.event {
-                Some(e) if e.ds == ds => {
-                    let size = |v: &Value| match v {
-                        Value::String(s) => s.len(),
-                        _ => 8,
-                    };
-                    let held: usize = e.set.values().map(size).sum();
-                    if held + size(&v) > MEMORY_LIMIT {
-                        return 1;
-                    }
-                    e.set.insert(name, v);
-                    0
-                }
-                _ => 1,
-            }
-        },
-    )?;
-    linker.func_wrap(
-        "ig",
-        "dataSourceRelease",
-        |mut caller: Caller<'_, Host>, ds: i32, packet: i32| -> i32 {
-            let host = caller.data_mut();
-            let (Some(Handle::DataSource(ds)), Some(Handle::Data)) = (
-                host.handles.get(&(ds as u32)).cloned(),
-                host.handles.get(&(packet as u32)),
-            ) else {
-                return 1;
-            };
-            match &mut host.event {
-                Some(e) if e.ds == ds => {
-                    e.dropped = true;
-                    0
-                }
-                _ => 1,
-            }
-        },
-    )?;
-    linker.func_wrap(
-        "ig",
-        "releaseHandle",
-        |mut caller: Caller<'_, Host>, h: i32| -> i32 {
-            match caller.data_mut().handles.remove(&(h as u32)) {
-                Some(_) => 0,
-                None => 1,
-            }
-        },
-    )?;
-    Ok(())
-}
-
-fn define_wasi(linker: &mut Linker<Host>, module: &Module) -> Result<(), wasmi::Error> {
-    let mut defined = Vec::new();
-    linker.func_wrap(
-        WASI,
-        "fd_write",
-        |mut caller: Caller<'_, Host>, fd: i32, iovs: i32, n: i32, written: i32| -> i32 {
-            if fd != 1 && fd != 2 {
-                return EBADF;
-            }
-            let Some(mem) = memory(&caller) else {
-                return EBADF;
-            };
-            let mut text = Vec::new();
-            let mut total = 0u32;
-            for i in 0..n.max(0) as usize {
-                let mut iov = [0u8; 8];
-                if mem
-                    .read(&caller, iovs as u32 as usize + 8 * i, &mut iov)
-                    .is_err()
-                {
-                    return 21; // EFAULT
-                }
-                let ptr = u32::from_le_bytes(iov[..4].try_into().unwrap_or_default()) as usize;
-                let len = u32::from_le_bytes(iov[4..].try_into().unwrap_or_default()) as usize;
-                if ptr
-                    .checked_add(len)
-                    .is_none_or(|end| end > mem.data_size(&caller))
-                {
-                    return 21;
-                }
-                // Only the first LOG_LIMIT bytes are copied; the rest counts as written.
-                let keep = len.min(LOG_LIMIT - text.len());
-                match read_mem(&caller, ptr, keep) {
-                    Some(b) => text.extend_from_slice(&b),
-                    None => return 21,
-                }
-                total = total.wrapping_add(len as u32);
-            }
-            let total = total.to_le_bytes();
-            if mem
-                .write(&mut caller, written as u32 as usize, &total)
-                .is_err()
-            {
-                return 21;
-            }
-            let text = String::from_utf8_lossy(&text);
-            for line in text.lines() {
-                (caller.data_mut().log)(&format!("wasm fd {fd}: {line}"));
-            }
-            0
-        },
-    )?;
-    defined.push("fd_write");
-    linker.func_wrap(WASI, "proc_exit", |code: i32| -> Result<(), wasmi::Error> {
-        Err(wasmi::Error::i32_exit(code))
-    })?;
-    defined.push("proc_exit");
-    linker.func_wrap(
-        WASI,
-        "clock_time_get",
-        |mut caller: Caller<'_, Host>, id: i32, _precision: i64, out: i32| -> i32 {
-            let clock = if id == 0 {
-                rustix::time::ClockId::Realtime
-            } else {
-                rustix::time::ClockId::Monotonic
-            };
-            let ts = rustix::time::clock_gettime(clock);
-            let ns = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
-            let Some(mem) = memory(&caller) else {
-                return 21;
-            };
-            match mem.write(&mut caller, out as u32 as usize, &ns.to_le_bytes()) {
-                Ok(()) => 0,
-                Err(_) => 21,
-            }
-        },
-    )?;
-    defined.push("clock_time_get");
-    linker.func_wrap(
-        WASI,
-        "random_get",
-        |mut caller: Caller<'_, Host>, buf: i32, len: i32| -> i32 {
-            let fits = memory(&caller).is_some_and(|m| {
-                (buf as u32 as usize).saturating_add(len as u32 as usize) <= m.data_size(&caller)
-            });
-            if !fits {
-                return 21;
-            }
-            let mut bytes = vec![0u8; len as u32 as usize];
-            let mut filled = 0;
-            while filled < bytes.len() {
-                let flags = rustix::rand::GetRandomFlags::empty();
-                match rustix::rand::getrandom(&mut bytes[filled..], flags) {
-                    Ok(n) if n > 0 => filled += n,
-                    _ => return 29, // EIO
-                }
-            }
-            let Some(mem) = memory(&caller) else {
-                return 21;
-            };
-            match mem.write(&mut caller, buf as u32 as usize, &bytes) {
-                Ok(()) => 0,
-                Err(_) => 21,
-            }
-        },
-    )?;
-    defined.push("random_get");
-    // Empty environment and arguments: zero counts, zero sizes.
-    for name in ["environ_sizes_get", "args_sizes_get"] {
-        linker.func_wrap(
-            WASI,
-            name,
-            |mut caller: Caller<'_, Host>, count: i32, size: i32| -> i32 {
-                let Some(mem) = memory(&caller) else {
-                    return 21;
-                };
-                for p in [count, size] {
-                    if mem.write(&mut caller, p as u32 as usize, &[0; 4]).is_err() {
-                        return 21;
-                    }
-                }
-                0
-            },
-        )?;
-        defined.push(name);
-    }
-    for name in ["environ_get", "args_get"] {
-        linker.func_wrap(WASI, name, |_: i32, _: i32| -> i32 { 0 })?;
-        defined.push(name);
-    }
-    // Anything else of WASI: ENOSYS (or nothing, for functions without a result).
-    for import in module.imports() {
-        if import.module() != WASI || defined.contains(&import.name()) {
-            continue;
-        }
-        if let wasmi::ExternType::Func(ty) = import.ty() {
-            let ty: FuncType = ty.clone();
-            linker.func_new(
-                WASI,
-                import.name(),
-                ty,
-                |_caller, _params: &[Val], results: &mut [Val]| {
-                    for r in results.iter_mut() {
-                        *r = match r {
-                            Val::I64(_) => Val::I64(ENOSYS as i64),
-                            _ => Val::I32(ENOSYS),
-                        };
-                    }
-                    Ok(())
-                },
-            )?;
-        }
-    }
-    Ok(())
 }
 
 /// The `ig` imports of `bytes` this runtime does not implement (also those with another
@@ -847,8 +437,8 @@ fn prepare(
     store.limiter(|h| &mut h.limits);
     let mut linker = Linker::new(&engine);
     let err = |e: wasmi::Error| WasmError::Module(e.to_string());
-    define_ig(&mut linker).map_err(err)?;
-    define_wasi(&mut linker, &module).map_err(err)?;
+    ig::define_ig(&mut linker).map_err(err)?;
+    wasi::define_wasi(&mut linker, &module).map_err(err)?;
     Ok((module, store, linker))
 }
 
@@ -1295,7 +885,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(unsupported_imports(&bytes).unwrap(), Vec::<String>::new());
-        // Instantiation links every import against the functions `define_ig` defines.
+        // Instantiation links every import against the functions `ig::define_ig` defines.
         let module = WasmModule::new(
             &bytes,
             &["open".into()],

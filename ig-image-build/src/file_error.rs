@@ -1,4 +1,4 @@
-//! The one I/O error of ig-image's library: an action on a file or tool that failed, with its
+//! The one I/O error of ig-image-build: an action on a file or tool that failed, with its
 //! path ("cannot read `gadget.yaml`"), wrapped by every error type that touches files.
 
 use std::path::PathBuf;

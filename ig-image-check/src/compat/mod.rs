@@ -37,7 +37,7 @@ use gadget_store::graph::Children;
 use std::path::{Path, PathBuf};
 
 use gadget_object::btf::TypeKind;
-use gadget_object::{Btf, Endianness, GadgetObject, ProgramKind};
+use gadget_object::{Btf, Endianness, GadgetObject, Program, ProgramKind};
 use serde::Serialize;
 
 use gadget_facts::platform::Platform;
@@ -513,7 +513,6 @@ fn prog_types(kind: &ProgramKind) -> Option<(&'static str, Option<&'static str>)
 }
 
 fn program_findings(obj: &GadgetObject, target: &TargetKernel, report: &mut KernelReport) {
-    let btf = &target.btf;
     let kprobes = if target.running {
         crate::doctor::kprobes_configured(Path::new("/"))
     } else {
@@ -529,130 +528,144 @@ fn program_findings(obj: &GadgetObject, target: &TargetKernel, report: &mut Kern
                 reason,
             });
         };
-        if let Some((prog_type, attach_type)) = prog_types(&p.kind) {
-            if enum_has(btf, "bpf_prog_type", prog_type) == Some(false) {
-                push(
-                    Severity::Error,
-                    FindingKind::ProgramType,
-                    prog_type.to_string(),
-                    "not in this kernel's enum bpf_prog_type".to_string(),
-                );
-            }
-            if let Some(at) = attach_type {
-                if enum_has(btf, "bpf_attach_type", at) == Some(false) {
-                    push(
-                        Severity::Error,
-                        FindingKind::AttachType,
-                        at.to_string(),
-                        "not in this kernel's enum bpf_attach_type".to_string(),
-                    );
-                }
-            }
+        for (kind, subject, reason) in type_problems(&target.btf, &p.kind) {
+            push(Severity::Error, kind, subject, reason);
         }
-        let target_name = p.target.as_str();
-        let subject = p.section.clone();
-        let attach: Option<(Severity, String)> = match &p.kind {
-            ProgramKind::Tracepoint { category, name } => {
-                if category == "syscalls" {
-                    let sc = name
-                        .strip_prefix("sys_enter_")
-                        .or_else(|| name.strip_prefix("sys_exit_"));
-                    match sc {
-                        Some(sc) => {
-                            let found = target
-                                .arch
-                                .syscall_prefixes()
-                                .iter()
-                                .map(|pre| format!("{pre}{sc}"))
-                                .chain([format!("__se_sys_{sc}"), format!("__do_sys_{sc}")])
-                                .any(|f| has_kind(btf, &f, is_func));
-                            (!found).then(|| {
-                                (
-                                    Severity::Error,
-                                    format!(
-                                        "no syscall `{sc}` in this kernel (no {}{sc} function)",
-                                        target.arch.syscall_prefixes()[0]
-                                    ),
-                                )
-                            })
-                        }
-                        None => Some((
-                            Severity::Error,
-                            format!("`{name}` is not a syscalls tracepoint"),
-                        )),
-                    }
-                } else {
-                    let found = has_kind(btf, &format!("btf_trace_{name}"), is_typedef)
-                        || has_kind(btf, &format!("trace_event_raw_{name}"), is_struct);
-                    (!found).then(|| {
-                        (
-                            Severity::Error,
-                            format!(
-                                "no tracepoint `{name}` in this kernel (no btf_trace_{name} typedef, no struct trace_event_raw_{name})"
-                            ),
-                        )
-                    })
-                }
-            }
-            ProgramKind::RawTracepoint | ProgramKind::TpBtf => {
-                (!has_kind(btf, &format!("btf_trace_{target_name}"), is_typedef)).then(|| {
-                    (
-                        Severity::Error,
-                        format!(
-                            "no tracepoint `{target_name}` (no btf_trace_{target_name} typedef)"
-                        ),
-                    )
-                })
-            }
-            ProgramKind::Kprobe | ProgramKind::Kretprobe => {
-                let func = target_name.split('+').next().unwrap_or(target_name);
-                if kprobes == Some(false) {
-                    Some((
-                        Severity::Error,
-                        "this kernel has no kprobes (CONFIG_KPROBES is not set)".to_string(),
-                    ))
-                } else if !has_kind(btf, func, is_func) {
-                    Some((
-                        Severity::Warning,
-                        format!(
-                            "no function `{func}` in BTF (it may still exist in kallsyms without BTF, or be inlined)"
-                        ),
-                    ))
-                } else {
-                    None
-                }
-            }
-            ProgramKind::Fentry | ProgramKind::Fexit => (!has_kind(btf, target_name, is_func))
-                .then(|| {
-                    (
-                        Severity::Error,
-                        format!("no function `{target_name}` in this kernel's BTF"),
-                    )
-                }),
-            ProgramKind::Lsm => {
-                (!has_kind(btf, &format!("bpf_lsm_{target_name}"), is_func)).then(|| {
-                    (
-                        Severity::Error,
-                        format!("no LSM hook `{target_name}` (no bpf_lsm_{target_name})"),
-                    )
-                })
-            }
-            ProgramKind::Iter { target: it } => {
-                (!has_kind(btf, &format!("bpf_iter__{it}"), is_struct)).then(|| {
-                    (
-                        Severity::Error,
-                        format!("no iterator `{it}` (no struct bpf_iter__{it})"),
-                    )
-                })
-            }
-            _ => None,
-        };
+        let attach = attach_point_problem(target, p, kprobes);
         if !matches!(p.kind, ProgramKind::Disabled | ProgramKind::Other(_)) {
             report.programs += 1;
         }
         if let Some((severity, reason)) = attach {
-            push(severity, FindingKind::AttachPoint, subject, reason);
+            push(
+                severity,
+                FindingKind::AttachPoint,
+                p.section.clone(),
+                reason,
+            );
         }
+    }
+}
+
+/// The program type and attach type a program kind needs that the kernel's enums lack, as
+/// (finding kind, enumerator, reason).
+fn type_problems(btf: &Btf, kind: &ProgramKind) -> Vec<(FindingKind, String, String)> {
+    let mut problems = Vec::new();
+    let Some((prog_type, attach_type)) = prog_types(kind) else {
+        return problems;
+    };
+    if enum_has(btf, "bpf_prog_type", prog_type) == Some(false) {
+        problems.push((
+            FindingKind::ProgramType,
+            prog_type.to_string(),
+            "not in this kernel's enum bpf_prog_type".to_string(),
+        ));
+    }
+    if let Some(at) = attach_type {
+        if enum_has(btf, "bpf_attach_type", at) == Some(false) {
+            problems.push((
+                FindingKind::AttachType,
+                at.to_string(),
+                "not in this kernel's enum bpf_attach_type".to_string(),
+            ));
+        }
+    }
+    problems
+}
+
+/// Why a program's attach point is missing from the kernel, if it is: `kprobes` is whether the
+/// running kernel has `CONFIG_KPROBES` (None when unknown or not the running kernel).
+fn attach_point_problem(
+    target: &TargetKernel,
+    p: &Program,
+    kprobes: Option<bool>,
+) -> Option<(Severity, String)> {
+    let btf = &target.btf;
+    let target_name = p.target.as_str();
+    let missing = |found: bool, reason: String| (!found).then_some((Severity::Error, reason));
+    match &p.kind {
+        ProgramKind::Tracepoint { category, name } if category == "syscalls" => {
+            syscall_tracepoint_problem(target, name)
+        }
+        ProgramKind::Tracepoint { name, .. } => missing(
+            has_kind(btf, &format!("btf_trace_{name}"), is_typedef)
+                || has_kind(btf, &format!("trace_event_raw_{name}"), is_struct),
+            format!(
+                "no tracepoint `{name}` in this kernel (no btf_trace_{name} typedef, no struct trace_event_raw_{name})"
+            ),
+        ),
+        ProgramKind::RawTracepoint | ProgramKind::TpBtf => missing(
+            has_kind(btf, &format!("btf_trace_{target_name}"), is_typedef),
+            format!("no tracepoint `{target_name}` (no btf_trace_{target_name} typedef)"),
+        ),
+        ProgramKind::Kprobe | ProgramKind::Kretprobe => kprobe_problem(btf, target_name, kprobes),
+        ProgramKind::Fentry | ProgramKind::Fexit => missing(
+            has_kind(btf, target_name, is_func),
+            format!("no function `{target_name}` in this kernel's BTF"),
+        ),
+        ProgramKind::Lsm => missing(
+            has_kind(btf, &format!("bpf_lsm_{target_name}"), is_func),
+            format!("no LSM hook `{target_name}` (no bpf_lsm_{target_name})"),
+        ),
+        ProgramKind::Iter { target: it } => missing(
+            has_kind(btf, &format!("bpf_iter__{it}"), is_struct),
+            format!("no iterator `{it}` (no struct bpf_iter__{it})"),
+        ),
+        _ => None,
+    }
+}
+
+/// Why a `syscalls/sys_enter_<sc>` or `sys_exit_<sc>` tracepoint is missing: the kernel has no
+/// function for the syscall under any of the architecture's prefixes.
+fn syscall_tracepoint_problem(target: &TargetKernel, name: &str) -> Option<(Severity, String)> {
+    let Some(sc) = name
+        .strip_prefix("sys_enter_")
+        .or_else(|| name.strip_prefix("sys_exit_"))
+    else {
+        return Some((
+            Severity::Error,
+            format!("`{name}` is not a syscalls tracepoint"),
+        ));
+    };
+    let found = target
+        .arch
+        .syscall_prefixes()
+        .iter()
+        .map(|pre| format!("{pre}{sc}"))
+        .chain([format!("__se_sys_{sc}"), format!("__do_sys_{sc}")])
+        .any(|f| has_kind(&target.btf, &f, is_func));
+    (!found).then(|| {
+        (
+            Severity::Error,
+            format!(
+                "no syscall `{sc}` in this kernel (no {}{sc} function)",
+                target.arch.syscall_prefixes()[0]
+            ),
+        )
+    })
+}
+
+/// Why a kprobe on `target_name` (`func` or `func+offset`) may not attach: no kprobes at all
+/// (an error), or no BTF `FUNC` of that name (a warning).
+fn kprobe_problem(
+    btf: &Btf,
+    target_name: &str,
+    kprobes: Option<bool>,
+) -> Option<(Severity, String)> {
+    let func = target_name.split('+').next().unwrap_or(target_name);
+    if kprobes == Some(false) {
+        Some((
+            Severity::Error,
+            "this kernel has no kprobes (CONFIG_KPROBES is not set)".to_string(),
+        ))
+    } else if !has_kind(btf, func, is_func) {
+        Some((
+            Severity::Warning,
+            format!(
+                "no function `{func}` in BTF (it may still exist in kallsyms without BTF, or be inlined)"
+            ),
+        ))
+    } else {
+        None
     }
 }
 

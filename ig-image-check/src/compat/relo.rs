@@ -455,46 +455,107 @@ pub fn resolve(
     target: &Btf,
     index: &NameIndex,
 ) -> (Result<LocalSpec, String>, Outcome) {
-    let spec = match parse_local(local, relo) {
-        Ok(s) => s,
-        Err(reason) => {
-            return (Err(reason.clone()), Outcome::Invalid { reason });
+    match parse_local(local, relo) {
+        Ok(spec) => {
+            let outcome = resolve_spec(local, &spec, target, index);
+            (Ok(spec), outcome)
         }
-    };
-    if relo.kind == TYPE_ID_LOCAL {
-        return (Ok(spec), Outcome::Resolved { bit_offset: None });
+        Err(reason) => (Err(reason.clone()), Outcome::Invalid { reason }),
     }
-    let root = skip_mods_typedefs(local, spec.root);
-    // libbpf looks candidates up by the name of the relocation's own root type (not through
-    // typedefs for type relocations, which can target a typedef).
-    let root_for_name = if is_field_kind(relo.kind) || is_enumval_kind(relo.kind) {
-        spec.root
-    } else {
-        local.skip_qualifiers(spec.root)
+}
+
+/// Resolves a parsed local spec: find the root's candidates in the target by name and kind,
+/// match the spec on each, and check that the matches agree.
+fn resolve_spec(local: &Btf, spec: &LocalSpec, target: &Btf, index: &NameIndex) -> Outcome {
+    if spec.kind == TYPE_ID_LOCAL {
+        return Outcome::Resolved { bit_offset: None };
+    }
+    let root = match LocalRoot::of(local, spec) {
+        Ok(root) => root,
+        Err(outcome) => return outcome,
     };
-    let name = essential_name(local.name(root_for_name)).to_string();
-    let Some(local_kind) = kind_of(local, root_for_name) else {
-        return (
-            Ok(spec),
-            Outcome::Invalid {
+    let cands = candidates(index, target, &root);
+    if cands.is_empty() {
+        return Outcome::Missing {
+            reason: format!(
+                "{} `{}` does not exist in this kernel",
+                kind_word(root.kind),
+                root.name
+            ),
+        };
+    }
+    let mut reasons = Vec::new();
+    let mut results: Vec<Option<u64>> = Vec::new();
+    for &c in &cands {
+        match match_candidate(local, spec, &root, target, c) {
+            Ok(value) => results.push(value),
+            Err(reason) => reasons.push(reason),
+        }
+    }
+    if results.is_empty() {
+        reasons.dedup();
+        return Outcome::Missing {
+            reason: reasons.join("; "),
+        };
+    }
+    agreement(spec.kind, &root.name, &results)
+}
+
+/// The local root type of a relocation, as the target's candidates are looked up.
+struct LocalRoot<'a> {
+    /// The root after modifiers and typedefs (what `TYPE_MATCHES` compares).
+    resolved: u32,
+    /// The root the name and kind come from: libbpf looks candidates up by the name of the
+    /// relocation's own root type (not through typedefs for type relocations, which can target
+    /// a typedef).
+    named: u32,
+    /// Its essential name.
+    name: String,
+    /// Its kind.
+    kind: &'a TypeKind,
+}
+
+impl<'a> LocalRoot<'a> {
+    /// The spec's root, or the outcome when there is nothing to look up: a bad root type, or
+    /// an anonymous one.
+    fn of(local: &'a Btf, spec: &LocalSpec) -> Result<LocalRoot<'a>, Outcome> {
+        let named = if is_field_kind(spec.kind) || is_enumval_kind(spec.kind) {
+            spec.root
+        } else {
+            local.skip_qualifiers(spec.root)
+        };
+        let name = essential_name(local.name(named)).to_string();
+        let Some(kind) = kind_of(local, named) else {
+            return Err(Outcome::Invalid {
                 reason: "bad root type".to_string(),
-            },
-        );
-    };
-    if name.is_empty() {
-        // Anonymous root types (`int`, `void *`) are not relocated by name; libbpf resolves
-        // them locally.
-        return (Ok(spec), Outcome::Resolved { bit_offset: None });
+            });
+        };
+        if name.is_empty() {
+            // Anonymous root types (`int`, `void *`) are not relocated by name; libbpf resolves
+            // them locally.
+            return Err(Outcome::Resolved { bit_offset: None });
+        }
+        Ok(LocalRoot {
+            resolved: skip_mods_typedefs(local, spec.root),
+            named,
+            name,
+            kind,
+        })
     }
-    let cands: Vec<u32> = index
-        .get(&name)
+}
+
+/// Target types with the root's essential name and a kind it can match (a forward declaration
+/// also matches a struct or union).
+fn candidates(index: &NameIndex, target: &Btf, root: &LocalRoot) -> Vec<u32> {
+    index
+        .get(&root.name)
         .iter()
         .copied()
         .filter(|&c| {
             kind_of(target, c).is_some_and(|tk| {
-                local_kind_matches(local_kind, tk)
+                local_kind_matches(root.kind, tk)
                     || matches!(
-                        (local_kind, tk),
+                        (root.kind, tk),
                         (
                             TypeKind::Fwd { .. },
                             TypeKind::Struct { .. } | TypeKind::Union { .. }
@@ -502,68 +563,86 @@ pub fn resolve(
                     )
             })
         })
-        .collect();
-    let kind_word = match local_kind {
+        .collect()
+}
+
+/// How a type's kind is named in messages.
+fn kind_word(kind: &TypeKind) -> &'static str {
+    match kind {
         TypeKind::Struct { .. } => "struct",
         TypeKind::Union { .. } => "union",
         TypeKind::Enum { .. } => "enum",
         TypeKind::Typedef { .. } => "typedef",
         _ => "type",
+    }
+}
+
+/// Matches the spec on one candidate: Ok(what it resolves to: a field's bit offset, an
+/// enumerator's value, a type's size) or Err(why it does not match).
+fn match_candidate(
+    local: &Btf,
+    spec: &LocalSpec,
+    root: &LocalRoot,
+    target: &Btf,
+    cand: u32,
+) -> Result<Option<u64>, String> {
+    if is_field_kind(spec.kind) {
+        match_field(local, spec, target, cand).map(Some)
+    } else if is_enumval_kind(spec.kind) {
+        match_enumerator(spec, root, target, cand).map(Some)
+    } else {
+        match_type(local, spec.kind, root, target, cand)
+    }
+}
+
+/// Matches an enumerator spec on one candidate enum; Ok(its value) or Err(why not).
+fn match_enumerator(
+    spec: &LocalSpec,
+    root: &LocalRoot,
+    target: &Btf,
+    cand: u32,
+) -> Result<u64, String> {
+    let want = spec.enumerator.as_deref().unwrap_or("");
+    let found = match kind_of(target, skip_mods_typedefs(target, cand)) {
+        Some(TypeKind::Enum { values, .. }) => values
+            .iter()
+            .find(|v| essential_name(target.enumerator_name(v)) == essential_name(want))
+            .map(|v| v.value),
+        _ => None,
     };
-    if cands.is_empty() {
-        return (
-            Ok(spec),
-            Outcome::Missing {
-                reason: format!("{kind_word} `{name}` does not exist in this kernel"),
-            },
-        );
+    found.ok_or_else(|| format!("enumerator `{want}` is not in enum `{}`", root.name))
+}
+
+/// Matches a type relocation on one candidate; Ok(its size) or Err(why not).
+fn match_type(
+    local: &Btf,
+    kind: u32,
+    root: &LocalRoot,
+    target: &Btf,
+    cand: u32,
+) -> Result<Option<u64>, String> {
+    let ok = if kind == TYPE_MATCHES {
+        types_match(local, root.resolved, target, cand)
+    } else {
+        types_compat(local, root.named, target, cand, 0)
+    };
+    if ok {
+        Ok(target.size_of(cand).map(u64::from))
+    } else {
+        Err(format!(
+            "{} `{}` differs in kind or shape",
+            kind_word(root.kind),
+            root.name
+        ))
     }
-    let mut reasons = Vec::new();
-    let mut results: Vec<Option<u64>> = Vec::new();
-    for &c in &cands {
-        if is_field_kind(relo.kind) {
-            match match_field(local, &spec, target, c) {
-                Ok(off) => results.push(Some(off)),
-                Err(r) => reasons.push(r),
-            }
-        } else if is_enumval_kind(relo.kind) {
-            let want = spec.enumerator.as_deref().unwrap_or("");
-            let found = match kind_of(target, skip_mods_typedefs(target, c)) {
-                Some(TypeKind::Enum { values, .. }) => values
-                    .iter()
-                    .find(|v| essential_name(target.enumerator_name(v)) == essential_name(want))
-                    .map(|v| v.value),
-                _ => None,
-            };
-            match found {
-                Some(v) => results.push(Some(v)),
-                None => reasons.push(format!("enumerator `{want}` is not in enum `{name}`")),
-            }
-        } else {
-            let ok = if relo.kind == TYPE_MATCHES {
-                types_match(local, root, target, c)
-            } else {
-                types_compat(local, root_for_name, target, c, 0)
-            };
-            if ok {
-                results.push(target.size_of(c).map(u64::from));
-            } else {
-                reasons.push(format!("{kind_word} `{name}` differs in kind or shape"));
-            }
-        }
-    }
-    if results.is_empty() {
-        reasons.dedup();
-        return (
-            Ok(spec),
-            Outcome::Missing {
-                reason: reasons.join("; "),
-            },
-        );
-    }
+}
+
+/// The outcome of the candidates that matched (at least one): ambiguous when the value the
+/// relocation patches in differs between them, resolved otherwise.
+fn agreement(kind: u32, name: &str, results: &[Option<u64>]) -> Outcome {
     let first = results[0];
     let value_matters = matches!(
-        relo.kind,
+        kind,
         FIELD_BYTE_OFFSET | ENUMVAL_VALUE | TYPE_SIZE | FIELD_BYTE_SIZE
     );
     if value_matters && results.iter().any(|r| *r != first) {
@@ -572,23 +651,16 @@ pub fn resolve(
             .map(|r| r.map_or("?".to_string(), |v| v.to_string()))
             .collect();
         vals.dedup();
-        return (
-            Ok(spec),
-            Outcome::Ambiguous {
-                reason: format!(
-                    "{} candidate types named `{name}` resolve to different values ({})",
-                    results.len(),
-                    vals.join(", ")
-                ),
-            },
-        );
+        return Outcome::Ambiguous {
+            reason: format!(
+                "{} candidate types named `{name}` resolve to different values ({})",
+                results.len(),
+                vals.join(", ")
+            ),
+        };
     }
-    let bit_offset = if is_field_kind(relo.kind) {
-        first
-    } else {
-        None
-    };
-    (Ok(spec), Outcome::Resolved { bit_offset })
+    let bit_offset = if is_field_kind(kind) { first } else { None };
+    Outcome::Resolved { bit_offset }
 }
 
 /// Whether `prefix` is a prefix of the access string `access` (`0:1` of `0:1:3`).

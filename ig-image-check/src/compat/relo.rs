@@ -240,14 +240,35 @@ fn local_kind_matches(local: &TypeKind, target: &TypeKind) -> bool {
     std::mem::discriminant(local) == std::mem::discriminant(target)
 }
 
-/// `bpf_core_fields_are_compat`.
-fn fields_compat(local: &Btf, lid: u32, target: &Btf, tid: u32, depth: u32) -> bool {
+/// A local and a target type as (id, kind), after modifiers and typedefs.
+type ComparedKinds<'a> = ((u32, &'a TypeKind), (u32, &'a TypeKind));
+
+/// The local and target types a comparison looks at; None past the recursion limit or for an
+/// id the BTF does not have.
+fn compared_kinds<'a>(
+    local: &'a Btf,
+    lid: u32,
+    target: &'a Btf,
+    tid: u32,
+    depth: u32,
+) -> Option<ComparedKinds<'a>> {
     if depth > 32 {
-        return false;
+        return None;
     }
     let lid = skip_mods_typedefs(local, lid);
     let tid = skip_mods_typedefs(target, tid);
-    let (Some(lk), Some(tk)) = (kind_of(local, lid), kind_of(target, tid)) else {
+    Some(((lid, kind_of(local, lid)?), (tid, kind_of(target, tid)?)))
+}
+
+/// Whether the local type is anonymous or has the target's essential name.
+fn names_compat(local: &Btf, lid: u32, target: &Btf, tid: u32) -> bool {
+    let ln = essential_name(local.name(lid));
+    ln.is_empty() || ln == essential_name(target.name(tid))
+}
+
+/// `bpf_core_fields_are_compat`.
+fn fields_compat(local: &Btf, lid: u32, target: &Btf, tid: u32, depth: u32) -> bool {
+    let Some(((lid, lk), (tid, tk))) = compared_kinds(local, lid, target, tid, depth) else {
         return false;
     };
     if is_composite(lk) && is_composite(tk) {
@@ -260,8 +281,7 @@ fn fields_compat(local: &Btf, lid: u32, target: &Btf, tid: u32, depth: u32) -> b
             TypeKind::Fwd { .. } | TypeKind::Enum { .. },
             TypeKind::Fwd { .. } | TypeKind::Enum { .. },
         ) if std::mem::discriminant(lk) == std::mem::discriminant(tk) => {
-            let ln = essential_name(local.name(lid));
-            ln.is_empty() || ln == essential_name(target.name(tid))
+            names_compat(local, lid, target, tid)
         }
         (TypeKind::Int { offset: lo, .. }, TypeKind::Int { offset: to, .. }) => {
             *lo == 0 && *to == 0
@@ -276,12 +296,7 @@ fn fields_compat(local: &Btf, lid: u32, target: &Btf, tid: u32, depth: u32) -> b
 /// `bpf_core_types_are_compat`, simplified: same kind after modifiers and typedefs, recursively
 /// through pointers, arrays and function prototypes; names are compared for named types.
 fn types_compat(local: &Btf, lid: u32, target: &Btf, tid: u32, depth: u32) -> bool {
-    if depth > 32 {
-        return false;
-    }
-    let lid = skip_mods_typedefs(local, lid);
-    let tid = skip_mods_typedefs(target, tid);
-    let (Some(lk), Some(tk)) = (kind_of(local, lid), kind_of(target, tid)) else {
+    let Some(((lid, lk), (tid, tk))) = compared_kinds(local, lid, target, tid, depth) else {
         return false;
     };
     match (lk, tk) {
@@ -311,10 +326,7 @@ fn types_compat(local: &Btf, lid: u32, target: &Btf, tid: u32, depth: u32) -> bo
         }
         (TypeKind::Int { .. }, TypeKind::Int { .. })
         | (TypeKind::Float { .. }, TypeKind::Float { .. }) => true,
-        _ if local_kind_matches(lk, tk) => {
-            let ln = essential_name(local.name(lid));
-            ln.is_empty() || ln == essential_name(target.name(tid))
-        }
+        _ if local_kind_matches(lk, tk) => names_compat(local, lid, target, tid),
         // A forward declaration matches a definition of the same name.
         (TypeKind::Fwd { .. }, TypeKind::Struct { .. } | TypeKind::Union { .. })
         | (TypeKind::Struct { .. } | TypeKind::Union { .. }, TypeKind::Fwd { .. }) => {

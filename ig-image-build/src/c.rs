@@ -210,23 +210,27 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
         .strip_prefix(&gadget_dir)
         .map_or(source_abs.clone(), Path::to_path_buf);
     // Every file the source reads is checked before clang's messages can quote one.
-    reads::scan_before_compile(
-        &reads::Scan {
-            clang: &req.toolchain.clang.path,
-            args: &args,
-            cwd: &gadget_dir,
-            source_arg: &relative_source,
-            source_path: req.source,
-            work: work.path(),
-        },
-        &roots,
-    )?;
+    let scan = reads::Scan {
+        clang: &req.toolchain.clang.path,
+        args: &args,
+        cwd: &gadget_dir,
+        source_arg: &relative_source,
+        source_path: req.source,
+        work: work.path(),
+    };
     // What the scan cannot see (the assembler's `.incbin` in inline asm) the sandbox stops.
     let sandbox = Sandbox::new(
         &req.toolchain.clang.path,
         &roots.all(),
         &[work.path().to_path_buf()],
     );
+    // Confined, clang can read nothing but the roots and the toolchain's trees: it compiles
+    // first, and its messages and object wait for the check of its own dependency list (or, if
+    // it fails, of the scan's). Unconfined, the scan comes first: nothing that reads outside
+    // the roots is compiled.
+    if !sandbox.confines() {
+        reads::scan_before_compile(&scan, &roots)?;
+    }
     let mut clang = Command::new(&req.toolchain.clang.path);
     clang
         .current_dir(&gadget_dir)
@@ -246,6 +250,9 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
     })?;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
+        if sandbox.confines() {
+            reads::scan_before_compile(&scan, &roots)?;
+        }
         let hint = compiler_hint(req, sandbox.confines(), &stderr);
         return Err(CompileError::Compiler {
             source_path: req.source.to_path_buf(),
@@ -254,14 +261,14 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
             hint,
         });
     }
-    let bytes = strip_object(req, &object, &stripped)?;
-
-    // The compile reads what the scan saw; its own list is checked all the same.
+    // What the compile read (after the scan, or instead of it when confined) is checked
+    // before its object or its warnings are used.
     let listed = std::fs::read(&depfile).map_err(|e| ReadError::Unlisted {
         source_path: req.source.to_path_buf(),
         reason: format!("clang wrote no dependency list: {e}"),
     })?;
     let deps = reads::check_listed(&listed, &gadget_dir, req.source, &roots, false)?;
+    let bytes = strip_object(req, &object, &stripped)?;
     if let Some(cache) = req.cache {
         cache.store(&key, &bytes, &deps, req.immutable_root);
     }

@@ -1,8 +1,10 @@
-//! Keeping what a gadget's C source reads inside the allowed roots: before clang compiles a
-//! source, a preprocessing pass (`-M -MG`) lists every file it reads (`#include`,
-//! `#include_next`, `#embed`, and the existing files `__has_include`/`__has_embed` probe), and
+//! Keeping what a gadget's C source reads inside the allowed roots: a dependency list of every
+//! file it reads (`#include`, `#include_next`, `#embed`, and the existing files
+//! `__has_include`/`__has_embed` probe) is checked before anything clang produced is used, and
 //! each must resolve, after symlinks, inside the gadget directory, an include directory, an SDK
-//! or the compiler's own system headers. The compile's own dependency list is checked again.
+//! or the compiler's own system headers. The list is a preprocessing pass's (`-M -MG`, run
+//! before an unconfined compile, or after a confined one that failed) or the compile's own
+//! (`-MD`, always checked).
 //!
 //! clang's Make-format dependency list is not fully reversible (a file name ending in `\` or
 //! holding a newline is written ambiguously), so it is read strictly: anything that could be
@@ -11,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Why a source's reads are refused.
 #[derive(Debug, thiserror::Error)]
@@ -105,21 +107,33 @@ impl AllowedRoots {
 }
 
 /// The `#include <...>` directories clang searches by itself for a target (its resource
-/// directory, `/usr/include`, ...), resolved; asked once per compiler and target.
+/// directory, `/usr/include`, ...), resolved; asked once per compiler and target, however many
+/// platforms' compiles ask at the same time (the others wait for the one answer).
 fn system_include_dirs(clang: &Path, target: &[String]) -> Vec<PathBuf> {
-    type Known = Mutex<HashMap<(PathBuf, Vec<String>), Vec<PathBuf>>>;
+    type Known = Mutex<HashMap<(PathBuf, Vec<String>), Arc<OnceLock<Vec<PathBuf>>>>>;
     static KNOWN: OnceLock<Known> = OnceLock::new();
     let key = (clang.to_path_buf(), target.to_vec());
-    let known = KNOWN.get_or_init(Known::default);
-    if let Some(dirs) = known.lock().expect("not poisoned").get(&key) {
-        return dirs.clone();
-    }
+    let answer = Arc::clone(
+        KNOWN
+            .get_or_init(Known::default)
+            .lock()
+            .expect("not poisoned")
+            .entry(key)
+            .or_default(),
+    );
+    answer
+        .get_or_init(|| ask_system_include_dirs(clang, target))
+        .clone()
+}
+
+/// Asks `clang -E -v` for its system include directories.
+fn ask_system_include_dirs(clang: &Path, target: &[String]) -> Vec<PathBuf> {
     let output = Command::new(clang)
         .args(target)
         .args(["-E", "-v", "-x", "c", "/dev/null", "-o", "/dev/null"])
         .stdin(Stdio::null())
         .output();
-    let dirs = match output {
+    match output {
         Ok(out) => parse_search_list(&String::from_utf8_lossy(&out.stderr)),
         Err(e) => {
             log::warn!(
@@ -128,12 +142,7 @@ fn system_include_dirs(clang: &Path, target: &[String]) -> Vec<PathBuf> {
             );
             Vec::new()
         }
-    };
-    known
-        .lock()
-        .expect("not poisoned")
-        .insert(key, dirs.clone());
-    dirs
+    }
 }
 
 /// The directories between `#include <...> search starts here:` and `End of search list.` in
@@ -195,6 +204,20 @@ pub fn scan_before_compile(scan: &Scan<'_>, roots: &AllowedRoots) -> Result<(), 
         ),
     })?;
     check_listed(&text, scan.cwd, scan.source_path, roots, true).map(|_| ())
+}
+
+/// [`scan_before_compile`], while the compiler's own include directories are asked for on
+/// another thread (`clang -E -v`, once per compiler and target; the two are independent, and the
+/// answer would otherwise wait for the scan): every root the compile may read, for its sandbox.
+pub fn scan_for_sandbox(scan: &Scan<'_>, roots: &AllowedRoots) -> Result<Vec<PathBuf>, ReadError> {
+    std::thread::scope(|threads| {
+        let all_roots = threads.spawn(|| roots.all());
+        let scanned = scan_before_compile(scan, roots);
+        let all_roots = all_roots
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        scanned.map(|()| all_roots)
+    })
 }
 
 /// Checks a dependency list clang wrote (`text`; relative paths are relative to `cwd`) and

@@ -549,7 +549,7 @@ fn compile_c(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError>
         .filter(|a| !a.starts_with("-mexec-model=") && !a.starts_with("-Wl,"))
         .cloned()
         .collect();
-    reads::scan_before_compile(
+    let all_roots = reads::scan_for_sandbox(
         &reads::Scan {
             clang: &clang.clang,
             args: &scan_args,
@@ -561,7 +561,7 @@ fn compile_c(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError>
         &roots,
     )?;
     // What the scan cannot see (the assembler's `.incbin` in inline asm) the sandbox stops.
-    let sandbox = Sandbox::new(&clang.clang, &roots.all(), &[work.path().to_path_buf()]);
+    let sandbox = Sandbox::new(&clang.clang, &all_roots, &[work.path().to_path_buf()]);
     let mut cmd = Command::new(&clang.clang);
     cmd.current_dir(&gadget_dir)
         .args(&args)

@@ -628,6 +628,14 @@ fn a_c_source_reads_nothing_outside_the_gadget_directory() {
             vec![("gadget", outside.as_path())],
             "gadget".into(),
         ),
+        // Inside the sandbox's toolchain trees but outside the roots: under Landlock the compile
+        // succeeds, and its own dependency list refuses it before its object is used.
+        (
+            "embed from the toolchain trees",
+            "static const char g[] __attribute__((used)) = {\n#embed \"/usr/share/common-licenses/GPL-3\"\n};".into(),
+            vec![],
+            "/usr/share/common-licenses/GPL-3".into(),
+        ),
         ("failing compile quoting the secret", "#include \"../outside/quoted.h\"".into(), vec![], "../outside/quoted.h".into()),
         (
             "a missing header and #error do not hide it",

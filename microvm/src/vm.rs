@@ -204,17 +204,15 @@ pub fn run_bounded(
             bail!("waiting for QEMU: {}", std::io::Error::last_os_error());
         }
         polls += 1;
-        let stop_now = !stopped
-            && polls.is_multiple_of(10)
-            && stop_on.is_some_and(|text| file_contains(&errfile, text));
-        if stop_now {
-            stopped = true;
-            // SAFETY: kill by the pid of our unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        } else if !timed_out && !stopped && start.elapsed() > bound {
-            timed_out = true;
-            // SAFETY: kill by the pid of our unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+        // Killed once: when QEMU printed `stop_on` (looked for every 10th poll), or at the bound.
+        if !stopped && !timed_out {
+            stopped = polls.is_multiple_of(10)
+                && stop_on.is_some_and(|text| file_contains(&errfile, text));
+            timed_out = !stopped && start.elapsed() > bound;
+            if stopped || timed_out {
+                // SAFETY: kill by the pid of our unreaped child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     };

@@ -224,13 +224,6 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
         &roots.all(),
         &[work.path().to_path_buf()],
     );
-    // Confined, clang can read nothing but the roots and the toolchain's trees: it compiles
-    // first, and its messages and object wait for the check of its own dependency list (or, if
-    // it fails, of the scan's). Unconfined, the scan comes first: nothing that reads outside
-    // the roots is compiled.
-    if !sandbox.confines() {
-        reads::scan_before_compile(&scan, &roots)?;
-    }
     let mut clang = Command::new(&req.toolchain.clang.path);
     clang
         .current_dir(&gadget_dir)
@@ -244,15 +237,14 @@ pub fn compile(req: &CompileRequest<'_>) -> Result<CompiledObject, CompileError>
         .arg("-o")
         .arg(&object);
     sandbox.apply(&mut clang, work.path());
-    let output = clang.output().map_err(|source| CompileError::Run {
-        tool: req.toolchain.clang.path.clone(),
-        source,
+    let output = reads::compile_checked(&scan, &roots, sandbox.confines(), || {
+        clang.output().map_err(|source| CompileError::Run {
+            tool: req.toolchain.clang.path.clone(),
+            source,
+        })
     })?;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
-        if sandbox.confines() {
-            reads::scan_before_compile(&scan, &roots)?;
-        }
         let hint = compiler_hint(req, sandbox.confines(), &stderr);
         return Err(CompileError::Compiler {
             source_path: req.source.to_path_buf(),

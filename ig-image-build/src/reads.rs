@@ -206,18 +206,26 @@ pub fn scan_before_compile(scan: &Scan<'_>, roots: &AllowedRoots) -> Result<(), 
     check_listed(&text, scan.cwd, scan.source_path, roots, true).map(|_| ())
 }
 
-/// [`scan_before_compile`], while the compiler's own include directories are asked for on
-/// another thread (`clang -E -v`, once per compiler and target; the two are independent, and the
-/// answer would otherwise wait for the scan): every root the compile may read, for its sandbox.
-pub fn scan_for_sandbox(scan: &Scan<'_>, roots: &AllowedRoots) -> Result<Vec<PathBuf>, ReadError> {
-    std::thread::scope(|threads| {
-        let all_roots = threads.spawn(|| roots.all());
-        let scanned = scan_before_compile(scan, roots);
-        let all_roots = all_roots
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        scanned.map(|()| all_roots)
-    })
+/// Runs a compile (`compile`: spawn clang, give back its output) so that nothing it produces is
+/// used before what it read has been checked. Unconfined, the scan comes first and nothing that
+/// reads outside the roots is compiled. `confined` (clang under a Landlock sandbox that lets it
+/// read only the roots and the toolchain's trees), the compile runs first and the scan only when
+/// it failed, to decide whether its messages may be shown. Either way, the caller checks the
+/// compile's own dependency list ([`check_listed`]) before using its object or warnings.
+pub fn compile_checked<E: From<ReadError>>(
+    scan: &Scan<'_>,
+    roots: &AllowedRoots,
+    confined: bool,
+    compile: impl FnOnce() -> Result<std::process::Output, E>,
+) -> Result<std::process::Output, E> {
+    if !confined {
+        scan_before_compile(scan, roots)?;
+    }
+    let output = compile()?;
+    if confined && !output.status.success() {
+        scan_before_compile(scan, roots)?;
+    }
+    Ok(output)
 }
 
 /// Checks a dependency list clang wrote (`text`; relative paths are relative to `cwd`) and

@@ -542,26 +542,23 @@ fn compile_c(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError>
     let work = scratch_dir("ig-image-wasm-")?;
     let out = work.path().join("module.wasm");
     let depfile = work.path().join("module.d");
-    // Every file the source reads is checked before clang's messages can quote one. The
-    // preprocessor refuses the link-only flags.
+    // Every file the source reads is checked before clang's messages can quote one
+    // (reads::compile_checked). The preprocessor refuses the link-only flags.
     let scan_args: Vec<String> = args
         .iter()
         .filter(|a| !a.starts_with("-mexec-model=") && !a.starts_with("-Wl,"))
         .cloned()
         .collect();
-    let all_roots = reads::scan_for_sandbox(
-        &reads::Scan {
-            clang: &clang.clang,
-            args: &scan_args,
-            cwd: &gadget_dir,
-            source_arg: &source,
-            source_path: req.source,
-            work: work.path(),
-        },
-        &roots,
-    )?;
+    let scan = reads::Scan {
+        clang: &clang.clang,
+        args: &scan_args,
+        cwd: &gadget_dir,
+        source_arg: &source,
+        source_path: req.source,
+        work: work.path(),
+    };
     // What the scan cannot see (the assembler's `.incbin` in inline asm) the sandbox stops.
-    let sandbox = Sandbox::new(&clang.clang, &all_roots, &[work.path().to_path_buf()]);
+    let sandbox = Sandbox::new(&clang.clang, &roots.all(), &[work.path().to_path_buf()]);
     let mut cmd = Command::new(&clang.clang);
     cmd.current_dir(&gadget_dir)
         .args(&args)
@@ -573,19 +570,20 @@ fn compile_c(req: &WasmRequest<'_>) -> Result<(Vec<u8>, Vec<String>), WasmError>
         .arg("-o")
         .arg(&out);
     sandbox.apply(&mut cmd, work.path());
-    let (_, stderr) = run_compiler(
-        &mut cmd,
-        &Compiler {
-            program: &clang.clang,
-            tool: clang.clang.display().to_string(),
-            source_path: req.source,
-            stderr_lines: None,
-        },
-    )?;
-    let bytes = read(&out)?;
-    // The compile reads what the scan saw; its own list is checked all the same.
+    let compiler = Compiler {
+        program: &clang.clang,
+        tool: clang.clang.display().to_string(),
+        source_path: req.source,
+        stderr_lines: None,
+    };
+    let output = reads::compile_checked(&scan, &roots, sandbox.confines(), || {
+        spawn_compiler(&mut cmd, &compiler)
+    })?;
+    let (_, stderr) = compiler_result(output, &compiler)?;
+    // What the compile read is checked before its module or its warnings are used.
     let listed = read(&depfile)?;
     let deps = reads::check_listed(&listed, &gadget_dir, req.source, &roots, false)?;
+    let bytes = read(&out)?;
     if let Some(cache) = &cache {
         cache.store(&key, &bytes, &deps, no_immutable);
     }
@@ -650,13 +648,28 @@ pub(crate) fn run_compiler(
     cmd: &mut Command,
     compiler: &Compiler<'_>,
 ) -> Result<(Vec<u8>, String), WasmError> {
-    let output = cmd.output().map_err(|source| {
+    compiler_result(spawn_compiler(cmd, compiler)?, compiler)
+}
+
+/// Runs the compiler and waits for its output.
+fn spawn_compiler(
+    cmd: &mut Command,
+    compiler: &Compiler<'_>,
+) -> Result<std::process::Output, WasmError> {
+    cmd.output().map_err(|source| {
         WasmError::Io(crate::file_error::FileError {
             action: "run",
             path: compiler.program.to_path_buf(),
             source,
         })
-    })?;
+    })
+}
+
+/// The compiler's stdout and stderr when it succeeded, else a compile error with its stderr.
+fn compiler_result(
+    output: std::process::Output,
+    compiler: &Compiler<'_>,
+) -> Result<(Vec<u8>, String), WasmError> {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
         return Err(WasmError::Compile {

@@ -6,6 +6,7 @@ use std::process::Command;
 
 use super::cache::{BuildCache, KeyBuilder};
 use super::reads::{self, AllowedRoots, ReadError};
+use super::rust::absolute;
 use super::sandbox::Sandbox;
 use super::toolchain::CToolchain;
 use gadget_facts::platform::Platform;
@@ -138,11 +139,6 @@ fn clang_args(req: &CompileRequest<'_>) -> Vec<String> {
     }
     args.extend(req.cflags.iter().cloned());
     args
-}
-
-fn absolute(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path)
-        .unwrap_or_else(|_| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
 }
 
 /// Where a compile may read: the gadget directory, the include directories, the SDK trees,

@@ -216,6 +216,8 @@ pub(crate) fn scrub_env(cmd: &mut Command) {
     }
 }
 
+/// `path` with symlinks resolved, else made absolute, else as given: the one way the build names
+/// a gadget's directories and files to its compilers.
 pub(crate) fn absolute(path: &Path) -> PathBuf {
     std::fs::canonicalize(path)
         .unwrap_or_else(|_| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))

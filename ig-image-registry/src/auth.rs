@@ -13,7 +13,6 @@
 //!
 //! No network here: checking credentials against a registry is [`super::Client::check_login`].
 
-use gadget_store::IoFailure;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
@@ -21,14 +20,11 @@ use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use gadget_facts::env::{DOCKER_CONFIG, REGISTRY_AUTH_FILE};
+use gadget_store::IoFailure;
 use serde_json::{Map, Value};
 
 use super::error::RegistryError;
-
-/// Environment variable naming the auth file (as in podman and upstream `ig`).
-pub const REGISTRY_AUTH_FILE: &str = gadget_facts::env::REGISTRY_AUTH_FILE;
-/// Environment variable naming docker's configuration directory.
-pub const DOCKER_CONFIG: &str = gadget_facts::env::DOCKER_CONFIG;
 
 /// Upstream `ig`'s default auth file.
 pub const DEFAULT_AUTH_FILE: &str = "/var/lib/ig/config.json";

@@ -18,7 +18,6 @@
 //! 404, digest mismatch, TLS) fail at once. Requests are described in messages by method and
 //! path only; the `Authorization` header is marked sensitive.
 
-use gadget_store::IoFailure;
 use std::cell::Cell;
 use std::future::Future;
 use std::io::Write as _;
@@ -26,7 +25,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use gadget_store::Digest;
+use gadget_facts::env::SSL_CERT_FILE;
+use gadget_store::{Digest, IoFailure};
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE,
 };
@@ -38,10 +38,6 @@ use super::error::{
     Failure, RegistryError, Target, TooLong, body_message, from_oci, from_reqwest, from_status,
 };
 use super::progress::TransferReporter;
-
-/// Environment variable naming a PEM bundle of extra trusted roots (a private CA), added to the
-/// built-in (Mozilla) roots.
-pub const SSL_CERT_FILE: &str = gadget_facts::env::SSL_CERT_FILE;
 
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("ig-image/", env!("CARGO_PKG_VERSION"));

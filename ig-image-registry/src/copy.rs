@@ -18,7 +18,6 @@
 //! the blob becomes visible), records referrers, tags signatures, and tags the image last. Blobs
 //! are staged outside the store lock so `ig` is never blocked by a slow network.
 
-use gadget_store::IoFailure;
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
@@ -28,7 +27,7 @@ use std::time::Instant;
 use futures_util::StreamExt as _;
 use futures_util::stream;
 use gadget_store::graph::{self, Children};
-use gadget_store::{Digest, Reference, Store, Transaction};
+use gadget_store::{Digest, IoFailure, Reference, Store, Transaction};
 use oci_spec::image::{Descriptor, MediaType};
 use serde_json::Value;
 

@@ -26,6 +26,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use crypto_secretbox::XSalsa20Poly1305;
 use crypto_secretbox::aead::{Aead, KeyInit};
+use gadget_facts::env::COSIGN_PASSWORD;
 use pkcs8::{DecodePrivateKey, EncodePrivateKey, ObjectIdentifier};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -39,8 +40,6 @@ pub const SIGSTORE_PRIVATE_KEY_PEM: &str = "ENCRYPTED SIGSTORE PRIVATE KEY";
 pub const COSIGN_PRIVATE_KEY_PEM: &str = "ENCRYPTED COSIGN PRIVATE KEY";
 /// PEM type of public keys.
 pub const PUBLIC_KEY_PEM: &str = "PUBLIC KEY";
-/// The environment variable holding the private key's password (as for cosign).
-pub const COSIGN_PASSWORD: &str = gadget_facts::env::COSIGN_PASSWORD;
 /// The name that stands for [`UPSTREAM_PUBLIC_KEY_PEM`] in `--public-keys`.
 pub const UPSTREAM_KEY_NAME: &str = "upstream";
 /// Upstream Inspektor Gadget's public key: official gadgets are signed with its private half.

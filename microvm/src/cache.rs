@@ -10,6 +10,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use gadget_facts::env::IG_IMAGE_KERNELS_DIR;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -157,9 +158,6 @@ pub fn default_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("ig-image-cache"));
     base.join("kernels")
 }
-
-/// Overrides the kernel cache directory.
-pub const IG_IMAGE_KERNELS_DIR: &str = gadget_facts::env::IG_IMAGE_KERNELS_DIR;
 
 /// Progress messages while fetching.
 pub type Progress<'a> = &'a mut dyn FnMut(&str);

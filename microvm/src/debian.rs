@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use futures_util::StreamExt as _;
+use gadget_facts::env::{IG_IMAGE_DEBIAN_MIRROR, IG_IMAGE_DEBIAN_SECURITY_MIRROR};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -22,11 +23,6 @@ use crate::decompress;
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 /// The security archive (`IG_IMAGE_DEBIAN_SECURITY_MIRROR` overrides it).
 pub const DEFAULT_SECURITY_MIRROR: &str = "http://deb.debian.org/debian-security";
-/// Replaces [`DEFAULT_MIRROR`].
-pub const IG_IMAGE_DEBIAN_MIRROR: &str = gadget_facts::env::IG_IMAGE_DEBIAN_MIRROR;
-/// Replaces [`DEFAULT_SECURITY_MIRROR`].
-pub const IG_IMAGE_DEBIAN_SECURITY_MIRROR: &str =
-    gadget_facts::env::IG_IMAGE_DEBIAN_SECURITY_MIRROR;
 /// The keyring `gpgv` checks `InRelease` with.
 pub const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 

@@ -7,12 +7,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use gadget_facts::env::IG_IMAGE_ACCEL;
 use serde::{Deserialize, Serialize};
 
 use crate::spec::Arch;
-
-/// Forces the accelerator (`tcg` or `kvm`).
-pub const IG_IMAGE_ACCEL: &str = gadget_facts::env::IG_IMAGE_ACCEL;
 
 /// Guest memory.
 pub const MEMORY_MIB: u32 = 256;

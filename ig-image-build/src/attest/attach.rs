@@ -12,6 +12,7 @@
 //! Both go through [`cosign::store_referrer`], where signatures are stored too, so `push`,
 //! `pull`, `export` and `import` carry them the same way.
 
+use gadget_facts::media_types::{IN_TOTO_PREDICATE_TYPE, SPDX_JSON};
 use gadget_store::{Digest, Transaction};
 use oci_spec::image::Descriptor;
 use serde::Serialize;
@@ -20,9 +21,6 @@ use serde_json::{Value, json};
 use crate::image::media_types as mt;
 use ig_image_sign::cosign::{self, BUNDLE, EMPTY, EMPTY_BLOB, IN_TOTO_STATEMENT};
 use ig_image_sign::keys::PrivateKey;
-
-/// Annotation naming the predicate type of a plain in-toto referrer.
-pub use gadget_facts::media_types::IN_TOTO_PREDICATE_TYPE as PREDICATE_TYPE_ANNOTATION;
 
 /// One attestation to attach.
 #[derive(Debug, Clone)]
@@ -97,8 +95,8 @@ pub fn attach(
             tx.write_blob(EMPTY_BLOB)
                 .map_err(AttachError::store(&doc.kind))?;
             let mut annotations = json!({mt::CREATED: created});
-            if media_type != super::sbom::SPDX_MEDIA_TYPE {
-                annotations[PREDICATE_TYPE_ANNOTATION] = Value::from(doc.predicate_type.clone());
+            if media_type != SPDX_JSON {
+                annotations[IN_TOTO_PREDICATE_TYPE] = Value::from(doc.predicate_type.clone());
             }
             let manifest = json!({
                 "schemaVersion": 2,

@@ -23,6 +23,7 @@ pub mod sbom;
 
 use std::sync::Arc;
 
+use gadget_facts::media_types::{SLSA_PROVENANCE_V1, SPDX_JSON, SPDX_PREDICATE};
 use ig_image_sign::keys::PrivateKey;
 
 /// What `build` attaches to each image.
@@ -62,21 +63,21 @@ pub fn documents(inv: &inventory::Inventory, opts: &AttestOptions) -> Vec<attach
             serde_json::from_slice(&spdx).unwrap_or(serde_json::Value::Null);
         docs.push(attach::Document {
             kind: "sbom".into(),
-            predicate_type: sbom::SPDX_PREDICATE.into(),
+            predicate_type: SPDX_PREDICATE.into(),
             statement: attach::statement(
                 &inv.repository,
                 &inv.index_digest,
-                sbom::SPDX_PREDICATE,
+                SPDX_PREDICATE,
                 predicate,
             ),
-            plain: Some((sbom::SPDX_MEDIA_TYPE.into(), spdx)),
+            plain: Some((SPDX_JSON.into(), spdx)),
         });
     }
     if opts.provenance {
         let statement = provenance::render(inv);
         docs.push(attach::Document {
             kind: "provenance".into(),
-            predicate_type: provenance::SLSA_PROVENANCE_V1.into(),
+            predicate_type: SLSA_PROVENANCE_V1.into(),
             plain: Some((provenance::IN_TOTO_MEDIA_TYPE.into(), statement.clone())),
             statement,
         });

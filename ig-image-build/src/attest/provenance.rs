@@ -8,12 +8,11 @@
 //! Deterministic: no wall-clock time unless `SOURCE_DATE_EPOCH` is unset (then `startedOn` is
 //! the build's creation time, as in the image annotations).
 
+use gadget_facts::media_types::SLSA_PROVENANCE_V1;
 use serde_json::{Value, json};
 
 use super::inventory::{Inventory, Origin};
 
-/// SLSA provenance predicate types (defined with the other media types in `gadget_facts`).
-pub use gadget_facts::media_types::{SLSA_PROVENANCE_V1, SLSA_PROVENANCE_V02};
 /// Media type of a plain (unsigned) in-toto statement referrer: the DSSE payload type.
 pub use ig_image_sign::cosign::IN_TOTO_PAYLOAD_TYPE as IN_TOTO_MEDIA_TYPE;
 

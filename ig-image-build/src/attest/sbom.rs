@@ -12,10 +12,6 @@ use serde_json::{Value, json};
 
 use super::inventory::{Inventory, Origin};
 
-/// Media type (and referrer `artifactType`) of an SPDX JSON document, and its in-toto predicate
-/// type.
-pub use gadget_facts::media_types::{SPDX_JSON as SPDX_MEDIA_TYPE, SPDX_PREDICATE};
-
 fn checksum(sha256: &str) -> Value {
     json!([{"algorithm": "SHA256", "checksumValue": sha256}])
 }

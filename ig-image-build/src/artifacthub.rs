@@ -27,6 +27,7 @@
 
 use std::path::{Path, PathBuf};
 
+use gadget_facts::media_types as mt;
 use gadget_object::yaml;
 use gadget_store::reference::Reference;
 use gadget_store::{Digest, Store};
@@ -34,8 +35,6 @@ use serde::Serialize;
 use serde_json::Value;
 use yaml_rust2::Yaml;
 use yaml_rust2::yaml::Hash;
-
-use crate::image::media_types as mt;
 
 /// The package file's name in a gadget directory.
 pub const PKG_FILE: &str = "artifacthub-pkg.yml";

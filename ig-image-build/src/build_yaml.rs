@@ -2,12 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
+use gadget_facts::platform::{self, Platform};
 use gadget_object::yaml::{self, YamlLimits};
 use yaml_rust2::Yaml;
 
 use super::cflags;
 use super::confine::{Escape, GadgetRoot};
-use gadget_facts::platform::{self, Platform};
 
 /// Default eBPF source file name, relative to the gadget directory.
 pub const DEFAULT_EBPF_SOURCE: &str = "program.bpf.c";

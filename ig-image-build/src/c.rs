@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use gadget_facts::platform::Platform;
+
 use super::cache::{BuildCache, KeyBuilder};
 use super::reads::{self, AllowedRoots, ReadError};
 use super::rust::absolute;
 use super::sandbox::Sandbox;
 use super::toolchain::CToolchain;
-use gadget_facts::platform::Platform;
 
 /// What to compile.
 #[derive(Debug)]

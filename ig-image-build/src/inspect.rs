@@ -1,6 +1,8 @@
 //! What the store holds: image summaries for `list`, and the full analysis for `inspect`
 //! (index, manifests, annotations, metadata, and each platform's eBPF object analysed).
 
+use gadget_facts::media_types as mt;
+use gadget_facts::platform::Platform;
 use gadget_object::GadgetObject;
 use gadget_object::yaml;
 use gadget_store::graph::Children;
@@ -9,9 +11,6 @@ use gadget_store::{Digest, Store, StoreError};
 use serde::Serialize;
 use serde_json::Value;
 use yaml_rust2::Yaml;
-
-use crate::image::media_types as mt;
-use gadget_facts::platform::Platform;
 
 /// One tagged image, as `list` shows it.
 #[derive(Debug, Clone, Serialize)]

@@ -40,14 +40,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
+use gadget_facts::media_types as mt;
+use gadget_facts::platform::{self, Platform};
 use gadget_object::{GadgetObject, Severity};
 use gadget_store::Store;
 use gadget_store::reference::Reference;
 
-use crate::image::media_types as mt;
 use build_yaml::BuildSpec;
 use cache::BuildCache;
-use gadget_facts::platform::{self, Platform};
 use toolchain::CToolchain;
 
 /// The builder version written into every image's annotations.

@@ -19,10 +19,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use gadget_facts::platform::{ByteOrder, Platform};
+
 use super::c::CompiledObject;
 use super::cache::{BuildCache, KeyBuilder, parse_depfile};
 use super::toolchain::{RustToolchain, Tool};
-use gadget_facts::platform::{ByteOrder, Platform};
 
 /// Bumped when the Rust pipeline changes in a way that changes objects.
 const PIPELINE: &str = "rust-ebpf-v4";

@@ -26,6 +26,7 @@ use std::time::Instant;
 
 use futures_util::StreamExt as _;
 use futures_util::stream;
+use gadget_facts::platform::Platform;
 use gadget_store::graph::{self, Children};
 use gadget_store::{Digest, IoFailure, Reference, Store, Transaction};
 use oci_spec::image::{Descriptor, MediaType};
@@ -39,7 +40,6 @@ use super::client::{
 use super::error::{Failure, RegistryError};
 use super::progress::{BlobOutcome, TransferReport, TransferReporter};
 use super::referrers::{self, LocalArtifacts};
-use gadget_facts::platform::Platform;
 use gadget_store::signatures::{referrer_descriptor, referrers_tag, signature_tag};
 
 /// A manifest or index, with its exact bytes.

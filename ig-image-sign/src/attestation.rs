@@ -5,13 +5,12 @@
 //! enough; otherwise the most telling reason is returned. Unsigned (plain) attestations never
 //! verify. Fails closed. No network.
 
-use gadget_store::{Digest, Reference, Store};
-use serde::Serialize;
-use serde_json::Value;
-
 use gadget_facts::media_types::{
     IN_TOTO_PREDICATE_TYPE, SLSA_PROVENANCE_V1, SLSA_PROVENANCE_V02, SPDX_JSON, SPDX_PREDICATE,
 };
+use gadget_store::{Digest, Reference, Store};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::cosign::{BUNDLE, SignatureFormat};
 use crate::keys::NamedKey;

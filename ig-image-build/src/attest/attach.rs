@@ -18,7 +18,7 @@ use oci_spec::image::Descriptor;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::image::media_types as mt;
+use gadget_facts::media_types as mt;
 use ig_image_sign::cosign::{self, BUNDLE, EMPTY, EMPTY_BLOB, IN_TOTO_STATEMENT};
 use ig_image_sign::keys::PrivateKey;
 

@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use gadget_facts::platform::Platform;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::toolchain::Tool;
-use gadget_facts::platform::Platform;
 
 /// Where a file the compiler read comes from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]

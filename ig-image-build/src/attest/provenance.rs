@@ -100,7 +100,7 @@ pub fn predicate(inv: &Inventory) -> Value {
             json!({
                 "name": format!("program.bpf.o ({})", o.platform),
                 "digest": {"sha256": o.sha256},
-                "mediaType": crate::image::media_types::EBPF_LAYER,
+                "mediaType": gadget_facts::media_types::EBPF_LAYER,
             })
         })
         .collect();
@@ -108,7 +108,7 @@ pub fn predicate(inv: &Inventory) -> Value {
         byproducts.push(json!({
             "name": "program.wasm",
             "digest": {"sha256": sha},
-            "mediaType": crate::image::media_types::WASM_LAYER,
+            "mediaType": gadget_facts::media_types::WASM_LAYER,
         }));
     }
     json!({

@@ -3,13 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use gadget_facts::media_types as mt;
+use gadget_facts::platform::Platform;
 use oci_spec::image::{
     Arch, Descriptor, Digest, ImageIndexBuilder, ImageManifestBuilder, MediaType, Os,
     PlatformBuilder,
 };
-
-use super::media_types as mt;
-use gadget_facts::platform::Platform;
 
 /// The OCI empty JSON blob and its digest.
 pub const EMPTY_JSON: &[u8] = b"{}";

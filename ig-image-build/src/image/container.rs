@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use gadget_facts::media_types as mt;
+use gadget_facts::platform::Platform;
 use oci_spec::image::{
     Arch, ConfigBuilder, HistoryBuilder, ImageConfigurationBuilder, ImageManifestBuilder,
     MediaType, Os, RootFsBuilder,
@@ -13,8 +15,6 @@ use oci_spec::image::{
 use super::assemble::{
     AssembleError, AssembledImage, descriptor, digest_of, err, finish_index, manifest_entry,
 };
-use super::media_types as mt;
-use gadget_facts::platform::Platform;
 
 /// Where the binary goes in the image (on `PATH`, the entrypoint).
 pub const BINARY_PATH: &str = "usr/bin/ig-image";
@@ -28,7 +28,7 @@ pub const ENV: [&str; 3] = [
     "IG_IMAGE_AUTO_MOUNT_FILESYSTEMS=true",
 ];
 
-use super::media_types::{IMAGE_CONFIG, LAYER_TAR_GZIP};
+use gadget_facts::media_types::{IMAGE_CONFIG, LAYER_TAR_GZIP};
 
 /// Everything that goes into the container image.
 #[derive(Debug, Clone)]

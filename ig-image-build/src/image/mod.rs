@@ -1,7 +1,7 @@
-//! Gadget image documents: media types, annotations and the assembly of index + manifests.
+//! Gadget image documents: the assembly of index + manifests with their annotations (the media
+//! types are `gadget_facts::media_types`).
 
 pub mod assemble;
 pub mod container;
-pub mod media_types;
 
 pub use assemble::{AssembledImage, ImageInputs, assemble};

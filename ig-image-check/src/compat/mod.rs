@@ -36,11 +36,10 @@ pub mod relo;
 use gadget_store::graph::Children;
 use std::path::{Path, PathBuf};
 
+use gadget_facts::platform::Platform;
 use gadget_object::btf::TypeKind;
 use gadget_object::{Btf, Endianness, GadgetObject, Program, ProgramKind};
 use serde::Serialize;
-
-use gadget_facts::platform::Platform;
 
 /// The running kernel's BTF.
 pub const RUNNING_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -688,7 +687,7 @@ pub fn objects_from_store(
     store: &gadget_store::Store,
     reference: &gadget_store::reference::Reference,
 ) -> Result<Vec<(Platform, Vec<u8>)>, ig_image_build::inspect::InspectError> {
-    use ig_image_build::image::media_types as mt;
+    use gadget_facts::media_types as mt;
     use ig_image_build::inspect::InspectError;
     let full = reference.full();
     let malformed = |message: String| InspectError::Malformed {
